@@ -1,0 +1,505 @@
+//! The span export pipeline, built once per execution environment.
+//!
+//! Lambda freezes the process as soon as the runtime asks for the next event, so a background
+//! batch exporter can lose spans, and a synchronous `force_flush` from inside the invocation has
+//! deadlocked on single-threaded runtimes (opentelemetry-rust #3176). This pipeline does neither:
+//! [`InvocationSpanProcessor`] only buffers finished spans, and [`SpanFlusher::flush`] exports them
+//! *asynchronously, inside the invocation future*, after the response has been sent and before the
+//! runtime polls for the next event. No thread is spawned and nothing blocks, so it works on a
+//! current-thread runtime, and the export is bounded by a timeout.
+//!
+//! The exporter is chosen by `OTEL_TRACES_EXPORTER` ([`TelemetryConfig::from_env`]):
+//!
+//! | value | exporter |
+//! |---|---|
+//! | `xray` | UDP segment documents to the X-Ray daemon at `AWS_XRAY_DAEMON_ADDRESS` |
+//! | `otlp` | OTLP HTTP/protobuf (the ADOT collector Lambda layer listens on `localhost:4318`) |
+//! | `console` | a human-readable timeline of each invocation's spans on stderr |
+//! | `none` | spans are not recorded |
+//!
+//! Unset, it is `xray` when `AWS_XRAY_DAEMON_ADDRESS` is set (Lambda with active tracing), else `none`.
+
+use std::{
+    fmt,
+    future::Future,
+    io::Write,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use opentelemetry::{
+    KeyValue,
+    trace::{SpanId, TracerProvider as _},
+};
+use opentelemetry_aws::{
+    detector::LambdaResourceDetector,
+    trace::XrayIdGenerator,
+    xray_exporter::{SegmentTranslator, XrayExporter, daemon_client::XrayDaemonClient},
+};
+use opentelemetry_sdk::{
+    Resource,
+    error::{OTelSdkError, OTelSdkResult},
+    trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor, Tracer},
+};
+
+use crate::BoxError;
+
+/// Span attributes that the X-Ray exporter turns into indexed annotations.
+pub const ANNOTATIONS: &[&str] = &["ColdStart", "Service", "ErrorKind"];
+
+/// Default bound on one export, when neither the config nor the deadline is tighter.
+pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Which exporter the pipeline uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExporterKind {
+    /// UDP to the X-Ray daemon at this address.
+    Xray(SocketAddr),
+    /// OTLP over HTTP/protobuf; endpoint, headers and timeout from the `OTEL_EXPORTER_OTLP_*` variables.
+    Otlp,
+    /// A readable timeline on stderr, for local runs.
+    Console,
+    /// Spans are not recorded at all.
+    None,
+}
+
+/// Configuration of the export pipeline.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    exporter: ExporterKind,
+    service_name: Option<String>,
+    export_timeout: Duration,
+}
+
+impl TelemetryConfig {
+    /// A configuration for `exporter`, with the defaults below.
+    pub fn new(exporter: ExporterKind) -> Self {
+        Self {
+            exporter,
+            service_name: None,
+            export_timeout: DEFAULT_EXPORT_TIMEOUT,
+        }
+    }
+
+    /// Reads `OTEL_TRACES_EXPORTER`, `AWS_XRAY_DAEMON_ADDRESS`, `OTEL_SERVICE_NAME` and
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds). An unknown exporter name or a daemon address
+    /// that does not parse is an error: better to fail the init than to lose every trace silently.
+    pub fn from_env() -> Result<Self, BoxError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), with variables from `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, BoxError> {
+        let daemon = lookup("AWS_XRAY_DAEMON_ADDRESS").filter(|v| !v.is_empty());
+        let exporter = match lookup("OTEL_TRACES_EXPORTER").as_deref().map(str::trim) {
+            Some("xray") => ExporterKind::Xray(parse_daemon_address(
+                daemon.as_deref().unwrap_or("127.0.0.1:2000"),
+            )?),
+            Some("otlp") => ExporterKind::Otlp,
+            Some("console") => ExporterKind::Console,
+            Some("none") => ExporterKind::None,
+            Some("") | None => match daemon {
+                Some(address) => ExporterKind::Xray(parse_daemon_address(&address)?),
+                None => ExporterKind::None,
+            },
+            Some(other) => {
+                return Err(format!(
+                    "OTEL_TRACES_EXPORTER={other:?} is not one of xray, otlp, console, none"
+                )
+                .into());
+            }
+        };
+        let mut config = Self::new(exporter);
+        config.service_name = lookup("OTEL_SERVICE_NAME").filter(|v| !v.is_empty());
+        if let Some(ms) = lookup("OTEL_EXPORTER_OTLP_TIMEOUT").and_then(|v| v.parse::<u64>().ok()) {
+            config.export_timeout = Duration::from_millis(ms);
+        }
+        Ok(config)
+    }
+
+    /// The service name on the resource. Defaults to `OTEL_SERVICE_NAME`, else the function name.
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// Upper bound on one export; the invocation deadline may cut it shorter.
+    /// Defaults to `OTEL_EXPORTER_OTLP_TIMEOUT`, else 2 seconds.
+    pub fn export_timeout(mut self, timeout: Duration) -> Self {
+        self.export_timeout = timeout;
+        self
+    }
+
+    /// The configured exporter.
+    pub fn exporter(&self) -> &ExporterKind {
+        &self.exporter
+    }
+}
+
+/// `AWS_XRAY_DAEMON_ADDRESS` is `host:port`, or `tcp:host:port udp:host:port` in the two-address form.
+fn parse_daemon_address(value: &str) -> Result<SocketAddr, BoxError> {
+    let udp = value
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("udp:"))
+        .unwrap_or(value.trim());
+    udp.parse()
+        .map_err(|err| format!("AWS_XRAY_DAEMON_ADDRESS={value:?} is not host:port ({err})").into())
+}
+
+/// The telemetry pipeline of one execution environment: tracer provider and span flusher.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+    flusher: SpanFlusher,
+}
+
+impl Telemetry {
+    /// Builds the pipeline. `http_client` is reused by the OTLP exporter so that the function's
+    /// single HTTP client (and its connection pool) serves both; without one a new client is built.
+    pub fn init(config: TelemetryConfig, http_client: Option<reqwest::Client>) -> Result<Self, BoxError> {
+        let resource = resource(config.service_name.as_deref());
+        let timeout = config.export_timeout;
+        match config.exporter {
+            ExporterKind::None => Ok(Self {
+                provider: None,
+                flusher: SpanFlusher::disabled(),
+            }),
+            ExporterKind::Xray(address) => {
+                let translator = SegmentTranslator::new()
+                    .with_indexed_attrs(ANNOTATIONS.iter().map(|a| (*a).to_owned()));
+                let exporter =
+                    XrayExporter::new(XrayDaemonClient::new(address)?).with_translator(translator);
+                Ok(Self::with_exporter(exporter, resource, timeout))
+            }
+            ExporterKind::Otlp => {
+                use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+                let client = http_client.unwrap_or_default();
+                let exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_http_client(client)
+                    .with_timeout(timeout)
+                    .build()?;
+                Ok(Self::with_exporter(exporter, resource, timeout))
+            }
+            ExporterKind::Console => Ok(Self::with_exporter(
+                ConsoleExporter::stderr(),
+                resource,
+                timeout,
+            )),
+        }
+    }
+
+    /// A pipeline exporting to any [`SpanExporter`] (tests use the SDK's in-memory exporter).
+    pub fn with_exporter<E>(mut exporter: E, resource: Resource, export_timeout: Duration) -> Self
+    where
+        E: SpanExporter + 'static,
+    {
+        exporter.set_resource(&resource);
+        let shared = Arc::new(Pending {
+            exporter,
+            spans: Mutex::new(Vec::new()),
+            failing: AtomicBool::new(false),
+        });
+        let provider = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_id_generator(XrayIdGenerator::default())
+            // Honour the `Sampled` flag of the invocation's `Lambda-Runtime-Trace-Id`;
+            // a trace started here (no header, local runs) is sampled.
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
+            .with_span_processor(InvocationSpanProcessor {
+                pending: shared.clone(),
+            })
+            .build();
+        Self {
+            provider: Some(provider),
+            flusher: SpanFlusher {
+                pending: Some(shared),
+                timeout: export_timeout,
+            },
+        }
+    }
+
+    /// The tracer for `tracing-opentelemetry`, `None` when export is disabled.
+    pub fn tracer(&self) -> Option<Tracer> {
+        self.provider
+            .as_ref()
+            .map(|provider| provider.tracer("lambda-observability"))
+    }
+
+    /// A handle that exports the finished spans, for [`TraceLayer`](crate::TraceLayer).
+    pub fn flusher(&self) -> SpanFlusher {
+        self.flusher.clone()
+    }
+
+    /// Exports what is pending, then shuts the provider down (on SIGTERM).
+    pub async fn shutdown(&self) {
+        self.flusher.flush(None).await;
+        if let Some(provider) = &self.provider {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// The resource describing this function: `service.name`, `cloud.*` and `faas.*` from the
+/// reserved Lambda variables, plus `OTEL_RESOURCE_ATTRIBUTES`.
+pub fn resource(service_name: Option<&str>) -> Resource {
+    let mut builder = Resource::builder().with_detector(Box::new(LambdaResourceDetector));
+    let name = service_name
+        .map(str::to_owned)
+        .or_else(|| std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok());
+    if let Some(name) = name {
+        builder = builder.with_service_name(name);
+    }
+    builder.build()
+}
+
+/// Finished spans waiting for the end of the invocation, and the exporter they go to.
+struct Pending<E> {
+    exporter: E,
+    spans: Mutex<Vec<SpanData>>,
+    failing: AtomicBool,
+}
+
+type ExportFuture<'a> = Pin<Box<dyn Future<Output = (usize, OTelSdkResult)> + Send + 'a>>;
+
+/// Object-safe view of [`Pending`], so the processor and flusher do not carry the exporter type.
+trait PendingSpans: Send + Sync {
+    fn push(&self, span: SpanData);
+    fn export(&self) -> ExportFuture<'_>;
+    /// Returns `true` when this outcome changes the failing state, i.e. when it is worth a log line.
+    fn record_outcome(&self, result: &OTelSdkResult) -> bool;
+}
+
+impl<E: SpanExporter> PendingSpans for Pending<E> {
+    fn push(&self, span: SpanData) {
+        self.spans.lock().unwrap_or_else(|e| e.into_inner()).push(span);
+    }
+
+    fn export(&self) -> ExportFuture<'_> {
+        let batch = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()));
+        Box::pin(async move {
+            let count = batch.len();
+            if count == 0 {
+                return (0, Ok(()));
+            }
+            (count, self.exporter.export(batch).await)
+        })
+    }
+
+    fn record_outcome(&self, result: &OTelSdkResult) -> bool {
+        self.failing.swap(result.is_err(), Ordering::Relaxed) != result.is_err()
+    }
+}
+
+/// A [`SpanProcessor`] that buffers finished, sampled spans until [`SpanFlusher::flush`].
+pub struct InvocationSpanProcessor {
+    pending: Arc<dyn PendingSpans>,
+}
+
+impl fmt::Debug for InvocationSpanProcessor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvocationSpanProcessor").finish_non_exhaustive()
+    }
+}
+
+impl SpanProcessor for InvocationSpanProcessor {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.pending.push(span);
+        }
+    }
+
+    /// Exports synchronously, which is only safe outside a tokio runtime: inside one, an exporter
+    /// that needs the runtime (OTLP) would wait on itself. Inside an invocation the
+    /// [`TraceLayer`](crate::TraceLayer) uses [`SpanFlusher::flush`], which is async.
+    fn force_flush(&self) -> OTelSdkResult {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(OTelSdkError::InternalFailure(
+                "force_flush inside a tokio runtime could deadlock; await SpanFlusher::flush instead"
+                    .into(),
+            ));
+        }
+        futures_executor::block_on(self.pending.export()).1
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+/// Exports the spans finished so far; cheap to clone.
+#[derive(Clone)]
+pub struct SpanFlusher {
+    pending: Option<Arc<dyn PendingSpans>>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for SpanFlusher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanFlusher")
+            .field("enabled", &self.pending.is_some())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// What one flush did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushOutcome {
+    /// Export is disabled or nothing was pending.
+    Nothing,
+    /// This many spans were exported.
+    Exported(usize),
+    /// The exporter failed; this many spans were dropped.
+    Failed(usize),
+    /// The export did not finish in time; this many spans were dropped.
+    TimedOut(usize),
+}
+
+impl SpanFlusher {
+    /// A flusher that never exports anything.
+    pub fn disabled() -> Self {
+        Self {
+            pending: None,
+            timeout: DEFAULT_EXPORT_TIMEOUT,
+        }
+    }
+
+    /// Exports every span finished so far. Never fails and never outlives its bound: the
+    /// configured export timeout, or the time left until `deadline` when that is shorter.
+    /// A failure is logged once when exporting starts failing and once when it recovers.
+    pub async fn flush(&self, deadline: Option<SystemTime>) -> FlushOutcome {
+        let Some(pending) = &self.pending else {
+            return FlushOutcome::Nothing;
+        };
+        let left = deadline
+            .and_then(|d| d.duration_since(SystemTime::now()).ok())
+            .unwrap_or(self.timeout);
+        let bound = self.timeout.min(left);
+        let (count, result) = match tokio::time::timeout(bound, pending.export()).await {
+            Ok(done) => done,
+            Err(_) => (0, Err(OTelSdkError::Timeout(bound))),
+        };
+        if pending.record_outcome(&result) {
+            match &result {
+                Err(err) => tracing::warn!(target: "lambda_observability::export", error = %err, "span export failing; spans of this invocation are dropped"),
+                Ok(()) => tracing::info!(target: "lambda_observability::export", "span export recovered"),
+            }
+        }
+        match result {
+            Ok(()) if count == 0 => FlushOutcome::Nothing,
+            Ok(()) => FlushOutcome::Exported(count),
+            Err(OTelSdkError::Timeout(_)) => FlushOutcome::TimedOut(count),
+            Err(_) => FlushOutcome::Failed(count),
+        }
+    }
+}
+
+/// Prints each flushed batch as an indented timeline, for `OTEL_TRACES_EXPORTER=console`.
+pub struct ConsoleExporter {
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl fmt::Debug for ConsoleExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleExporter").finish_non_exhaustive()
+    }
+}
+
+impl ConsoleExporter {
+    /// Writes to stderr, so that stdout stays the function's log stream.
+    pub fn stderr() -> Self {
+        Self::new(Box::new(std::io::stderr()))
+    }
+
+    /// Writes to `out`.
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        Self { out: Mutex::new(out) }
+    }
+}
+
+impl SpanExporter for ConsoleExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let text = render_timeline(&batch);
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        out.write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(|err| OTelSdkError::InternalFailure(err.to_string()))
+    }
+}
+
+/// Renders spans as a tree ordered by start time: offset from the first span, duration, name,
+/// status and the attributes that matter when reading a trace.
+pub fn render_timeline(batch: &[SpanData]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let Some(t0) = batch.iter().map(|s| s.start_time).min() else {
+        return out;
+    };
+    let ids: Vec<SpanId> = batch.iter().map(|s| s.span_context.span_id()).collect();
+    let mut roots: Vec<&SpanData> = batch
+        .iter()
+        .filter(|s| !ids.contains(&s.parent_span_id))
+        .collect();
+    roots.sort_by_key(|s| s.start_time);
+    fn walk(out: &mut String, batch: &[SpanData], span: &SpanData, t0: SystemTime, depth: usize) {
+        let offset = span.start_time.duration_since(t0).unwrap_or_default();
+        let took = span.end_time.duration_since(span.start_time).unwrap_or_default();
+        let status = match &span.status {
+            opentelemetry::trace::Status::Error { description } => format!(" ERROR {description}"),
+            _ => String::new(),
+        };
+        let attrs: Vec<String> = span
+            .attributes
+            .iter()
+            .filter(|kv| TIMELINE_ATTRIBUTES.contains(&kv.key.as_str()))
+            .map(|KeyValue { key, value, .. }| format!("{key}={value}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  +{:>8.3} ms {:>8.3} ms {:indent$}{}{} [{}]",
+            offset.as_secs_f64() * 1e3,
+            took.as_secs_f64() * 1e3,
+            "",
+            span.name,
+            status,
+            attrs.join(" "),
+            indent = depth * 2
+        );
+        let mut children: Vec<&SpanData> = batch
+            .iter()
+            .filter(|c| c.parent_span_id == span.span_context.span_id())
+            .collect();
+        children.sort_by_key(|c| c.start_time);
+        for child in children {
+            walk(out, batch, child, t0, depth + 1);
+        }
+    }
+    for root in roots {
+        let _ = writeln!(
+            out,
+            "trace {} (parent {}):",
+            root.span_context.trace_id(),
+            root.parent_span_id
+        );
+        walk(&mut out, batch, root, t0, 0);
+    }
+    out
+}
+
+const TIMELINE_ATTRIBUTES: &[&str] = &[
+    "faas.invocation_id",
+    "ColdStart",
+    "http.request.method",
+    "url.full",
+    "http.response.status_code",
+    "error.type",
+];

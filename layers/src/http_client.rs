@@ -1,0 +1,196 @@
+//! Middleware that traces outbound HTTP requests made with [`reqwest`].
+//!
+//! Each request gets a client span (an X-Ray remote subsegment) named after the method, with
+//! `http.request.method`, `url.full`, `server.address`, `server.port` and, once answered,
+//! `http.response.status_code`; a transport error or a 5xx marks it as an error. The span's
+//! context is injected into the request as both `X-Amzn-Trace-Id` (X-Ray) and `traceparent`
+//! (W3C), so the callee continues the same trace. `reqwest::Client` is itself a
+//! `tower::Service<reqwest::Request>`, so the layer wraps it directly.
+//!
+//! ```
+//! use lambda_observability::HttpTraceLayer;
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let client = reqwest::Client::new();
+//! let traced = ServiceBuilder::new().layer(HttpTraceLayer::new()).service(client.clone());
+//! let request = client.get("http://checkip.amazonaws.com/").build()?;
+//! let response = traced.oneshot(request).await?;
+//! # drop(response);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+};
+
+use opentelemetry::{
+    propagation::{Injector, TextMapCompositePropagator, TextMapPropagator},
+    trace::Status,
+};
+use opentelemetry_aws::trace::XrayPropagator;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use pin_project_lite::pin_project;
+use std::sync::Arc;
+use tower::{Layer, Service};
+use tracing::{Instrument, field::Empty, instrument::Instrumented};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Layer that applies [`HttpTrace`].
+#[derive(Clone)]
+pub struct HttpTraceLayer {
+    propagator: Arc<dyn TextMapPropagator + Send + Sync>,
+}
+
+impl std::fmt::Debug for HttpTraceLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTraceLayer").finish_non_exhaustive()
+    }
+}
+
+impl HttpTraceLayer {
+    /// Traces requests and injects `X-Amzn-Trace-Id` and `traceparent`.
+    pub fn new() -> Self {
+        Self {
+            propagator: Arc::new(TextMapCompositePropagator::new(vec![
+                Box::new(XrayPropagator::default()),
+                Box::new(TraceContextPropagator::new()),
+            ])),
+        }
+    }
+
+    /// The propagator writing the trace context into requests.
+    /// Defaults to X-Ray (`X-Amzn-Trace-Id`) and W3C (`traceparent`) together.
+    pub fn propagator(mut self, propagator: impl TextMapPropagator + Send + Sync + 'static) -> Self {
+        self.propagator = Arc::new(propagator);
+        self
+    }
+}
+
+impl Default for HttpTraceLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Layer<S> for HttpTraceLayer {
+    type Service = HttpTrace<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpTrace {
+            inner,
+            propagator: self.propagator.clone(),
+        }
+    }
+}
+
+/// Middleware tracing outbound requests; see the [module docs](self).
+#[derive(Clone)]
+pub struct HttpTrace<S> {
+    inner: S,
+    propagator: Arc<dyn TextMapPropagator + Send + Sync>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for HttpTrace<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTrace").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::header::HeaderName::from_bytes(key.as_bytes()),
+            http::header::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+impl<S> Service<reqwest::Request> for HttpTrace<S>
+where
+    S: Service<reqwest::Request, Response = reqwest::Response, Error = reqwest::Error>,
+{
+    type Response = reqwest::Response;
+    type Error = reqwest::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: reqwest::Request) -> Self::Future {
+        let url = req.url();
+        let span = tracing::info_span!(
+            target: "lambda_observability::http_client",
+            "HTTP request",
+            otel.name = %req.method(),
+            otel.kind = "client",
+            http.request.method = %req.method(),
+            url.full = %url,
+            server.address = url.host_str().unwrap_or_default(),
+            server.port = url.port_or_known_default().map(i64::from).unwrap_or_default(),
+            http.response.status_code = Empty,
+            error.type = Empty,
+        );
+        self.propagator
+            .inject_context(&span.context(), &mut HeaderInjector(req.headers_mut()));
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture {
+            inner: future.instrument(span),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`HttpTrace`].
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: Instrumented<F>,
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<reqwest::Response, reqwest::Error>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let span = this.inner.span().clone();
+        let output = ready!(this.inner.poll(cx));
+        match &output {
+            Ok(response) => {
+                let status = response.status();
+                span.record("http.response.status_code", i64::from(status.as_u16()));
+                if status.is_server_error() {
+                    span.record("error.type", status.as_str());
+                    span.set_status(Status::error(format!("HTTP {status}")));
+                }
+            }
+            Err(err) => {
+                let kind = if err.is_timeout() {
+                    "timeout"
+                } else if err.is_connect() {
+                    "connect"
+                } else {
+                    "request"
+                };
+                span.record("error.type", kind);
+                span.set_status(Status::error(err.to_string()));
+            }
+        }
+        Poll::Ready(output)
+    }
+}

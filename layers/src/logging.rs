@@ -1,0 +1,171 @@
+//! Middleware that logs the start and end of each invocation.
+//!
+//! Lines are written inside the invocation span, so with [`TraceLayer`](crate::TraceLayer)
+//! outside this layer they carry `requestId`, `xrayTraceId` and the trace ids (see
+//! [`log_format`](crate::log_format)). The event payload is never logged unless enabled, since it
+//! may carry personal data: `LOG_EVENT_PAYLOAD=true` or [`LoggingLayer::log_payload`].
+//!
+//! ```
+//! use lambda_observability::LoggingLayer;
+//! use lambda_runtime::LambdaInvocation;
+//! use tower::{ServiceBuilder, service_fn};
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(LoggingLayer::new().log_payload(false))
+//!     .service(service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) }));
+//! # drop(service);
+//! ```
+
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, ready},
+    time::Instant,
+};
+
+use lambda_runtime::LambdaInvocation;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+/// Layer that applies [`Logging`].
+#[derive(Debug, Clone, Copy)]
+pub struct LoggingLayer {
+    log_payload: bool,
+}
+
+impl LoggingLayer {
+    /// Start/end lines; payload logging from `LOG_EVENT_PAYLOAD` (read once, here).
+    pub fn new() -> Self {
+        Self {
+            log_payload: std::env::var("LOG_EVENT_PAYLOAD").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+        }
+    }
+
+    /// Whether to log the raw event payload at `DEBUG`. Defaults to `LOG_EVENT_PAYLOAD`, else `false`.
+    pub fn log_payload(mut self, enabled: bool) -> Self {
+        self.log_payload = enabled;
+        self
+    }
+}
+
+impl Default for LoggingLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Layer<S> for LoggingLayer {
+    type Service = Logging<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Logging {
+            inner,
+            log_payload: self.log_payload,
+        }
+    }
+}
+
+/// Middleware that logs each invocation; see the [module docs](self).
+#[derive(Debug, Clone)]
+pub struct Logging<S> {
+    inner: S,
+    log_payload: bool,
+}
+
+impl<S> Service<LambdaInvocation> for Logging<S>
+where
+    S: Service<LambdaInvocation, Response = ()>,
+    S::Error: std::fmt::Display,
+{
+    type Response = ();
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: LambdaInvocation) -> Self::Future {
+        let remaining_ms = req
+            .context
+            .deadline()
+            .duration_since(std::time::SystemTime::now())
+            .map_or(0, |d| d.as_millis() as u64);
+        tracing::info!(
+            request_id = %req.context.request_id,
+            remaining_ms,
+            bytes = req.body.len(),
+            "invocation started"
+        );
+        if self.log_payload {
+            tracing::info!(payload = %String::from_utf8_lossy(&req.body), "event payload (LOG_EVENT_PAYLOAD is on)");
+        }
+        ResponseFuture {
+            inner: self.inner.call(req),
+            started: Instant::now(),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`Logging`].
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = ready!(this.inner.poll(cx));
+        let elapsed_ms = this.started.elapsed().as_secs_f64() * 1e3;
+        match &output {
+            Ok(()) => tracing::info!(elapsed_ms, "invocation finished"),
+            Err(err) => tracing::error!(elapsed_ms, error = %err, "invocation could not be completed"),
+        }
+        Poll::Ready(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{capture_logs, invocation};
+    use tower::{ServiceExt, service_fn};
+
+    #[tokio::test]
+    async fn logs_start_and_end_but_not_the_payload_by_default() {
+        let lines = capture_logs(async {
+            let service = LoggingLayer::new()
+                .log_payload(false)
+                .layer(service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) }));
+            service.oneshot(invocation(br#"{"secret":"s3cr3t-payload"}"#, None)).await
+        })
+        .await;
+        let text = lines.join("\n");
+        assert!(text.contains("invocation started"), "{text}");
+        assert!(text.contains("invocation finished"), "{text}");
+        assert!(!text.contains("s3cr3t-payload"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn logs_the_payload_only_when_enabled() {
+        let lines = capture_logs(async {
+            let service = LoggingLayer::new()
+                .log_payload(true)
+                .layer(service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) }));
+            service.oneshot(invocation(br#"{"name":"visible-payload"}"#, None)).await
+        })
+        .await;
+        assert!(lines.join("\n").contains("visible-payload"));
+    }
+}

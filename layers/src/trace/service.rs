@@ -1,0 +1,119 @@
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use lambda_runtime::LambdaInvocation;
+use opentelemetry::trace::TraceContextExt;
+use tower::Service;
+use tracing::{Instrument, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::ResponseFuture;
+use crate::{
+    cold_start::ColdStart,
+    export::SpanFlusher,
+    log_format::{InvocationLogContext, attach},
+};
+
+/// Middleware that traces each invocation; see the [module docs](super).
+#[derive(Debug, Clone)]
+pub struct Trace<S> {
+    pub(super) inner: S,
+    pub(super) flusher: SpanFlusher,
+    pub(super) trigger: &'static str,
+    pub(super) service_name: Option<Arc<str>>,
+    pub(super) cold_start: Arc<ColdStart>,
+}
+
+impl<S> Service<LambdaInvocation> for Trace<S>
+where
+    S: Service<LambdaInvocation, Response = ()>,
+    S::Error: std::fmt::Display,
+{
+    type Response = ();
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: LambdaInvocation) -> Self::Future {
+        let span = invocation_span(&req, self.trigger, self.service_name.as_deref(), self.cold_start.take());
+        let deadline = req.context.deadline();
+        let future = {
+            // Entered so that spans created by `call` itself hang under the invocation span.
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture::new(future.instrument(span), self.flusher.clone(), deadline)
+    }
+}
+
+/// Creates the invocation span under the Lambda segment and attaches the log context to it.
+fn invocation_span(
+    req: &LambdaInvocation,
+    trigger: &'static str,
+    service_name: Option<&str>,
+    cold_start: bool,
+) -> tracing::Span {
+    let ctx = &req.context;
+    let config = &ctx.env_config;
+    let arn = ctx.invoked_function_arn.as_str();
+    // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+    let mut arn_parts = arn.split(':');
+    let region = arn_parts.nth(3).filter(|r| !r.is_empty());
+    let account = arn_parts.next().filter(|a| !a.is_empty());
+    let region = region
+        .map(str::to_owned)
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        target: "lambda_observability::invocation",
+        "invocation",
+        otel.name = %config.function_name,
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        faas.invocation_id = %ctx.request_id,
+        faas.name = %config.function_name,
+        faas.version = %config.version,
+        faas.trigger = trigger,
+        faas.coldstart = cold_start,
+        faas.max_memory = i64::from(config.memory) * 1024 * 1024,
+        cloud.provider = "aws",
+        cloud.platform = "aws_lambda",
+        cloud.region = %region,
+        cloud.account.id = account.unwrap_or_default(),
+        cloud.resource_id = %arn,
+        aws.lambda.invoked_arn = %arn,
+        aws.log.group.names = %config.log_group,
+        ColdStart = cold_start,
+        Service = service_name.unwrap_or(&config.function_name),
+        error.type = Empty,
+        ErrorKind = Empty,
+        lambda.duration_ms = Empty,
+        lambda.init_duration_ms = Empty,
+    );
+    if let Some(parent) = ctx
+        .xray_trace_id
+        .as_deref()
+        .and_then(opentelemetry_aws::trace::xray_propagator::span_context_from_str)
+    {
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+    }
+    let otel = span.context();
+    let ids = otel.span().span_context().clone();
+    attach(
+        &span,
+        InvocationLogContext {
+            request_id: ctx.request_id.clone(),
+            xray_trace_id: ctx.xray_trace_id.clone(),
+            trace_id: ids.is_valid().then(|| ids.trace_id().to_string()),
+            span_id: ids.is_valid().then(|| ids.span_id().to_string()),
+            cold_start,
+            function_name: config.function_name.clone(),
+        },
+    );
+    span
+}
