@@ -21,7 +21,11 @@ pub enum InitializationType {
 impl InitializationType {
     /// Reads `AWS_LAMBDA_INITIALIZATION_TYPE`.
     pub fn from_env() -> Self {
-        Self::parse(std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE").ok().as_deref())
+        Self::parse(
+            std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE")
+                .ok()
+                .as_deref(),
+        )
     }
 
     /// Parses the value of `AWS_LAMBDA_INITIALIZATION_TYPE`.
@@ -82,7 +86,13 @@ mod tests {
             let cold = ColdStart::new(InitializationType::parse(Some(value)));
             assert!(!cold.take(), "{value}");
         }
-        assert_eq!(InitializationType::parse(None), InitializationType::OnDemand);
-        assert_eq!(InitializationType::parse(Some("on-demand")), InitializationType::OnDemand);
+        assert_eq!(
+            InitializationType::parse(None),
+            InitializationType::OnDemand
+        );
+        assert_eq!(
+            InitializationType::parse(Some("on-demand")),
+            InitializationType::OnDemand
+        );
     }
 }

@@ -5,8 +5,9 @@
 //! the caller's ([`ErrorKind::Client`], e.g. an invalid event) or ours ([`ErrorKind::Fault`]).
 //! `lambda_runtime` sends X-Ray nothing about an error, so this layer puts it on the current span:
 //! status error, an `exception` event (`exception.type`, `exception.message`), `error.type`, and
-//! the `ErrorKind` annotation (`client` or `fault`). A panic becomes a fault with `errorType`
-//! `Panic` and the panic message.
+//! the `ErrorKind` annotation (`client` or `fault`); a client error also gets
+//! `http.response.status_code = 400`, which is how X-Ray tells an error from a fault. A panic
+//! becomes a fault with `errorType` `Panic` and the panic message.
 //!
 //! ```
 //! use lambda_observability::{ErrorKind, ErrorMapLayer, FunctionError};
@@ -114,7 +115,9 @@ where
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(|err| record(&tracing::Span::current(), &err))
+        self.inner
+            .poll_ready(cx)
+            .map_err(|err| record(&tracing::Span::current(), &err))
     }
 
     fn call(&mut self, req: LambdaEvent<T>) -> Self::Future {
@@ -188,10 +191,20 @@ fn record_panic(span: &tracing::Span, panic: Box<dyn Any + Send>) -> Diagnostic 
 
 /// Records an error on `span` (status, exception event, `error.type`, `ErrorKind`), logs it, and
 /// returns the [`Diagnostic`] Lambda will report.
-pub fn record_parts(span: &tracing::Span, error_type: &str, message: &str, kind: ErrorKind) -> Diagnostic {
+pub fn record_parts(
+    span: &tracing::Span,
+    error_type: &str,
+    message: &str,
+    kind: ErrorKind,
+) -> Diagnostic {
     span.set_status(Status::error(format!("{error_type}: {message}")));
     span.set_attribute("error.type", error_type.to_owned());
     span.set_attribute("ErrorKind", kind.as_str());
+    if kind == ErrorKind::Client {
+        // X-Ray classifies by HTTP status class: 4xx is an "error" (the caller's), anything
+        // else with an error status a "fault". The invoke API answers a bad request with 400.
+        span.set_attribute("http.response.status_code", 400_i64);
+    }
     span.add_event(
         "exception",
         vec![
@@ -200,8 +213,12 @@ pub fn record_parts(span: &tracing::Span, error_type: &str, message: &str, kind:
         ],
     );
     match kind {
-        ErrorKind::Client => tracing::warn!(parent: span, error_type, error_kind = kind.as_str(), "{message}"),
-        ErrorKind::Fault => tracing::error!(parent: span, error_type, error_kind = kind.as_str(), "{message}"),
+        ErrorKind::Client => {
+            tracing::warn!(parent: span, error_type, error_kind = kind.as_str(), "{message}")
+        }
+        ErrorKind::Fault => {
+            tracing::error!(parent: span, error_type, error_kind = kind.as_str(), "{message}")
+        }
     }
     Diagnostic {
         error_type: error_type.to_owned(),
@@ -239,7 +256,9 @@ mod tests {
         let diagnostic = telemetry
             .in_span(async {
                 ErrorMapLayer::new()
-                    .layer(service_fn(|_: LambdaEvent<()>| async { Err::<(), _>(Bad(ErrorKind::Client)) }))
+                    .layer(service_fn(|_: LambdaEvent<()>| async {
+                        Err::<(), _>(Bad(ErrorKind::Client))
+                    }))
                     .oneshot(event(()))
                     .await
             })
@@ -250,9 +269,20 @@ mod tests {
         let spans = telemetry.finished().await;
         let root = &spans[0];
         assert!(matches!(root.status, Status::Error { .. }));
-        assert_eq!(crate::test_support::attr(root, "ErrorKind"), Some(Value::from("client")));
-        let exception = root.events.iter().find(|e| e.name == "exception").expect("exception event");
-        assert!(exception.attributes.iter().any(|kv| kv.key.as_str() == "exception.type" && kv.value.as_str() == "InvalidEvent"));
+        assert_eq!(
+            crate::test_support::attr(root, "ErrorKind"),
+            Some(Value::from("client"))
+        );
+        let exception = root
+            .events
+            .iter()
+            .find(|e| e.name == "exception")
+            .expect("exception event");
+        assert!(
+            exception.attributes.iter().any(
+                |kv| kv.key.as_str() == "exception.type" && kv.value.as_str() == "InvalidEvent"
+            )
+        );
     }
 
     #[tokio::test]
@@ -272,15 +302,26 @@ mod tests {
             })
             .await
             .expect_err("must fail");
-        assert_eq!((diagnostic.error_type.as_str(), diagnostic.error_message.as_str()), ("Panic", "boom at 42"));
+        assert_eq!(
+            (
+                diagnostic.error_type.as_str(),
+                diagnostic.error_message.as_str()
+            ),
+            ("Panic", "boom at 42")
+        );
         let spans = telemetry.finished().await;
-        assert_eq!(crate::test_support::attr(&spans[0], "ErrorKind"), Some(Value::from("fault")));
+        assert_eq!(
+            crate::test_support::attr(&spans[0], "ErrorKind"),
+            Some(Value::from("fault"))
+        );
     }
 
     #[tokio::test]
     async fn success_passes_through_untouched() {
         let out = ErrorMapLayer::new()
-            .layer(service_fn(|e: LambdaEvent<u8>| async move { Ok::<u8, Bad>(e.payload + 1) }))
+            .layer(service_fn(|e: LambdaEvent<u8>| async move {
+                Ok::<u8, Bad>(e.payload + 1)
+            }))
             .oneshot(event(1u8))
             .await;
         assert_eq!(out, Ok(2));

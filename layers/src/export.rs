@@ -162,7 +162,10 @@ pub struct Telemetry {
 impl Telemetry {
     /// Builds the pipeline. `http_client` is reused by the OTLP exporter so that the function's
     /// single HTTP client (and its connection pool) serves both; without one a new client is built.
-    pub fn init(config: TelemetryConfig, http_client: Option<reqwest::Client>) -> Result<Self, BoxError> {
+    pub fn init(
+        config: TelemetryConfig,
+        http_client: Option<reqwest::Client>,
+    ) -> Result<Self, BoxError> {
         let resource = resource(config.service_name.as_deref());
         let timeout = config.export_timeout;
         match config.exporter {
@@ -278,7 +281,10 @@ trait PendingSpans: Send + Sync {
 
 impl<E: SpanExporter> PendingSpans for Pending<E> {
     fn push(&self, span: SpanData) {
-        self.spans.lock().unwrap_or_else(|e| e.into_inner()).push(span);
+        self.spans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(span);
     }
 
     fn export(&self) -> ExportFuture<'_> {
@@ -304,7 +310,8 @@ pub struct InvocationSpanProcessor {
 
 impl fmt::Debug for InvocationSpanProcessor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InvocationSpanProcessor").finish_non_exhaustive()
+        f.debug_struct("InvocationSpanProcessor")
+            .finish_non_exhaustive()
     }
 }
 
@@ -390,8 +397,12 @@ impl SpanFlusher {
         };
         if pending.record_outcome(&result) {
             match &result {
-                Err(err) => tracing::warn!(target: "lambda_observability::export", error = %err, "span export failing; spans of this invocation are dropped"),
-                Ok(()) => tracing::info!(target: "lambda_observability::export", "span export recovered"),
+                Err(err) => {
+                    tracing::warn!(target: "lambda_observability::export", error = %err, "span export failing; spans of this invocation are dropped")
+                }
+                Ok(()) => {
+                    tracing::info!(target: "lambda_observability::export", "span export recovered")
+                }
             }
         }
         match result {
@@ -422,7 +433,9 @@ impl ConsoleExporter {
 
     /// Writes to `out`.
     pub fn new(out: Box<dyn Write + Send>) -> Self {
-        Self { out: Mutex::new(out) }
+        Self {
+            out: Mutex::new(out),
+        }
     }
 }
 
@@ -452,7 +465,10 @@ pub fn render_timeline(batch: &[SpanData]) -> String {
     roots.sort_by_key(|s| s.start_time);
     fn walk(out: &mut String, batch: &[SpanData], span: &SpanData, t0: SystemTime, depth: usize) {
         let offset = span.start_time.duration_since(t0).unwrap_or_default();
-        let took = span.end_time.duration_since(span.start_time).unwrap_or_default();
+        let took = span
+            .end_time
+            .duration_since(span.start_time)
+            .unwrap_or_default();
         let status = match &span.status {
             opentelemetry::trace::Status::Error { description } => format!(" ERROR {description}"),
             _ => String::new(),

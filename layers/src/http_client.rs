@@ -64,7 +64,10 @@ impl HttpTraceLayer {
 
     /// The propagator writing the trace context into requests.
     /// Defaults to X-Ray (`X-Amzn-Trace-Id`) and W3C (`traceparent`) together.
-    pub fn propagator(mut self, propagator: impl TextMapPropagator + Send + Sync + 'static) -> Self {
+    pub fn propagator(
+        mut self,
+        propagator: impl TextMapPropagator + Send + Sync + 'static,
+    ) -> Self {
         self.propagator = Arc::new(propagator);
         self
     }
@@ -96,7 +99,16 @@ pub struct HttpTrace<S> {
 
 impl<S: std::fmt::Debug> std::fmt::Debug for HttpTrace<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpTrace").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("HttpTrace")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> HttpTrace<S> {
+    /// The wrapped service, e.g. the `reqwest::Client` to build requests with.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
     }
 }
 

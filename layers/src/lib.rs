@@ -52,6 +52,7 @@
 //! ```
 
 pub mod cold_start;
+pub mod deadline;
 pub mod error;
 pub mod export;
 pub mod http_client;

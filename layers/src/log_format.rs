@@ -98,7 +98,10 @@ fn lambda_level(level: &str) -> Option<&'static str> {
 /// Installs the global subscriber: the log lines, and — with a tracer — the OpenTelemetry layer.
 /// Spans reach OpenTelemetry at `INFO` and above whatever the log level, so quieter logs never
 /// mean missing traces.
-pub fn init(config: &LogConfig, tracer: Option<opentelemetry_sdk::trace::Tracer>) -> Result<(), BoxError> {
+pub fn init(
+    config: &LogConfig,
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+) -> Result<(), BoxError> {
     let filter = EnvFilter::try_new(&config.filter)
         .map_err(|err| format!("invalid log filter {:?}: {err}", config.filter))?;
     let otel = tracer.map(|tracer| {
@@ -153,7 +156,9 @@ pub struct LogLayer<W> {
 
 impl<W> fmt::Debug for LogLayer<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogLayer").field("format", &self.format).finish()
+        f.debug_struct("LogLayer")
+            .field("format", &self.format)
+            .finish()
     }
 }
 
@@ -164,7 +169,10 @@ where
 {
     /// Lines in `format`, written to the writer that `make_writer` returns for each line.
     pub fn new(format: LogFormat, make_writer: W) -> Self {
-        Self { format, make_writer }
+        Self {
+            format,
+            make_writer,
+        }
     }
 }
 
@@ -300,7 +308,9 @@ impl tracing::field::Visit for Fields {
 
 /// Formats `time` as RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T15:21:42.123Z`.
 pub fn rfc3339(time: SystemTime) -> String {
-    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let since = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -335,7 +345,10 @@ mod tests {
 
     impl std::io::Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -357,7 +370,8 @@ mod tests {
     fn capture(format: LogFormat, body: impl FnOnce()) -> Vec<String> {
         let out = Captured::default();
         let writer = out.clone();
-        let subscriber = tracing_subscriber::registry().with(LogLayer::new(format, move || writer.clone()));
+        let subscriber =
+            tracing_subscriber::registry().with(LogLayer::new(format, move || writer.clone()));
         tracing::subscriber::with_default(subscriber, body);
         out.lines()
     }
@@ -400,8 +414,16 @@ mod tests {
         assert_eq!(line["spanId"], "0123456789abcdef");
         assert_eq!(line["count"], 3);
         assert_eq!(line["aws_session_token"], "[REDACTED]");
-        assert!(line["xrayTraceId"].as_str().is_some_and(|v| v.starts_with("Root=1-")));
-        assert!(line["timestamp"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 24));
+        assert!(
+            line["xrayTraceId"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("Root=1-"))
+        );
+        assert!(
+            line["timestamp"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z') && t.len() == 24)
+        );
     }
 
     #[test]
@@ -423,7 +445,10 @@ mod tests {
         assert_eq!(config.filter, "error");
         assert_eq!(config.format, LogFormat::Json);
         let config = LogConfig::from_lookup(|name| (name == "RUST_LOG").then(|| "debug".into()));
-        assert_eq!((config.filter.as_str(), config.format), ("debug", LogFormat::Text));
+        assert_eq!(
+            (config.filter.as_str(), config.format),
+            ("debug", LogFormat::Text)
+        );
         assert_eq!(LogConfig::from_lookup(|_| None).filter, "info");
     }
 }

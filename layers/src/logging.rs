@@ -37,7 +37,8 @@ impl LoggingLayer {
     /// Start/end lines; payload logging from `LOG_EVENT_PAYLOAD` (read once, here).
     pub fn new() -> Self {
         Self {
-            log_payload: std::env::var("LOG_EVENT_PAYLOAD").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+            log_payload: std::env::var("LOG_EVENT_PAYLOAD")
+                .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
         }
     }
 
@@ -86,11 +87,7 @@ where
     }
 
     fn call(&mut self, req: LambdaInvocation) -> Self::Future {
-        let remaining_ms = req
-            .context
-            .deadline()
-            .duration_since(std::time::SystemTime::now())
-            .map_or(0, |d| d.as_millis() as u64);
+        let remaining_ms = crate::deadline::remaining_in(&req.context).as_millis() as u64;
         tracing::info!(
             request_id = %req.context.request_id,
             remaining_ms,
@@ -130,7 +127,9 @@ where
         let elapsed_ms = this.started.elapsed().as_secs_f64() * 1e3;
         match &output {
             Ok(()) => tracing::info!(elapsed_ms, "invocation finished"),
-            Err(err) => tracing::error!(elapsed_ms, error = %err, "invocation could not be completed"),
+            Err(err) => {
+                tracing::error!(elapsed_ms, error = %err, "invocation could not be completed")
+            }
         }
         Poll::Ready(output)
     }
@@ -145,10 +144,12 @@ mod tests {
     #[tokio::test]
     async fn logs_start_and_end_but_not_the_payload_by_default() {
         let lines = capture_logs(async {
-            let service = LoggingLayer::new()
-                .log_payload(false)
-                .layer(service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) }));
-            service.oneshot(invocation(br#"{"secret":"s3cr3t-payload"}"#, None)).await
+            let service = LoggingLayer::new().log_payload(false).layer(service_fn(
+                |_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) },
+            ));
+            service
+                .oneshot(invocation(br#"{"secret":"s3cr3t-payload"}"#, None))
+                .await
         })
         .await;
         let text = lines.join("\n");
@@ -160,10 +161,12 @@ mod tests {
     #[tokio::test]
     async fn logs_the_payload_only_when_enabled() {
         let lines = capture_logs(async {
-            let service = LoggingLayer::new()
-                .log_payload(true)
-                .layer(service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) }));
-            service.oneshot(invocation(br#"{"name":"visible-payload"}"#, None)).await
+            let service = LoggingLayer::new().log_payload(true).layer(service_fn(
+                |_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) },
+            ));
+            service
+                .oneshot(invocation(br#"{"name":"visible-payload"}"#, None))
+                .await
         })
         .await;
         assert!(lines.join("\n").contains("visible-payload"));

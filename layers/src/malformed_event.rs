@@ -91,7 +91,9 @@ mod tests {
 
     async fn body_seen_by_inner(body: &'static [u8]) -> Vec<u8> {
         MalformedEventLayer::new()
-            .layer(service_fn(|req: LambdaInvocation| async move { Ok::<_, lambda_runtime::Error>(req.body.to_vec()) }))
+            .layer(service_fn(|req: LambdaInvocation| async move {
+                Ok::<_, lambda_runtime::Error>(req.body.to_vec())
+            }))
             .oneshot(invocation(body, None))
             .await
             .unwrap_or_default()
@@ -106,10 +108,14 @@ mod tests {
     async fn broken_json_and_non_utf8_are_replaced() {
         for body in [&b"{not json"[..], &b"\xff\xfe"[..], &b""[..]] {
             let seen = body_seen_by_inner(body).await;
-            let value: serde_json::Value = serde_json::from_slice(&seen).expect("replacement is JSON");
+            let value: serde_json::Value =
+                serde_json::from_slice(&seen).expect("replacement is JSON");
             let error = malformed_event(&value).expect("marked malformed");
             assert!(error.starts_with("the event is not valid JSON"), "{error}");
         }
-        assert_eq!(malformed_event(&serde_json::json!({"firstName": "x"})), None);
+        assert_eq!(
+            malformed_event(&serde_json::json!({"firstName": "x"})),
+            None
+        );
     }
 }

@@ -23,21 +23,33 @@ use crate::{
 };
 
 pub(crate) const FUNCTION: &str = "hello-test";
-pub(crate) const TRACE_HEADER: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+pub(crate) const TRACE_HEADER: &str =
+    "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 
 /// A Lambda context as `lambda_runtime` builds it from `/next` headers.
 pub(crate) fn context(xray: Option<&str>) -> Context {
     let mut headers = http::HeaderMap::new();
-    headers.insert("lambda-runtime-aws-request-id", http::HeaderValue::from_static("req-1"));
+    headers.insert(
+        "lambda-runtime-aws-request-id",
+        http::HeaderValue::from_static("req-1"),
+    );
     let deadline = SystemTime::now() + Duration::from_secs(30);
-    let ms = deadline.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    headers.insert("lambda-runtime-deadline-ms", ms.to_string().parse().expect("digits"));
+    let ms = deadline
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    headers.insert(
+        "lambda-runtime-deadline-ms",
+        ms.to_string().parse().expect("digits"),
+    );
     headers.insert(
         "lambda-runtime-invoked-function-arn",
         http::HeaderValue::from_static("arn:aws:lambda:eu-west-1:123456789012:function:hello-test"),
     );
     if let Some(xray) = xray {
-        headers.insert("lambda-runtime-trace-id", xray.parse().expect("header value"));
+        headers.insert(
+            "lambda-runtime-trace-id",
+            xray.parse().expect("header value"),
+        );
     }
     let config = Config {
         function_name: FUNCTION.into(),
@@ -68,7 +80,10 @@ pub(crate) struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 
 impl Write for SharedBuf {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -79,7 +94,10 @@ impl Write for SharedBuf {
 impl SharedBuf {
     pub(crate) fn lines(&self) -> Vec<String> {
         let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        String::from_utf8_lossy(&bytes).lines().map(str::to_owned).collect()
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -87,7 +105,8 @@ impl SharedBuf {
 pub(crate) async fn capture_logs<F: Future>(body: F) -> Vec<String> {
     let buf = SharedBuf::default();
     let writer = buf.clone();
-    let subscriber = tracing_subscriber::registry().with(LogLayer::new(LogFormat::Json, move || writer.clone()));
+    let subscriber =
+        tracing_subscriber::registry().with(LogLayer::new(LogFormat::Json, move || writer.clone()));
     let _guard = tracing::subscriber::set_default(subscriber);
     body.await;
     buf.lines()
@@ -104,12 +123,18 @@ pub(crate) struct TestTelemetry {
 impl TestTelemetry {
     pub(crate) fn new() -> Self {
         let exporter = InMemorySpanExporter::default();
-        let telemetry = Telemetry::with_exporter(exporter.clone(), Resource::builder_empty().build(), Duration::from_secs(2));
+        let telemetry = Telemetry::with_exporter(
+            exporter.clone(),
+            Resource::builder_empty().build(),
+            Duration::from_secs(2),
+        );
         let logs = SharedBuf::default();
         let writer = logs.clone();
-        let otel = telemetry
-            .tracer()
-            .map(|tracer| tracing_opentelemetry::layer().with_tracer(tracer).with_filter(LevelFilter::INFO));
+        let otel = telemetry.tracer().map(|tracer| {
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(LevelFilter::INFO)
+        });
         let subscriber = tracing_subscriber::registry()
             .with(LogLayer::new(LogFormat::Json, move || writer.clone()))
             .with(otel);
@@ -145,12 +170,17 @@ impl TestTelemetry {
 
 pub(crate) fn attr(span: &SpanData, key: &str) -> Option<Value> {
     let key = Key::from(key.to_owned());
-    span.attributes.iter().find(|kv| kv.key == key).map(|kv| kv.value.clone())
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| kv.value.clone())
 }
 
 /// A one-shot local HTTP server answering `status` with a body; yields the request head it read.
 pub(crate) async fn http_server(status: u16) -> (String, tokio::task::JoinHandle<String>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let address = listener.local_addr().expect("address");
     let handle = tokio::spawn(async move {
         let Ok((mut stream, _)) = listener.accept().await else {
@@ -165,7 +195,10 @@ pub(crate) async fn http_server(status: u16) -> (String, tokio::task::JoinHandle
             }
         }
         let body = "203.0.113.7\n";
-        let response = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+        let response = format!(
+            "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
         let _ = stream.write_all(response.as_bytes()).await;
         String::from_utf8_lossy(&head).into_owned()
     });

@@ -123,7 +123,9 @@ pub struct Timing<S> {
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Timing<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Timing").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("Timing")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -170,7 +172,9 @@ struct Report {
 
 impl std::fmt::Debug for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Report").field("cold_start", &self.cold_start).finish_non_exhaustive()
+        f.debug_struct("Report")
+            .field("cold_start", &self.cold_start)
+            .finish_non_exhaustive()
     }
 }
 
@@ -183,14 +187,26 @@ impl Report {
             self.span.set_attribute("lambda.init_duration_ms", init_ms);
         }
         let Some(sink) = self.sink else { return };
-        let line = emf_line(&self.namespace, &self.function_name, duration_ms, self.cold_start, init_ms);
+        let line = emf_line(
+            &self.namespace,
+            &self.function_name,
+            duration_ms,
+            self.cold_start,
+            init_ms,
+        );
         let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
         let _ = sink.write_all(line.as_bytes()).and_then(|()| sink.flush());
     }
 }
 
 /// One EMF document (a line) for an invocation.
-pub fn emf_line(namespace: &str, function_name: &str, duration_ms: f64, cold_start: bool, init_ms: Option<f64>) -> String {
+pub fn emf_line(
+    namespace: &str,
+    function_name: &str,
+    duration_ms: f64,
+    cold_start: bool,
+    init_ms: Option<f64>,
+) -> String {
     let timestamp = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -259,7 +275,9 @@ mod tests {
             .initialization_type(InitializationType::OnDemand)
             .init_started_at(Instant::now())
             .metrics_sink(Some(Box::new(buf.clone())));
-        let mut service = layer.layer(service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) }));
+        let mut service = layer.layer(service_fn(|_: LambdaInvocation| async {
+            Ok::<(), lambda_runtime::Error>(())
+        }));
         for _ in 0..2 {
             service.ready().await.ok();
             service.call(invocation(b"{}", None)).await.ok();
@@ -269,7 +287,10 @@ mod tests {
         let first: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
         let second: serde_json::Value = serde_json::from_str(&lines[1]).expect("json");
         assert_eq!(first["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Test");
-        assert_eq!(first["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0], "FunctionName");
+        assert_eq!(
+            first["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
+            "FunctionName"
+        );
         assert_eq!(first["ColdStart"], 1);
         assert_eq!(second["ColdStart"], 0);
         assert!(first["Duration"].as_f64().is_some_and(|d| d >= 0.0));

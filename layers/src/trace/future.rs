@@ -58,7 +58,12 @@ where
             let output = ready!(inner.poll(cx));
             if let Err(err) = &output {
                 // The runtime could not complete the invocation (e.g. posting the response failed).
-                let span = this.inner.as_ref().get_ref().as_ref().map(|i| i.span().clone());
+                let span = this
+                    .inner
+                    .as_ref()
+                    .get_ref()
+                    .as_ref()
+                    .map(|i| i.span().clone());
                 if let Some(span) = span {
                     span.set_status(Status::error(err.to_string()));
                 }

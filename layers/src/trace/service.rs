@@ -40,8 +40,13 @@ where
     }
 
     fn call(&mut self, req: LambdaInvocation) -> Self::Future {
-        let span = invocation_span(&req, self.trigger, self.service_name.as_deref(), self.cold_start.take());
-        let deadline = req.context.deadline();
+        let span = invocation_span(
+            &req,
+            self.trigger,
+            self.service_name.as_deref(),
+            self.cold_start.take(),
+        );
+        let deadline = crate::deadline::deadline(req.context.deadline);
         let future = {
             // Entered so that spans created by `call` itself hang under the invocation span.
             let _entered = span.enter();

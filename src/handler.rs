@@ -1,0 +1,190 @@
+//! The Lambda adapter: the execution context, built once per execution environment, and the
+//! handler service that takes one event through it. Kept thin: the logic is in [`worker`].
+//!
+//! [`worker`]: crate::worker
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use lambda_observability::{HttpTraceLayer, http_client::HttpTrace};
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::{
+    config::FunctionConfig,
+    error::HandlerError,
+    worker::{Greeting, process_request},
+};
+
+/// Time kept back from the invocation's remaining time when bounding the outbound call, so the
+/// response and the span export still fit before the deadline.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+/// Everything built once per execution environment and reused by every invocation (the Python
+/// original's module-level globals).
+#[derive(Debug)]
+pub struct ExecutionContext {
+    config: FunctionConfig,
+    http: HttpTrace<reqwest::Client>,
+    /// Like the original's `STATIC_RANDOM`: the same in every invocation of this environment.
+    static_random: u32,
+    invocations: AtomicU64,
+}
+
+impl ExecutionContext {
+    /// Builds the context; `http` is the environment's one HTTP client.
+    pub fn new(config: FunctionConfig, http: reqwest::Client) -> Self {
+        Self {
+            config,
+            http: HttpTraceLayer::new().layer(http),
+            static_random: rand::random(),
+            invocations: AtomicU64::new(0),
+        }
+    }
+
+    /// The configuration read at init.
+    pub fn config(&self) -> &FunctionConfig {
+        &self.config
+    }
+}
+
+/// The handler: a `tower::Service` from the event to the greeting.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    context: Arc<ExecutionContext>,
+}
+
+impl Handler {
+    /// A handler sharing `context`.
+    pub fn new(context: Arc<ExecutionContext>) -> Self {
+        Self { context }
+    }
+}
+
+impl Service<LambdaEvent<Value>> for Handler {
+    type Response = Greeting;
+    type Error = HandlerError;
+    type Future = Pin<Box<dyn Future<Output = Result<Greeting, HandlerError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, event: LambdaEvent<Value>) -> Self::Future {
+        let context = self.context.clone();
+        Box::pin(async move { handle(&context, event).await })
+    }
+}
+
+/// One invocation, top to bottom.
+async fn handle(
+    context: &ExecutionContext,
+    event: LambdaEvent<Value>,
+) -> Result<Greeting, HandlerError> {
+    let (payload, lambda) = event.into_parts();
+
+    // Execution context: what survives between invocations of this environment.
+    let invocation = context.invocations.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::info!(
+        static_random = context.static_random,
+        invocation,
+        "execution context: STATIC_RANDOM is {} and this environment has served {invocation} invocation(s)",
+        context.static_random
+    );
+
+    // Function context: this invocation and this function.
+    let remaining = lambda_observability::deadline::remaining_in(&lambda);
+    let env = &lambda.env_config;
+    tracing::info!(
+        request_id = %lambda.request_id,
+        function_name = %env.function_name,
+        function_version = %env.version,
+        memory_mb = env.memory,
+        invoked_function_arn = %lambda.invoked_function_arn,
+        log_group = %env.log_group,
+        log_stream = %env.log_stream,
+        remaining_ms = remaining.as_millis() as u64,
+        "function context: {} has {} seconds to live",
+        env.function_name,
+        remaining.as_secs()
+    );
+    let reserved: serde_json::Map<String, Value> = context
+        .config
+        .reserved
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), Value::from(value.as_str())))
+        .collect();
+    tracing::info!(
+        reserved = %serde_json::Value::Object(reserved),
+        package_management_system = %context.config.package_management_system,
+        "environment variables"
+    );
+
+    let runtime_info = get_runtime_info();
+    tracing::info!(runtime_info, "runtime information");
+
+    let public_ip = public_ip(context, remaining).await;
+    tracing::info!(public_ip = %public_ip, "public IP address");
+
+    let greeting = process_request(&payload, &context.config.package_management_system)?;
+    tracing::info!(greeting = %greeting.greeting, result = %greeting.result, "request processed");
+    Ok(greeting)
+}
+
+/// The custom subsegment: the Rust counterpart of the original's platform string.
+#[tracing::instrument(name = "getRuntimeInfo", level = "info")]
+pub fn get_runtime_info() -> &'static str {
+    concat!(
+        env!("BUILD_RUSTC_VERSION"),
+        " on ",
+        env!("BUILD_TARGET"),
+        " (",
+        env!("BUILD_PROFILE"),
+        " build)"
+    )
+}
+
+/// Calls the public-IP service through the traced client. Never fails the invocation: on error
+/// it returns a descriptive string, as the original did. Bounded by the configured timeout and by
+/// the remaining time less [`DEADLINE_MARGIN`].
+async fn public_ip(context: &ExecutionContext, remaining: Duration) -> String {
+    let url = &context.config.checkip_url;
+    let budget = remaining.saturating_sub(DEADLINE_MARGIN);
+    if budget.is_zero() {
+        return format!("not checked: less than {DEADLINE_MARGIN:?} left before the deadline");
+    }
+    let timeout = context.config.checkip_timeout.min(budget);
+    let request = match context.http.get_ref().get(url).timeout(timeout).build() {
+        Ok(request) => request,
+        Err(err) => return format!("could not build the request to {url}: {err}"),
+    };
+    let outcome = async {
+        let response = context
+            .http
+            .clone()
+            .oneshot(request)
+            .await?
+            .error_for_status()?;
+        response.text().await
+    };
+    match tokio::time::timeout(timeout, outcome).await {
+        Ok(Ok(body)) => body.trim().to_owned(),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, url = %url, "public IP lookup failed");
+            format!("unable to get the public IP from {url}: {err}")
+        }
+        Err(_) => {
+            tracing::warn!(url = %url, timeout_ms = timeout.as_millis() as u64, "public IP lookup timed out");
+            format!("unable to get the public IP from {url}: timed out after {timeout:?}")
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The real `bootstrap` binary against a mock Lambda Runtime API: what it posts to `/response`
+//! and `/error`, that it keeps serving whatever the event, and what it logs.
+
+mod support;
+
+use serde_json::json;
+use support::{CheckIp, Event, Function, MockRuntimeApi, Outcome};
+
+fn response(outcome: &Outcome) -> &serde_json::Value {
+    match outcome {
+        Outcome::Response { body, .. } => body,
+        Outcome::Error { body, .. } => panic!("expected a response, got error {body}"),
+    }
+}
+
+fn error(outcome: &Outcome) -> (&str, &str) {
+    match outcome {
+        Outcome::Error { body, .. } => (
+            body["errorType"].as_str().unwrap_or_default(),
+            body["errorMessage"].as_str().unwrap_or_default(),
+        ),
+        Outcome::Response { body, .. } => panic!("expected an error, got response {body}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_every_event_with_a_response_or_a_typed_error_and_keeps_serving() {
+    let checkip = CheckIp::start(200).await;
+    let runtime = MockRuntimeApi::start(vec![
+        Event::fixture("ok-1", "success.json"),
+        Event::fixture("throw", "throw-error.json"),
+        Event::fixture("invalid", "invalid.json"),
+        Event::new("not-json", "{oops"),
+        Event::new("not-utf8", vec![0xff, 0xfe, 0x00]),
+        Event::new("array", "[1, 2]"),
+        Event::new(
+            "float-age",
+            r#"{"firstName": "B", "lastName": "M", "age": 3.5}"#,
+        ),
+        Event::fixture("snake", "snake-case.json"),
+        Event::fixture("ok-2", "success.json"),
+    ])
+    .await;
+    let mut function = Function::start(&runtime, &[("CHECKIP_URL", &checkip.url)]);
+    let outcomes = runtime.outcomes(9).await;
+    let ids: Vec<&str> = outcomes.iter().map(Outcome::request_id).collect();
+    assert_eq!(
+        ids,
+        [
+            "ok-1",
+            "throw",
+            "invalid",
+            "not-json",
+            "not-utf8",
+            "array",
+            "float-age",
+            "snake",
+            "ok-2"
+        ]
+    );
+
+    let expected = json!({
+        "greeting": "Hello Bogdan-Eugen Mihai, this is a Rust AWS Lambda function developed using cargo!",
+        "result": "Your age in hexadecimal is 0x22"
+    });
+    assert_eq!(response(&outcomes[0]), &expected);
+    assert_eq!(response(&outcomes[8]), &expected);
+    assert_eq!(
+        error(&outcomes[1]),
+        (
+            "SimpleException",
+            "Sorry, but the caller wants to me to throw an error"
+        )
+    );
+    let (kind, message) = error(&outcomes[2]);
+    assert_eq!(kind, "InvalidEvent");
+    assert!(
+        message.contains("`age`") && message.contains("negative"),
+        "{message}"
+    );
+    for (outcome, fragment) in [
+        (&outcomes[3], "not valid JSON"),
+        (&outcomes[4], "not valid JSON"),
+        (&outcomes[5], "JSON object"),
+        (&outcomes[6], "whole number"),
+    ] {
+        let (kind, message) = error(outcome);
+        assert_eq!(kind, "InvalidEvent", "{message}");
+        assert!(message.contains(fragment), "{message}");
+    }
+    assert_eq!(
+        response(&outcomes[7])["greeting"],
+        "Hello Ada Lovelace, this is a Rust AWS Lambda function developed using cargo!"
+    );
+    if let Outcome::Error {
+        error_type_header, ..
+    } = &outcomes[1]
+    {
+        // lambda_runtime reports every handler error to the Runtime API as "unhandled".
+        assert_eq!(error_type_header.as_deref(), Some("unhandled"));
+    }
+
+    // Still alive and asking for the next event.
+    runtime.wait_next_calls(10).await;
+    assert!(
+        function.is_running(),
+        "the process must survive every event:\n{}",
+        function.logs()
+    );
+
+    // The outbound call reached the public-IP stand-in once per invocation that got that far.
+    assert_eq!(checkip.requests.lock().expect("lock").len(), 9);
+
+    let logs = function.json_logs();
+    let raw = function.logs();
+    assert!(
+        !raw.contains("must-never-be-logged"),
+        "credentials leaked into the logs"
+    );
+    assert!(
+        !raw.contains("Bogdan-Eugen\",\"lastName"),
+        "the payload is not logged by default"
+    );
+    let context_line = logs
+        .iter()
+        .find(|l| {
+            l["requestId"] == "ok-1"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("seconds to live"))
+        })
+        .expect("function context line");
+    assert_eq!(context_line["functionName"], "hello-it");
+    assert_eq!(context_line["memory_mb"], 256);
+    assert_eq!(context_line["coldStart"], true);
+    assert_eq!(context_line["log_group"], "/aws/lambda/hello-it");
+    assert!(context_line["message"].as_str().is_some_and(
+        |m| m.contains("has 29 seconds to live") || m.contains("has 30 seconds to live")
+    ));
+    let public_ip = logs
+        .iter()
+        .find(|l| l["requestId"] == "ok-1" && l["public_ip"].is_string())
+        .expect("public ip line");
+    assert_eq!(public_ip["public_ip"], "198.51.100.7");
+    let counters: Vec<u64> = logs
+        .iter()
+        .filter_map(|l| l["invocation"].as_u64())
+        .collect();
+    assert_eq!(
+        counters,
+        (1..=9).collect::<Vec<u64>>(),
+        "the invocation counter survives between invocations"
+    );
+    let randoms: std::collections::HashSet<u64> = logs
+        .iter()
+        .filter_map(|l| l["static_random"].as_u64())
+        .collect();
+    assert_eq!(randoms.len(), 1, "STATIC_RANDOM is per environment");
+    let later = logs
+        .iter()
+        .find(|l| l["requestId"] == "ok-2")
+        .expect("ok-2 lines");
+    assert_eq!(later["coldStart"], false);
+    let emf: Vec<&serde_json::Value> = logs.iter().filter(|l| l.get("_aws").is_some()).collect();
+    assert_eq!(emf.len(), 9, "one EMF line per invocation");
+    assert_eq!(emf[0]["ColdStart"], 1);
+    assert!(emf[0]["InitDuration"].is_number());
+    assert_eq!(emf[1]["ColdStart"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_public_ip_service_does_not_fail_the_invocation() {
+    let broken = CheckIp::start(503).await;
+    let runtime = MockRuntimeApi::start(vec![
+        Event::fixture("ok", "success.json"),
+        Event::new("unreachable", r#"{"firstName":"A","lastName":"B","age":1}"#),
+    ])
+    .await;
+    let function = Function::start(&runtime, &[("CHECKIP_URL", &broken.url)]);
+    let outcomes = runtime.outcomes(1).await;
+    assert_eq!(
+        response(&outcomes[0])["result"],
+        "Your age in hexadecimal is 0x22"
+    );
+    let logs = function.json_logs();
+    let line = logs
+        .iter()
+        .find(|l| l["public_ip"].is_string())
+        .expect("public ip line");
+    assert!(
+        line["public_ip"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("unable to get the public IP")),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_public_ip_service_is_bounded_by_its_timeout() {
+    // Port 9 on loopback: nothing listens, the connection is refused at once.
+    let runtime = MockRuntimeApi::start(vec![Event::fixture("ok", "success.json")]).await;
+    let function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", "http://127.0.0.1:9/"),
+            ("CHECKIP_TIMEOUT_MS", "300"),
+        ],
+    );
+    let outcomes = runtime.outcomes(1).await;
+    assert_eq!(
+        response(&outcomes[0])["result"],
+        "Your age in hexadecimal is 0x22"
+    );
+    assert!(function.logs().contains("unable to get the public IP"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_log_format_and_unset_package_management_system() {
+    let checkip = CheckIp::start(200).await;
+    let runtime = MockRuntimeApi::start(vec![Event::fixture("ok", "success.json")]).await;
+    let function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", &checkip.url),
+            ("AWS_LAMBDA_LOG_FORMAT", "Text"),
+            ("PACKAGE_MANAGEMENT_SYSTEM", ""),
+        ],
+    );
+    let outcomes = runtime.outcomes(1).await;
+    assert!(
+        response(&outcomes[0])["greeting"]
+            .as_str()
+            .is_some_and(|g| g.ends_with("developed using cargo!"))
+    );
+    let logs = function.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.split('\t').nth(1) == Some("ok") && l.contains("\tINFO\t")),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("PACKAGE_MANAGEMENT_SYSTEM is not set"),
+        "{logs}"
+    );
+}

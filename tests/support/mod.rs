@@ -1,0 +1,492 @@
+//! Test doubles that speak the real wire protocols: a Lambda Runtime API, an X-Ray daemon (UDP),
+//! an OTLP/HTTP receiver, and the public-IP service. Plus a handle on the real `bootstrap`.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    collections::VecDeque,
+    io::Read,
+    net::{SocketAddr, UdpSocket},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+    sync::Notify,
+};
+
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An HTTP/1.1 request as read off the socket.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads one request (content-length or chunked body); `None` at end of stream.
+pub async fn read_request<R: AsyncRead + Unpin>(reader: &mut BufReader<R>) -> Option<Request> {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = String::new();
+    if reader.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).await.ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        headers.push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    let mut request = Request {
+        method,
+        path,
+        headers,
+        body: Vec::new(),
+    };
+    if let Some(length) = request
+        .header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).await.ok()?;
+        request.body = body;
+    } else if request
+        .header("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).await.ok()?;
+            let size = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).await.ok()?;
+            if size == 0 {
+                break;
+            }
+            request.body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    Some(request)
+}
+
+pub async fn write_response(
+    stream: &mut (impl tokio::io::AsyncWrite + Unpin),
+    status: u16,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
+    stream.flush().await
+}
+
+/// An event queued on the mock Runtime API.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub request_id: String,
+    pub body: Vec<u8>,
+    pub trace_id: Option<String>,
+}
+
+impl Event {
+    pub fn new(request_id: &str, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            request_id: request_id.into(),
+            body: body.into(),
+            trace_id: None,
+        }
+    }
+
+    pub fn fixture(request_id: &str, name: &str) -> Self {
+        let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+        Self::new(
+            request_id,
+            std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}")),
+        )
+    }
+
+    pub fn traced(mut self, header: &str) -> Self {
+        self.trace_id = Some(header.into());
+        self
+    }
+}
+
+/// What the function posted back for an invocation.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Response {
+        request_id: String,
+        body: serde_json::Value,
+    },
+    Error {
+        request_id: String,
+        body: serde_json::Value,
+        error_type_header: Option<String>,
+    },
+}
+
+impl Outcome {
+    pub fn request_id(&self) -> &str {
+        match self {
+            Outcome::Response { request_id, .. } | Outcome::Error { request_id, .. } => request_id,
+        }
+    }
+}
+
+type NextHook = Box<dyn Fn(usize) + Send + Sync>;
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Event>,
+    outcomes: Vec<Outcome>,
+    next_calls: usize,
+    init_errors: Vec<String>,
+}
+
+/// A mock Lambda Runtime API (the `2018-06-01` protocol) on 127.0.0.1.
+#[derive(Clone)]
+pub struct MockRuntimeApi {
+    pub address: SocketAddr,
+    state: Arc<Mutex<State>>,
+    changed: Arc<Notify>,
+    on_next: Arc<Mutex<Option<NextHook>>>,
+}
+
+impl MockRuntimeApi {
+    pub async fn start(events: Vec<Event>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let api = Self {
+            address: listener.local_addr().expect("address"),
+            state: Arc::new(Mutex::new(State {
+                queue: events.into(),
+                ..State::default()
+            })),
+            changed: Arc::new(Notify::new()),
+            on_next: Arc::new(Mutex::new(None)),
+        };
+        let server = api.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let server = server.clone();
+                tokio::spawn(async move { server.serve(stream).await });
+            }
+        });
+        api
+    }
+
+    /// Called with the 1-based number of each `/next` request, before it is answered: the moment
+    /// the real Lambda may freeze the process.
+    pub fn on_next(&self, hook: impl Fn(usize) + Send + Sync + 'static) {
+        *self.on_next.lock().expect("lock") = Some(Box::new(hook));
+    }
+
+    pub fn push(&self, event: Event) {
+        self.state.lock().expect("lock").queue.push_back(event);
+        self.changed.notify_waiters();
+    }
+
+    async fn serve(&self, stream: TcpStream) {
+        let (read, mut write) = stream.into_split();
+        let mut reader = BufReader::new(read);
+        while let Some(request) = read_request(&mut reader).await {
+            let path = request.path.trim_start_matches("/2018-06-01/runtime");
+            if request.method == "GET" && path == "/invocation/next" {
+                let number = {
+                    let mut state = self.state.lock().expect("lock");
+                    state.next_calls += 1;
+                    state.next_calls
+                };
+                if let Some(hook) = self.on_next.lock().expect("lock").as_ref() {
+                    hook(number);
+                }
+                let event = loop {
+                    let notified = self.changed.notified();
+                    if let Some(event) = self.state.lock().expect("lock").queue.pop_front() {
+                        break event;
+                    }
+                    notified.await;
+                };
+                let deadline = SystemTime::now() + Duration::from_secs(30);
+                let deadline_ms = deadline
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                let mut headers = vec![
+                    ("lambda-runtime-aws-request-id", event.request_id.clone()),
+                    ("lambda-runtime-deadline-ms", deadline_ms.to_string()),
+                    (
+                        "lambda-runtime-invoked-function-arn",
+                        "arn:aws:lambda:eu-west-1:123456789012:function:hello-it".to_owned(),
+                    ),
+                    ("content-type", "application/json".to_owned()),
+                ];
+                if let Some(trace) = &event.trace_id {
+                    headers.push(("lambda-runtime-trace-id", trace.clone()));
+                }
+                if write_response(&mut write, 200, &headers, &event.body)
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            let body: serde_json::Value =
+                serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
+            let mut segments = path.trim_start_matches("/invocation/").splitn(2, '/');
+            let (id, kind) = (
+                segments.next().unwrap_or_default().to_owned(),
+                segments.next().unwrap_or_default(),
+            );
+            {
+                let mut state = self.state.lock().expect("lock");
+                match (request.method.as_str(), kind) {
+                    ("POST", "response") => state.outcomes.push(Outcome::Response {
+                        request_id: id,
+                        body,
+                    }),
+                    ("POST", "error") => state.outcomes.push(Outcome::Error {
+                        request_id: id,
+                        body,
+                        error_type_header: request
+                            .header("lambda-runtime-function-error-type")
+                            .map(str::to_owned),
+                    }),
+                    _ if path == "/init/error" => state
+                        .init_errors
+                        .push(String::from_utf8_lossy(&request.body).into_owned()),
+                    _ => {}
+                }
+            }
+            self.changed.notify_waiters();
+            if write_response(&mut write, 202, &[], b"{\"status\":\"OK\"}")
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Waits until `count` outcomes were posted, and returns them in order.
+    pub async fn outcomes(&self, count: usize) -> Vec<Outcome> {
+        let started = Instant::now();
+        loop {
+            let notified = self.changed.notified();
+            {
+                let state = self.state.lock().expect("lock");
+                if state.outcomes.len() >= count {
+                    return state.outcomes.clone();
+                }
+                assert!(
+                    state.init_errors.is_empty(),
+                    "init error: {:?}",
+                    state.init_errors
+                );
+            }
+            assert!(
+                started.elapsed() < TIMEOUT,
+                "timed out waiting for {count} outcomes"
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+
+    /// Waits until the function asked for event number `count`.
+    pub async fn wait_next_calls(&self, count: usize) {
+        let started = Instant::now();
+        while self.state.lock().expect("lock").next_calls < count {
+            assert!(
+                started.elapsed() < TIMEOUT,
+                "timed out waiting for /next #{count}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// The real `bootstrap` executable, killed on drop.
+pub struct Function {
+    child: Child,
+    log_path: std::path::PathBuf,
+}
+
+impl Function {
+    /// Starts `bootstrap` against `runtime`, with a clean Lambda-like environment plus `env`.
+    pub fn start(runtime: &MockRuntimeApi, env: &[(&str, &str)]) -> Self {
+        let log_path = std::env::temp_dir().join(format!(
+            "bootstrap-{}-{}.log",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", runtime.address.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "hello-it")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/hello-it")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/27/[$LATEST]abc")
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("AWS_SECRET_ACCESS_KEY", "must-never-be-logged")
+            .env("PACKAGE_MANAGEMENT_SYSTEM", "cargo")
+            .env("OTEL_TRACES_EXPORTER", "none")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone"))
+            .stderr(log);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        Self {
+            child: command.spawn().expect("spawn bootstrap"),
+            log_path,
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the process to exit (after a signal, say).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn logs(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log_path) {
+            let _ = file.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// The JSON log lines.
+    pub fn json_logs(&self) -> Vec<serde_json::Value> {
+        self.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log_path);
+    }
+}
+
+/// A stand-in for the public-IP service: answers every request with `status` and records the
+/// request heads (for the propagated trace headers).
+pub struct CheckIp {
+    pub url: String,
+    pub requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl CheckIp {
+    pub async fn start(status: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/", listener.local_addr().expect("address"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut reader = BufReader::new(read);
+                    while let Some(request) = read_request(&mut reader).await {
+                        seen.lock().expect("lock").push(request);
+                        if write_response(&mut write, status, &[], b"198.51.100.7\n")
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { url, requests }
+    }
+}
+
+/// A UDP socket standing in for the X-Ray daemon.
+pub struct XrayDaemon {
+    socket: UdpSocket,
+    pub address: SocketAddr,
+}
+
+impl XrayDaemon {
+    pub fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        socket.set_nonblocking(true).expect("nonblocking");
+        let address = socket.local_addr().expect("address");
+        Self { socket, address }
+    }
+
+    /// Every datagram received so far, without waiting.
+    pub fn drain(&self) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        let mut buf = vec![0u8; 65_536];
+        while let Ok(n) = self.socket.recv(&mut buf) {
+            datagrams.push(buf[..n].to_vec());
+        }
+        datagrams
+    }
+}
+
+pub const TRACE_ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
+pub const TRACE_PARENT: &str = "53995c3f42cd8ad8";
+
+/// A `Lambda-Runtime-Trace-Id` for the `n`th invocation: distinct roots, one parent.
+pub fn trace_header(n: u32, sampled: bool) -> String {
+    format!(
+        "Root=1-5759e988-bd862e3fe1be46a9942727{n:02x};Parent={TRACE_PARENT};Sampled={}",
+        u8::from(sampled)
+    )
+}
