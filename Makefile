@@ -1,0 +1,31 @@
+# The two commands a newcomer needs: `make run` and `make test`. `make help` lists the rest.
+SHELL := bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+.PHONY: tools
+tools: ## Install cargo-lambda, moto and the AWS CLI into .venv (from PyPI)
+	@bash scripts/tools.sh
+
+.PHONY: run
+run: ## Build, start the local Lambda emulator, invoke events/*.json, print responses, logs and traces
+	@bash scripts/run-local.sh
+
+.PHONY: test
+test: tools ## Every test: unit, layers, doc tests, runtime API integration, cargo lambda watch end to end
+	$(CARGO) test --workspace --all-targets -- --include-ignored
+	$(CARGO) test --workspace --doc
+
+.PHONY: lint
+lint: ## rustfmt and clippy, warnings denied
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+.PHONY: ci
+ci: lint test ## What CI runs
