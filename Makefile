@@ -29,3 +29,6 @@ lint: ## rustfmt and clippy, warnings denied
 
 .PHONY: ci
 ci: lint test ## What CI runs
+
+# Packaging and deployment targets (package, create, update, invoke, get, list, delete, ...).
+-include deploy/deploy.mk
