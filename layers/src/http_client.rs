@@ -1,7 +1,7 @@
 //! Middleware that traces outbound HTTP requests made with [`reqwest`].
 //!
-//! Each request gets a client span (an X-Ray remote subsegment) named after the method, with
-//! `http.request.method`, `url.full`, `server.address`, `server.port` and, once answered,
+//! Each request gets a client span (an X-Ray remote subsegment named after the host, through
+//! `peer.service`) with `http.request.method`, `url.full` and, once answered,
 //! `http.response.status_code`; a transport error or a 5xx marks it as an error. The span's
 //! context is injected into the request as both `X-Amzn-Trace-Id` (X-Ray) and `traceparent`
 //! (W3C), so the callee continues the same trace. `reqwest::Client` is itself a
@@ -146,8 +146,9 @@ where
             otel.kind = "client",
             http.request.method = %req.method(),
             url.full = %url,
-            server.address = url.host_str().unwrap_or_default(),
-            server.port = url.port_or_known_default().map(i64::from).unwrap_or_default(),
+            // Names the X-Ray subsegment (the node on the service map). `server.address` is left
+            // out on purpose: opentelemetry-aws turns it into a `sql.url` on any subsegment.
+            peer.service = url.host_str().unwrap_or_default(),
             http.response.status_code = Empty,
             error.type = Empty,
         );

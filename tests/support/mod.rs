@@ -480,13 +480,25 @@ impl XrayDaemon {
     }
 }
 
-pub const TRACE_ROOT: &str = "1-5759e988-bd862e3fe1be46a994272793";
 pub const TRACE_PARENT: &str = "53995c3f42cd8ad8";
 
-/// A `Lambda-Runtime-Trace-Id` for the `n`th invocation: distinct roots, one parent.
+/// A `Lambda-Runtime-Trace-Id` for the `n`th invocation: distinct roots, one parent. The root's
+/// time part is now, as Lambda's is: X-Ray rejects trace ids older than 30 days.
 pub fn trace_header(n: u32, sampled: bool) -> String {
     format!(
-        "Root=1-5759e988-bd862e3fe1be46a9942727{n:02x};Parent={TRACE_PARENT};Sampled={}",
+        "Root={};Parent={TRACE_PARENT};Sampled={}",
+        trace_root(n),
         u8::from(sampled)
     )
+}
+
+/// The X-Ray trace id (`1-<epoch hex>-<24 hex>`) of [`trace_header`]`(n, _)`.
+pub fn trace_root(n: u32) -> String {
+    static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let epoch = EPOCH.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    format!("1-{epoch:08x}-bd862e3fe1be46a9942727{n:02x}")
 }

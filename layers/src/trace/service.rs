@@ -78,6 +78,7 @@ fn invocation_span(
         target: "lambda_observability::invocation",
         "invocation",
         otel.name = %config.function_name,
+        otel.kind = Empty,
         otel.status_code = Empty,
         otel.status_description = Empty,
         faas.invocation_id = %ctx.request_id,
@@ -100,12 +101,19 @@ fn invocation_span(
         lambda.duration_ms = Empty,
         lambda.init_duration_ms = Empty,
     );
-    if let Some(parent) = ctx
+    match ctx
         .xray_trace_id
         .as_deref()
         .and_then(opentelemetry_aws::trace::xray_propagator::span_context_from_str)
     {
-        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+        // Under Lambda's function segment: an internal span, i.e. an X-Ray subsegment.
+        Some(parent) => {
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+        }
+        // No segment to hang under (local runs): the span is the root, i.e. an X-Ray segment.
+        None => {
+            span.record("otel.kind", "server");
+        }
     }
     let otel = span.context();
     let ids = otel.span().span_context().clone();

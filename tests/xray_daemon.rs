@@ -1,0 +1,212 @@
+//! Path 1: segment documents sent over UDP to the X-Ray daemon, as Lambda with active tracing
+//! runs it. A UDP socket stands in for the daemon; the real `bootstrap` runs against a mock
+//! Runtime API; the assertions are on the datagrams it receives.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use support::{CheckIp, Event, Function, MockRuntimeApi, TRACE_PARENT, XrayDaemon, trace_header};
+
+/// Datagrams, grouped by the `/next` call before which they had arrived.
+type Received = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
+
+fn parse(datagram: &[u8]) -> Value {
+    let text = std::str::from_utf8(datagram).expect("UTF-8 datagram");
+    let (header, document) = text.split_once('\n').expect("header line then document");
+    assert_eq!(header, r#"{"format": "json", "version": 1}"#);
+    assert!(
+        datagram.len() <= 64 * 1024,
+        "a datagram must fit the daemon's 64 kB"
+    );
+    serde_json::from_str(document).expect("one JSON document per datagram")
+}
+
+fn is_hex_id(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|id| id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_reach_the_daemon_before_the_next_event_with_the_right_tree() {
+    let daemon = Arc::new(XrayDaemon::start());
+    let checkip = CheckIp::start(200).await;
+    let runtime = MockRuntimeApi::start(vec![
+        Event::fixture("ok", "success.json").traced(&trace_header(1, true)),
+        Event::fixture("throw", "throw-error.json").traced(&trace_header(2, true)),
+        Event::fixture("invalid", "invalid.json").traced(&trace_header(3, true)),
+        Event::fixture("unsampled", "success.json").traced(&trace_header(4, false)),
+        Event::fixture("untraced", "success.json"),
+    ])
+    .await;
+    let received: Received = Arc::default();
+    {
+        let (daemon, received) = (daemon.clone(), received.clone());
+        // Lambda may freeze the process once it asks for the next event: whatever has not
+        // reached the daemon by then counts as lost.
+        runtime.on_next(move |number| {
+            let mut received = received.lock().expect("lock");
+            received.extend(daemon.drain().into_iter().map(|d| (number, d)));
+        });
+    }
+    let address = daemon.address.to_string();
+    let _function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", &checkip.url),
+            ("OTEL_TRACES_EXPORTER", "xray"),
+            ("AWS_XRAY_DAEMON_ADDRESS", &address),
+        ],
+    );
+    runtime.outcomes(5).await;
+    runtime.wait_next_calls(6).await;
+    let received = received.lock().expect("lock").clone();
+
+    let documents: Vec<(usize, Value)> = received.iter().map(|(n, d)| (*n, parse(d))).collect();
+    let for_trace = |n: u32| -> Vec<Value> {
+        let root = support::trace_root(n);
+        documents
+            .iter()
+            .filter(|(_, doc)| doc["trace_id"] == root.as_str())
+            .map(|(next, doc)| {
+                assert_eq!(
+                    *next,
+                    n as usize + 1,
+                    "invocation {n}'s segments must arrive before /next #{}",
+                    n + 1
+                );
+                doc.clone()
+            })
+            .collect()
+    };
+
+    // Invocation 1: the invocation subsegment under Lambda's segment, with two children.
+    let docs = for_trace(1);
+    assert_eq!(docs.len(), 3, "{docs:#?}");
+    for doc in &docs {
+        assert!(is_hex_id(&doc["id"]), "{doc}");
+        assert!(is_hex_id(&doc["parent_id"]), "{doc}");
+        assert_eq!(doc["type"], "subsegment", "{doc}");
+    }
+    let invocation = docs
+        .iter()
+        .find(|d| d["parent_id"] == TRACE_PARENT)
+        .expect("invocation document");
+    assert_eq!(invocation["name"], "hello-it");
+    assert_eq!(invocation["annotations"]["ColdStart"], true);
+    assert_eq!(invocation["annotations"]["Service"], "hello-it");
+    let runtime_info = docs
+        .iter()
+        .find(|d| d["name"] == "getRuntimeInfo")
+        .expect("getRuntimeInfo");
+    assert_eq!(runtime_info["parent_id"], invocation["id"]);
+    let http = docs
+        .iter()
+        .find(|d| d["namespace"] == "remote")
+        .expect("remote HTTP subsegment");
+    assert_eq!(http["parent_id"], invocation["id"]);
+    assert_eq!(http["http"]["request"]["method"], "GET");
+    assert_eq!(http["http"]["request"]["url"], checkip.url.as_str());
+    assert_eq!(http["http"]["response"]["status"], 200);
+    // The outgoing request carried this trace and the HTTP subsegment as parent.
+    let requests = checkip.requests.lock().expect("lock").clone();
+    let header = requests[0]
+        .header("x-amzn-trace-id")
+        .expect("X-Amzn-Trace-Id");
+    assert!(
+        header.contains(&format!(
+            "Root={}",
+            invocation["trace_id"].as_str().unwrap_or_default()
+        )),
+        "{header}"
+    );
+    assert!(
+        header.contains(&format!(
+            "Parent={}",
+            http["id"].as_str().unwrap_or_default()
+        )),
+        "{header}"
+    );
+    // The event payload is not recorded anywhere.
+    for (_, datagram) in &received {
+        assert!(
+            !String::from_utf8_lossy(datagram).contains("Bogdan"),
+            "payload leaked into a segment"
+        );
+    }
+
+    // Invocation 2: throwError is a fault with the exception as cause.
+    let docs = for_trace(2);
+    let invocation = docs
+        .iter()
+        .find(|d| d["parent_id"] == TRACE_PARENT)
+        .expect("invocation document");
+    assert_eq!(invocation["fault"], true, "{invocation}");
+    assert!(
+        invocation.get("error").is_none_or(|e| e == false),
+        "{invocation}"
+    );
+    let exception = &invocation["cause"]["exceptions"][0];
+    assert_eq!(exception["type"], "SimpleException");
+    assert_eq!(
+        exception["message"],
+        "Sorry, but the caller wants to me to throw an error"
+    );
+    assert_eq!(invocation["annotations"]["ColdStart"], false);
+
+    // Invocation 3: an invalid event is the caller's error, not a fault.
+    let docs = for_trace(3);
+    let invocation = docs
+        .iter()
+        .find(|d| d["parent_id"] == TRACE_PARENT)
+        .expect("invocation document");
+    assert_eq!(invocation["error"], true, "{invocation}");
+    assert!(
+        invocation.get("fault").is_none_or(|f| f == false),
+        "{invocation}"
+    );
+    assert_eq!(invocation["cause"]["exceptions"][0]["type"], "InvalidEvent");
+    assert_eq!(invocation["annotations"]["ErrorKind"], "client");
+
+    // Invocation 4 (Sampled=0) exported nothing; invocation 5 (no header) started its own trace.
+    assert!(for_trace(4).is_empty());
+    let known: Vec<String> = (1..=4).map(|n| trace_header(n, true)).collect();
+    let fresh: Vec<&Value> = documents
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| {
+            !known
+                .iter()
+                .any(|k| k.contains(d["trace_id"].as_str().unwrap_or("?")))
+        })
+        .collect();
+    assert_eq!(
+        fresh.len(),
+        3,
+        "the untraced invocation starts a new sampled trace: {fresh:#?}"
+    );
+    let root = fresh
+        .iter()
+        .find(|d| d["name"] == "hello-it")
+        .expect("root");
+    assert!(
+        root.get("parent_id").is_none(),
+        "a new trace has no parent: {root}"
+    );
+
+    // Keep one captured document for the deploy test (put-trace-segments against moto).
+    if std::env::var_os("CAPTURE_XRAY_FIXTURE").is_some() {
+        let path = format!(
+            "{}/tests/fixtures/xray-segment.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let docs = for_trace(2);
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&docs).unwrap_or_default(),
+        )
+        .expect("write fixture");
+    }
+}
