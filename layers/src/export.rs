@@ -249,6 +249,33 @@ impl Telemetry {
     }
 }
 
+/// Exports pending spans and shuts the pipeline down on SIGTERM or SIGINT, then exits.
+///
+/// Lambda sends SIGTERM before it shuts an execution environment down, but only when an extension
+/// is registered (the ADOT collector layer is one). Spans still pending then — from work that
+/// outlived its invocation — are exported instead of lost. Needs a tokio runtime with signals.
+pub fn spawn_shutdown_flush(telemetry: Telemetry) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!(
+            "could not install the SIGTERM handler; pending spans may be lost at shutdown"
+        );
+        return;
+    };
+    tokio::spawn(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down: exporting pending spans");
+        telemetry.shutdown().await;
+        std::process::exit(0);
+    });
+}
+
 /// The resource describing this function: `service.name`, `cloud.*` and `faas.*` from the
 /// reserved Lambda variables, plus `OTEL_RESOURCE_ATTRIBUTES`.
 pub fn resource(service_name: Option<&str>) -> Resource {

@@ -14,6 +14,7 @@
 //! | [`MalformedEventLayer`] | invocation | turns a body that is not JSON into an event the handler can reject with a typed error |
 //! | [`ErrorMapLayer`] | handler | maps typed errors (and panics) to [`lambda_runtime::Diagnostic`] and records them on the span |
 //! | [`HttpTraceLayer`] | `reqwest` client | a client span per outbound request, trace context injected into its headers |
+//! | [`ObservabilityLayer`] | invocation | all four invocation-level layers above, in order |
 //!
 //! The pipeline that exports the spans lives in [`export`]; the log formatter in [`log_format`].
 //!
@@ -59,6 +60,7 @@ pub mod http_client;
 pub mod log_format;
 pub mod logging;
 pub mod malformed_event;
+pub mod observability;
 pub mod timing;
 pub mod trace;
 
@@ -66,6 +68,7 @@ pub use error::{ErrorKind, ErrorMapLayer, FunctionError};
 pub use http_client::HttpTraceLayer;
 pub use logging::LoggingLayer;
 pub use malformed_event::MalformedEventLayer;
+pub use observability::ObservabilityLayer;
 pub use timing::TimingLayer;
 pub use trace::TraceLayer;
 

@@ -339,6 +339,11 @@ pub struct Function {
 impl Function {
     /// Starts `bootstrap` against `runtime`, with a clean Lambda-like environment plus `env`.
     pub fn start(runtime: &MockRuntimeApi, env: &[(&str, &str)]) -> Self {
+        Self::start_exe(env!("CARGO_BIN_EXE_bootstrap"), runtime, env)
+    }
+
+    /// Starts `exe` (a Lambda function executable) the same way.
+    pub fn start_exe(exe: impl AsRef<std::ffi::OsStr>, runtime: &MockRuntimeApi, env: &[(&str, &str)]) -> Self {
         let log_path = std::env::temp_dir().join(format!(
             "bootstrap-{}-{}.log",
             std::process::id(),
@@ -347,7 +352,7 @@ impl Function {
                 .map_or(0, |d| d.as_nanos())
         ));
         let log = std::fs::File::create(&log_path).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+        let mut command = Command::new(exe);
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -501,4 +506,120 @@ pub fn trace_root(n: u32) -> String {
             .map_or(0, |d| d.as_secs())
     });
     format!("1-{epoch:08x}-bd862e3fe1be46a9942727{n:02x}")
+}
+
+/// How the OTLP receiver answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpMode {
+    /// 200 with an empty `ExportTraceServiceResponse`.
+    Accept,
+    /// 500, every time.
+    Fail,
+    /// Reads the request and never answers.
+    Hang,
+}
+
+/// A request the OTLP receiver decoded.
+#[derive(Debug, Clone)]
+pub struct OtlpExport {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+}
+
+/// A real OTLP/HTTP (protobuf) trace receiver on 127.0.0.1.
+#[derive(Clone)]
+pub struct OtlpReceiver {
+    pub endpoint: String,
+    pub exports: Arc<Mutex<Vec<OtlpExport>>>,
+}
+
+impl OtlpReceiver {
+    pub async fn start(mode: OtlpMode) -> Self {
+        use prost::Message;
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let exports = Arc::new(Mutex::new(Vec::new()));
+        let seen = exports.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut reader = BufReader::new(read);
+                    while let Some(request) = read_request(&mut reader).await {
+                        let decoded = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+                            request.body.as_slice(),
+                        )
+                        .expect("a valid ExportTraceServiceRequest");
+                        seen.lock().expect("lock").push(OtlpExport {
+                            path: request.path.clone(),
+                            headers: request.headers.clone(),
+                            request: decoded,
+                        });
+                        let written = match mode {
+                            OtlpMode::Accept => {
+                                let body = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::default()
+                                    .encode_to_vec();
+                                write_response(&mut write, 200, &[("content-type", "application/x-protobuf".into())], &body).await
+                            }
+                            OtlpMode::Fail => write_response(&mut write, 500, &[], b"collector unavailable").await,
+                            OtlpMode::Hang => {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                                Ok(())
+                            }
+                        };
+                        if written.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self { endpoint, exports }
+    }
+
+    /// Every span received so far, with the resource attributes of its batch.
+    pub fn spans(&self) -> Vec<(Vec<(String, String)>, opentelemetry_proto::tonic::trace::v1::Span)> {
+        let exports = self.exports.lock().expect("lock");
+        let mut spans = Vec::new();
+        for export in exports.iter() {
+            for resource_spans in &export.request.resource_spans {
+                let resource: Vec<(String, String)> = resource_spans
+                    .resource
+                    .iter()
+                    .flat_map(|r| r.attributes.iter())
+                    .map(|kv| (kv.key.clone(), any_value_text(kv.value.as_ref())))
+                    .collect();
+                for scope in &resource_spans.scope_spans {
+                    for span in &scope.spans {
+                        spans.push((resource.clone(), span.clone()));
+                    }
+                }
+            }
+        }
+        spans
+    }
+}
+
+/// An OTLP attribute value as text (`"aws"`, `"true"`, `"256"`).
+pub fn any_value_text(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::DoubleValue(d)) => d.to_string(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
+
+/// The value of attribute `key` on an OTLP span, as text.
+pub fn span_attr(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> Option<String> {
+    span.attributes.iter().find(|kv| kv.key == key).map(|kv| any_value_text(kv.value.as_ref()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
