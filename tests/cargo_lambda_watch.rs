@@ -154,7 +154,17 @@ async fn invocations_through_cargo_lambda_watch() {
             .is_some_and(|v| v.starts_with("Root=1-"))
             && r.header("traceparent").is_some()
     }));
-    let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
+    // The timeline of the last invocation is printed after its response was returned.
+    let started = Instant::now();
+    let logs = loop {
+        let logs = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if logs.lines().filter(|l| l.starts_with("trace ")).count() >= 4
+            || started.elapsed() > Duration::from_secs(10)
+        {
+            break logs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let _ = std::fs::remove_file(&log_path);
     assert!(logs.contains("getRuntimeInfo"), "{logs}");
     assert!(

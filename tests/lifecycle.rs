@@ -8,10 +8,7 @@
 
 mod support;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use hello_lambda::HandlerError;
 use lambda_observability::{
@@ -21,7 +18,9 @@ use lambda_observability::{
 };
 use lambda_runtime::{LambdaEvent, Runtime};
 use serde_json::{Value, json};
-use support::{Event, Function, MockRuntimeApi, Outcome, XrayDaemon, trace_header, trace_root};
+use support::{
+    Event, Function, MockRuntimeApi, Outcome, Received, XrayDaemon, trace_header, trace_root,
+};
 use tower::{ServiceBuilder, service_fn};
 use tracing::Instrument;
 
@@ -62,7 +61,10 @@ async fn child() -> Result<(), BoxError> {
             }
             Ok::<Value, HandlerError>(json!({"ok": true}))
         }));
-    Runtime::new(handler).layer(ObservabilityLayer::new(telemetry.flusher())).run().await
+    Runtime::new(handler)
+        .layer(ObservabilityLayer::new(telemetry.flusher()))
+        .run()
+        .await
 }
 
 fn documents(datagrams: &[(usize, Vec<u8>)]) -> Vec<(usize, Value)> {
@@ -84,28 +86,43 @@ async fn a_panic_is_a_typed_fault_and_sigterm_flushes_pending_spans() {
         Event::new("background", r#"{"action": "background"}"#).traced(&trace_header(3, true)),
     ])
     .await;
-    let received: Arc<Mutex<Vec<(usize, Vec<u8>)>>> = Arc::default();
+    let received: Received = Arc::default();
     {
         let (daemon, received) = (daemon.clone(), received.clone());
-        runtime.on_next(move |n| received.lock().expect("lock").extend(daemon.drain().into_iter().map(|d| (n, d))));
+        runtime.on_next(move |n| {
+            received
+                .lock()
+                .expect("lock")
+                .extend(daemon.drain().into_iter().map(|d| (n, d)))
+        });
     }
     let address = daemon.address.to_string();
     let exe = std::env::current_exe().expect("test executable");
     let mut function = Function::start_exe(
         exe,
         &runtime,
-        &[("LIFECYCLE_CHILD", "1"), ("OTEL_TRACES_EXPORTER", "xray"), ("AWS_XRAY_DAEMON_ADDRESS", &address)],
+        &[
+            ("LIFECYCLE_CHILD", "1"),
+            ("OTEL_TRACES_EXPORTER", "xray"),
+            ("AWS_XRAY_DAEMON_ADDRESS", &address),
+        ],
     );
 
     let outcomes = runtime.outcomes(3).await;
     match &outcomes[0] {
         Outcome::Error { body, .. } => {
             assert_eq!(body["errorType"], "Panic", "{body}");
-            assert_eq!(body["errorMessage"], "deliberate panic at the handler", "{body}");
+            assert_eq!(
+                body["errorMessage"], "deliberate panic at the handler",
+                "{body}"
+            );
         }
         other => panic!("a panic must become an error, got {other:?}"),
     }
-    assert!(matches!(&outcomes[1], Outcome::Response { body, .. } if body["ok"] == true), "still serving after a panic");
+    assert!(
+        matches!(&outcomes[1], Outcome::Response { body, .. } if body["ok"] == true),
+        "still serving after a panic"
+    );
     assert!(matches!(&outcomes[2], Outcome::Response { .. }));
     runtime.wait_next_calls(4).await;
 
@@ -122,9 +139,17 @@ async fn a_panic_is_a_typed_fault_and_sigterm_flushes_pending_spans() {
     // The background span is still pending: it ends after its invocation's flush.
     tokio::time::sleep(Duration::from_millis(600)).await;
     let background_root = trace_root(3);
-    let is_background = |d: &Value| d["name"] == "background-work" && d["trace_id"] == background_root.as_str();
-    assert!(!documents(&received.lock().expect("lock")).iter().any(|(_, d)| is_background(d)));
-    assert!(daemon.drain().is_empty(), "nothing is exported between invocations");
+    let is_background =
+        |d: &Value| d["name"] == "background-work" && d["trace_id"] == background_root.as_str();
+    assert!(
+        !documents(&received.lock().expect("lock"))
+            .iter()
+            .any(|(_, d)| is_background(d))
+    );
+    assert!(
+        daemon.drain().is_empty(),
+        "nothing is exported between invocations"
+    );
 
     // SIGTERM: the shutdown hook exports it, then the process exits cleanly.
     let status = std::process::Command::new("kill")
@@ -132,11 +157,28 @@ async fn a_panic_is_a_typed_fault_and_sigterm_flushes_pending_spans() {
         .status()
         .expect("kill");
     assert!(status.success());
-    let exit = function.wait_exit(Duration::from_secs(10)).expect("exits after SIGTERM");
-    assert!(exit.success(), "clean exit after SIGTERM: {exit:?}\n{}", function.logs());
+    let exit = function
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after SIGTERM");
+    assert!(
+        exit.success(),
+        "clean exit after SIGTERM: {exit:?}\n{}",
+        function.logs()
+    );
     let after: Vec<(usize, Vec<u8>)> = daemon.drain().into_iter().map(|d| (0, d)).collect();
-    let background = documents(&after).into_iter().find(|(_, d)| is_background(d));
-    let (_, background) = background.unwrap_or_else(|| panic!("background span exported at shutdown:\n{}", function.logs()));
-    assert!(background["parent_id"].as_str().is_some_and(|p| p.len() == 16));
-    assert!(function.logs().contains("shutting down: exporting pending spans"));
+    let background = documents(&after)
+        .into_iter()
+        .find(|(_, d)| is_background(d));
+    let (_, background) = background
+        .unwrap_or_else(|| panic!("background span exported at shutdown:\n{}", function.logs()));
+    assert!(
+        background["parent_id"]
+            .as_str()
+            .is_some_and(|p| p.len() == 16)
+    );
+    assert!(
+        function
+            .logs()
+            .contains("shutting down: exporting pending spans")
+    );
 }

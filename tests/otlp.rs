@@ -11,8 +11,8 @@ use std::{
 
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 use support::{
-    CheckIp, Event, Function, MockRuntimeApi, OtlpMode, OtlpReceiver, Outcome, TRACE_PARENT, hex, span_attr, trace_header,
-    trace_root,
+    CheckIp, Event, Function, MockRuntimeApi, OtlpMode, OtlpReceiver, Outcome, TRACE_PARENT, hex,
+    span_attr, trace_header, trace_root,
 };
 
 fn otel_trace_id(n: u32) -> String {
@@ -34,7 +34,12 @@ async fn otlp_export_carries_the_span_tree_resource_and_trace_ids() {
     let counts_at_next: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
     {
         let (receiver, counts) = (receiver.clone(), counts_at_next.clone());
-        runtime.on_next(move |number| counts.lock().expect("lock").push((number, receiver.spans().len())));
+        runtime.on_next(move |number| {
+            counts
+                .lock()
+                .expect("lock")
+                .push((number, receiver.spans().len()))
+        });
     }
     let _function = Function::start(
         &runtime,
@@ -51,16 +56,36 @@ async fn otlp_export_carries_the_span_tree_resource_and_trace_ids() {
     runtime.wait_next_calls(5).await;
 
     let counts = counts_at_next.lock().expect("lock").clone();
-    assert_eq!(counts, vec![(1, 0), (2, 3), (3, 6), (4, 9), (5, 9)], "spans per invocation, flushed before /next");
+    assert_eq!(
+        counts,
+        vec![(1, 0), (2, 3), (3, 6), (4, 9), (5, 9)],
+        "spans per invocation, flushed before /next"
+    );
 
     let exports = receiver.exports.lock().expect("lock").clone();
-    assert!(exports.iter().all(|e| e.path == "/v1/traces"), "default path under OTEL_EXPORTER_OTLP_ENDPOINT");
-    assert!(exports.iter().all(|e| e.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("x-collector-token") && v == "abc123")));
-    assert!(exports.iter().all(|e| e.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v == "application/x-protobuf")));
+    assert!(
+        exports.iter().all(|e| e.path == "/v1/traces"),
+        "default path under OTEL_EXPORTER_OTLP_ENDPOINT"
+    );
+    assert!(exports.iter().all(|e| {
+        e.headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("x-collector-token") && v == "abc123")
+    }));
+    assert!(exports.iter().all(|e| {
+        e.headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v == "application/x-protobuf")
+    }));
 
     let spans = receiver.spans();
     let (resource, _) = &spans[0];
-    let resource_value = |key: &str| resource.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let resource_value = |key: &str| {
+        resource
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
     assert_eq!(resource_value("service.name"), Some("hello-otlp"));
     assert_eq!(resource_value("cloud.provider"), Some("aws"));
     assert_eq!(resource_value("cloud.platform"), Some("aws_lambda"));
@@ -70,41 +95,100 @@ async fn otlp_export_carries_the_span_tree_resource_and_trace_ids() {
     assert_eq!(resource_value("deployment.environment"), Some("test"));
 
     let of_trace = |n: u32| -> Vec<Span> {
-        spans.iter().map(|(_, s)| s.clone()).filter(|s| hex(&s.trace_id) == otel_trace_id(n)).collect()
+        spans
+            .iter()
+            .map(|(_, s)| s.clone())
+            .filter(|s| hex(&s.trace_id) == otel_trace_id(n))
+            .collect()
     };
     let first = of_trace(1);
     assert_eq!(first.len(), 3);
-    let invocation = first.iter().find(|s| hex(&s.parent_span_id) == TRACE_PARENT).expect("invocation span under Lambda's");
+    let invocation = first
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
+        .expect("invocation span under Lambda's");
     assert_eq!(invocation.name, "hello-it");
     assert_eq!(invocation.kind(), SpanKind::Internal);
-    assert_eq!(span_attr(invocation, "faas.invocation_id").as_deref(), Some("ok"));
-    assert_eq!(span_attr(invocation, "faas.coldstart").as_deref(), Some("true"));
+    assert_eq!(
+        span_attr(invocation, "faas.invocation_id").as_deref(),
+        Some("ok")
+    );
+    assert_eq!(
+        span_attr(invocation, "faas.coldstart").as_deref(),
+        Some("true")
+    );
     assert_eq!(span_attr(invocation, "ColdStart").as_deref(), Some("true"));
-    assert_eq!(span_attr(invocation, "cloud.account.id").as_deref(), Some("123456789012"));
-    let runtime_info = first.iter().find(|s| s.name == "getRuntimeInfo").expect("getRuntimeInfo");
+    assert_eq!(
+        span_attr(invocation, "cloud.account.id").as_deref(),
+        Some("123456789012")
+    );
+    let runtime_info = first
+        .iter()
+        .find(|s| s.name == "getRuntimeInfo")
+        .expect("getRuntimeInfo");
     assert_eq!(runtime_info.parent_span_id, invocation.span_id);
-    let http = first.iter().find(|s| s.kind() == SpanKind::Client).expect("client span");
+    let http = first
+        .iter()
+        .find(|s| s.kind() == SpanKind::Client)
+        .expect("client span");
     assert_eq!(http.parent_span_id, invocation.span_id);
-    assert_eq!(span_attr(http, "http.request.method").as_deref(), Some("GET"));
-    assert_eq!(span_attr(http, "url.full").as_deref(), Some(checkip.url.as_str()));
-    assert_eq!(span_attr(http, "http.response.status_code").as_deref(), Some("200"));
+    assert_eq!(
+        span_attr(http, "http.request.method").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(
+        span_attr(http, "url.full").as_deref(),
+        Some(checkip.url.as_str())
+    );
+    assert_eq!(
+        span_attr(http, "http.response.status_code").as_deref(),
+        Some("200")
+    );
     for (_, span) in &spans {
         for kv in &span.attributes {
-            assert!(!support::any_value_text(kv.value.as_ref()).contains("Bogdan"), "the payload is not recorded");
+            assert!(
+                !support::any_value_text(kv.value.as_ref()).contains("Bogdan"),
+                "the payload is not recorded"
+            );
         }
     }
 
     let thrown = of_trace(2);
-    let invocation = thrown.iter().find(|s| hex(&s.parent_span_id) == TRACE_PARENT).expect("invocation");
-    assert_eq!(invocation.status.as_ref().map(|s| s.code()), Some(StatusCode::Error));
+    let invocation = thrown
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
+        .expect("invocation");
+    assert_eq!(
+        invocation.status.as_ref().map(|s| s.code()),
+        Some(StatusCode::Error)
+    );
     assert_eq!(span_attr(invocation, "ErrorKind").as_deref(), Some("fault"));
-    let exception = invocation.events.iter().find(|e| e.name == "exception").expect("exception event");
-    assert!(exception.attributes.iter().any(|kv| kv.key == "exception.type" && support::any_value_text(kv.value.as_ref()) == "SimpleException"));
+    let exception = invocation
+        .events
+        .iter()
+        .find(|e| e.name == "exception")
+        .expect("exception event");
+    assert!(
+        exception
+            .attributes
+            .iter()
+            .any(|kv| kv.key == "exception.type"
+                && support::any_value_text(kv.value.as_ref()) == "SimpleException")
+    );
 
     let invalid = of_trace(3);
-    let invocation = invalid.iter().find(|s| hex(&s.parent_span_id) == TRACE_PARENT).expect("invocation");
-    assert_eq!(span_attr(invocation, "ErrorKind").as_deref(), Some("client"));
-    assert_eq!(span_attr(invocation, "error.type").as_deref(), Some("InvalidEvent"));
+    let invocation = invalid
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
+        .expect("invocation");
+    assert_eq!(
+        span_attr(invocation, "ErrorKind").as_deref(),
+        Some("client")
+    );
+    assert_eq!(
+        span_attr(invocation, "error.type").as_deref(),
+        Some("InvalidEvent")
+    );
 
     assert!(of_trace(4).is_empty(), "Sampled=0 exports nothing");
 }
@@ -136,7 +220,11 @@ async fn the_traces_endpoint_variable_wins() {
 async fn export_failures_never_fail_or_hang_invocations() {
     let failing = OtlpReceiver::start(OtlpMode::Fail).await;
     let hanging = OtlpReceiver::start(OtlpMode::Hang).await;
-    for (label, endpoint) in [("refused", "http://127.0.0.1:9".to_owned()), ("500", failing.endpoint.clone()), ("hang", hanging.endpoint.clone())] {
+    for (label, endpoint) in [
+        ("refused", "http://127.0.0.1:9".to_owned()),
+        ("500", failing.endpoint.clone()),
+        ("hang", hanging.endpoint.clone()),
+    ] {
         let runtime = MockRuntimeApi::start(vec![
             Event::fixture("a", "success.json").traced(&trace_header(1, true)),
             Event::fixture("b", "throw-error.json").traced(&trace_header(2, true)),
@@ -156,13 +244,32 @@ async fn export_failures_never_fail_or_hang_invocations() {
         let outcomes = runtime.outcomes(3).await;
         runtime.wait_next_calls(4).await;
         let elapsed = started.elapsed();
-        assert!(matches!(&outcomes[0], Outcome::Response { body, .. } if body["result"] == "Your age in hexadecimal is 0x22"), "{label}");
-        assert!(matches!(&outcomes[1], Outcome::Error { body, .. } if body["errorType"] == "SimpleException"), "{label}");
+        assert!(
+            matches!(&outcomes[0], Outcome::Response { body, .. } if body["result"] == "Your age in hexadecimal is 0x22"),
+            "{label}"
+        );
+        assert!(
+            matches!(&outcomes[1], Outcome::Error { body, .. } if body["errorType"] == "SimpleException"),
+            "{label}"
+        );
         assert!(matches!(&outcomes[2], Outcome::Response { .. }), "{label}");
         // Three exports bounded by 400 ms each, plus process start: far below the 30 s deadline.
         assert!(elapsed < Duration::from_secs(10), "{label}: {elapsed:?}");
-        let failures = function.json_logs().into_iter().filter(|l| l["message"] == "span export failing; spans of this invocation are dropped").count();
-        assert_eq!(failures, 1, "{label}: the export failure is logged once:\n{}", function.logs());
+        let failures = function
+            .json_logs()
+            .into_iter()
+            .filter(|l| l["message"] == "span export failing; spans of this invocation are dropped")
+            .count();
+        assert_eq!(
+            failures,
+            1,
+            "{label}: the export failure is logged once:\n{}",
+            function.logs()
+        );
     }
-    assert_eq!(failing.exports.lock().expect("lock").len(), 3, "one attempt per invocation, no retry storm");
+    assert_eq!(
+        failing.exports.lock().expect("lock").len(),
+        3,
+        "one attempt per invocation, no retry storm"
+    );
 }

@@ -4,13 +4,12 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value;
-use support::{CheckIp, Event, Function, MockRuntimeApi, TRACE_PARENT, XrayDaemon, trace_header};
-
-/// Datagrams, grouped by the `/next` call before which they had arrived.
-type Received = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
+use support::{
+    CheckIp, Event, Function, MockRuntimeApi, Received, TRACE_PARENT, XrayDaemon, trace_header,
+};
 
 fn parse(datagram: &[u8]) -> Value {
     let text = std::str::from_utf8(datagram).expect("UTF-8 datagram");

@@ -343,7 +343,11 @@ impl Function {
     }
 
     /// Starts `exe` (a Lambda function executable) the same way.
-    pub fn start_exe(exe: impl AsRef<std::ffi::OsStr>, runtime: &MockRuntimeApi, env: &[(&str, &str)]) -> Self {
+    pub fn start_exe(
+        exe: impl AsRef<std::ffi::OsStr>,
+        runtime: &MockRuntimeApi,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log_path = std::env::temp_dir().join(format!(
             "bootstrap-{}-{}.log",
             std::process::id(),
@@ -460,6 +464,9 @@ impl CheckIp {
     }
 }
 
+/// Datagrams, each with the number of the `/next` call before which it had arrived.
+pub type Received = Arc<Mutex<Vec<(usize, Vec<u8>)>>>;
+
 /// A UDP socket standing in for the X-Ray daemon.
 pub struct XrayDaemon {
     socket: UdpSocket,
@@ -561,9 +568,17 @@ impl OtlpReceiver {
                             OtlpMode::Accept => {
                                 let body = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::default()
                                     .encode_to_vec();
-                                write_response(&mut write, 200, &[("content-type", "application/x-protobuf".into())], &body).await
+                                write_response(
+                                    &mut write,
+                                    200,
+                                    &[("content-type", "application/x-protobuf".into())],
+                                    &body,
+                                )
+                                .await
                             }
-                            OtlpMode::Fail => write_response(&mut write, 500, &[], b"collector unavailable").await,
+                            OtlpMode::Fail => {
+                                write_response(&mut write, 500, &[], b"collector unavailable").await
+                            }
                             OtlpMode::Hang => {
                                 tokio::time::sleep(Duration::from_secs(3600)).await;
                                 Ok(())
@@ -580,7 +595,12 @@ impl OtlpReceiver {
     }
 
     /// Every span received so far, with the resource attributes of its batch.
-    pub fn spans(&self) -> Vec<(Vec<(String, String)>, opentelemetry_proto::tonic::trace::v1::Span)> {
+    pub fn spans(
+        &self,
+    ) -> Vec<(
+        Vec<(String, String)>,
+        opentelemetry_proto::tonic::trace::v1::Span,
+    )> {
         let exports = self.exports.lock().expect("lock");
         let mut spans = Vec::new();
         for export in exports.iter() {
@@ -617,7 +637,10 @@ pub fn any_value_text(value: Option<&opentelemetry_proto::tonic::common::v1::Any
 
 /// The value of attribute `key` on an OTLP span, as text.
 pub fn span_attr(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) -> Option<String> {
-    span.attributes.iter().find(|kv| kv.key == key).map(|kv| any_value_text(kv.value.as_ref()))
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| any_value_text(kv.value.as_ref()))
 }
 
 pub fn hex(bytes: &[u8]) -> String {
