@@ -50,6 +50,16 @@ pub struct FunctionConfig {
 }
 
 impl FunctionConfig {
+    /// Whether the public-IP call needs TLS (`CHECKIP_URL` is `https://`).
+    pub fn checkip_needs_tls(&self) -> bool {
+        self.checkip_url
+            .trim()
+            .to_ascii_lowercase()
+            .starts_with("https:")
+    }
+}
+
+impl FunctionConfig {
     /// Reads the process environment.
     pub fn from_env() -> Self {
         Self::from_lookup(|name| std::env::var(name).ok())

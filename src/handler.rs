@@ -29,6 +29,21 @@ use crate::{
 /// response and the span export still fit before the deadline.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
+/// The execution environment's one HTTP client.
+///
+/// Loading the system's root certificates is the single most expensive step of a TLS client's
+/// construction (`reqwest` parses every certificate in the system bundle up front). Only pay for
+/// it when something will speak HTTPS: with `needs_tls` false the client trusts no certificate, so
+/// an `https://` URL fails at the handshake with a certificate error instead of silently working.
+pub fn http_client(needs_tls: bool) -> reqwest::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder();
+    if needs_tls {
+        builder.build()
+    } else {
+        builder.tls_certs_only(std::iter::empty()).build()
+    }
+}
+
 /// Everything built once per execution environment and reused by every invocation (the Python
 /// original's module-level globals).
 #[derive(Debug)]

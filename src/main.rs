@@ -21,7 +21,10 @@ async fn main() -> Result<(), BoxError> {
     let log_config = LogConfig::from_env();
 
     // One HTTP client for the environment: the outbound call and, with OTLP, the span export.
-    let http = reqwest::Client::builder().build()?;
+    // TLS roots are loaded only when one of them is https.
+    let http = hello_lambda::handler::http_client(
+        config.checkip_needs_tls() || telemetry_config.needs_tls(),
+    )?;
     let telemetry = Telemetry::init(telemetry_config, Some(http.clone()))?;
     log_format::init(&log_config, telemetry.tracer())?;
     for warning in &config.warnings {

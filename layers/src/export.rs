@@ -75,6 +75,7 @@ pub struct TelemetryConfig {
     exporter: ExporterKind,
     service_name: Option<String>,
     export_timeout: Duration,
+    otlp_endpoint: Option<String>,
 }
 
 impl TelemetryConfig {
@@ -84,6 +85,7 @@ impl TelemetryConfig {
             exporter,
             service_name: None,
             export_timeout: DEFAULT_EXPORT_TIMEOUT,
+            otlp_endpoint: None,
         }
     }
 
@@ -117,6 +119,9 @@ impl TelemetryConfig {
         };
         let mut config = Self::new(exporter);
         config.service_name = lookup("OTEL_SERVICE_NAME").filter(|v| !v.is_empty());
+        config.otlp_endpoint = lookup("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .or_else(|| lookup("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .filter(|v| !v.is_empty());
         if let Some(ms) = lookup("OTEL_EXPORTER_OTLP_TIMEOUT").and_then(|v| v.parse::<u64>().ok()) {
             config.export_timeout = Duration::from_millis(ms);
         }
@@ -139,6 +144,17 @@ impl TelemetryConfig {
     /// The configured exporter.
     pub fn exporter(&self) -> &ExporterKind {
         &self.exporter
+    }
+
+    /// Whether the export needs TLS: OTLP to an `https://` endpoint. The default OTLP endpoint
+    /// (the collector layer on `http://localhost:4318`) and the X-Ray daemon (UDP) do not, so a
+    /// function can skip loading the system's root certificates at init.
+    pub fn needs_tls(&self) -> bool {
+        self.exporter == ExporterKind::Otlp
+            && self
+                .otlp_endpoint
+                .as_deref()
+                .is_some_and(|endpoint| endpoint.trim().to_ascii_lowercase().starts_with("https:"))
     }
 }
 
@@ -546,3 +562,113 @@ const TIMELINE_ATTRIBUTES: &[&str] = &[
     "http.response.status_code",
     "error.type",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<TelemetryConfig, BoxError> {
+        TelemetryConfig::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn the_exporter_defaults_to_xray_only_where_lambda_runs_a_daemon() {
+        assert_eq!(config(&[]).expect("valid").exporter, ExporterKind::None);
+        let with_daemon =
+            config(&[("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000")]).expect("valid");
+        assert_eq!(
+            with_daemon.exporter,
+            ExporterKind::Xray("169.254.79.129:2000".parse().expect("addr"))
+        );
+        let two_addresses = config(&[
+            ("OTEL_TRACES_EXPORTER", "xray"),
+            (
+                "AWS_XRAY_DAEMON_ADDRESS",
+                "tcp:127.0.0.1:2000 udp:127.0.0.2:2001",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(
+            two_addresses.exporter,
+            ExporterKind::Xray("127.0.0.2:2001".parse().expect("addr"))
+        );
+        let explicit = config(&[
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:2000"),
+        ])
+        .expect("valid");
+        assert_eq!(explicit.exporter, ExporterKind::None);
+    }
+
+    #[test]
+    fn unknown_exporters_and_bad_addresses_fail_the_init() {
+        assert!(config(&[("OTEL_TRACES_EXPORTER", "jaeger")]).is_err());
+        assert!(config(&[("AWS_XRAY_DAEMON_ADDRESS", "not-an-address")]).is_err());
+    }
+
+    #[test]
+    fn tls_is_needed_only_for_an_https_otlp_endpoint() {
+        let tls = |vars: &[(&str, &str)]| config(vars).map(|c| c.needs_tls()).unwrap_or(true);
+        assert!(
+            !tls(&[("OTEL_TRACES_EXPORTER", "otlp")]),
+            "the collector layer listens on http://localhost:4318"
+        );
+        assert!(tls(&[
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318")
+        ]));
+        assert!(!tls(&[
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://localhost:4318/v1/traces"
+            ),
+        ]));
+        assert!(!tls(&[
+            ("OTEL_TRACES_EXPORTER", "xray"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318")
+        ]));
+    }
+
+    #[test]
+    fn the_timeline_nests_children_under_their_parents() {
+        use opentelemetry::trace::{
+            SpanContext, SpanKind, Status, TraceFlags, TraceId, TraceState,
+        };
+        use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
+        use std::time::SystemTime;
+        let trace_id = TraceId::from_bytes([1; 16]);
+        let span = |id: u8, parent: u8, name: &'static str, offset_ms: u64| SpanData {
+            span_context: SpanContext::new(
+                trace_id,
+                SpanId::from_bytes([id; 8]),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::from_bytes([parent; 8]),
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: name.into(),
+            start_time: SystemTime::UNIX_EPOCH + Duration::from_millis(offset_ms),
+            end_time: SystemTime::UNIX_EPOCH + Duration::from_millis(offset_ms + 2),
+            attributes: vec![KeyValue::new("ColdStart", true)],
+            dropped_attributes_count: 0,
+            events: SpanEvents::default(),
+            links: SpanLinks::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        };
+        let text = render_timeline(&[span(2, 1, "child", 1), span(1, 9, "root", 0)]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("trace 01010101"), "{text}");
+        assert!(lines[1].contains(" root [ColdStart=true]"), "{text}");
+        assert!(lines[2].contains("   child"), "{text}");
+    }
+}
