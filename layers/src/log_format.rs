@@ -335,40 +335,11 @@ pub fn rfc3339(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::{
-        sync::{Arc, Mutex},
-        time::Duration,
-    };
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn lines(&self) -> Vec<String> {
-            let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            String::from_utf8(bytes)
-                .unwrap_or_default()
-                .lines()
-                .map(str::to_owned)
-                .collect()
-        }
-    }
+    use crate::test_support::SharedBuf;
+    use std::time::Duration;
 
     fn capture(format: LogFormat, body: impl FnOnce()) -> Vec<String> {
-        let out = Captured::default();
+        let out = SharedBuf::default();
         let writer = out.clone();
         let subscriber =
             tracing_subscriber::registry().with(LogLayer::new(format, move || writer.clone()));

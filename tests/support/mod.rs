@@ -429,6 +429,32 @@ impl Drop for Function {
     }
 }
 
+/// Serves HTTP/1.1 on 127.0.0.1 with keep-alive: `answer` gets each request and writes the
+/// response; it returns `false` to close the connection. Returns the bound address.
+pub async fn serve_http<F, Fut>(answer: F) -> SocketAddr
+where
+    F: Fn(Request, tokio::net::tcp::OwnedWriteHalf) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<tokio::net::tcp::OwnedWriteHalf>> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let (read, write) = stream.into_split();
+                let mut reader = BufReader::new(read);
+                let mut write = Some(write);
+                while let (Some(request), Some(w)) = (read_request(&mut reader).await, write.take())
+                {
+                    write = answer(request, w).await;
+                }
+            });
+        }
+    });
+    address
+}
+
 /// A stand-in for the public-IP service: answers every request with `status` and records the
 /// request heads (for the propagated trace headers).
 pub struct CheckIp {
@@ -438,29 +464,22 @@ pub struct CheckIp {
 
 impl CheckIp {
     pub async fn start(status: u16) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}/", listener.local_addr().expect("address"));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut reader = BufReader::new(read);
-                    while let Some(request) = read_request(&mut reader).await {
-                        seen.lock().expect("lock").push(request);
-                        if write_response(&mut write, status, &[], b"198.51.100.7\n")
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                });
+        let address = serve_http(move |request, mut write| {
+            seen.lock().expect("lock").push(request);
+            async move {
+                write_response(&mut write, status, &[], b"198.51.100.7\n")
+                    .await
+                    .ok()?;
+                Some(write)
             }
-        });
-        Self { url, requests }
+        })
+        .await;
+        Self {
+            url: format!("http://{address}/"),
+            requests,
+        }
     }
 }
 
@@ -543,55 +562,51 @@ pub struct OtlpReceiver {
 
 impl OtlpReceiver {
     pub async fn start(mode: OtlpMode) -> Self {
+        use opentelemetry_proto::tonic::collector::trace::v1::{
+            ExportTraceServiceRequest, ExportTraceServiceResponse,
+        };
         use prost::Message;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
         let exports = Arc::new(Mutex::new(Vec::new()));
         let seen = exports.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut reader = BufReader::new(read);
-                    while let Some(request) = read_request(&mut reader).await {
-                        let decoded = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
-                            request.body.as_slice(),
+        let address = serve_http(move |request, mut write| {
+            let decoded = ExportTraceServiceRequest::decode(request.body.as_slice())
+                .expect("a valid ExportTraceServiceRequest");
+            seen.lock().expect("lock").push(OtlpExport {
+                path: request.path,
+                headers: request.headers,
+                request: decoded,
+            });
+            async move {
+                match mode {
+                    OtlpMode::Accept => {
+                        let body = ExportTraceServiceResponse::default().encode_to_vec();
+                        write_response(
+                            &mut write,
+                            200,
+                            &[("content-type", "application/x-protobuf".into())],
+                            &body,
                         )
-                        .expect("a valid ExportTraceServiceRequest");
-                        seen.lock().expect("lock").push(OtlpExport {
-                            path: request.path.clone(),
-                            headers: request.headers.clone(),
-                            request: decoded,
-                        });
-                        let written = match mode {
-                            OtlpMode::Accept => {
-                                let body = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::default()
-                                    .encode_to_vec();
-                                write_response(
-                                    &mut write,
-                                    200,
-                                    &[("content-type", "application/x-protobuf".into())],
-                                    &body,
-                                )
-                                .await
-                            }
-                            OtlpMode::Fail => {
-                                write_response(&mut write, 500, &[], b"collector unavailable").await
-                            }
-                            OtlpMode::Hang => {
-                                tokio::time::sleep(Duration::from_secs(3600)).await;
-                                Ok(())
-                            }
-                        };
-                        if written.is_err() {
-                            return;
-                        }
+                        .await
+                        .ok()?;
                     }
-                });
+                    OtlpMode::Fail => {
+                        write_response(&mut write, 500, &[], b"collector unavailable")
+                            .await
+                            .ok()?
+                    }
+                    OtlpMode::Hang => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return None;
+                    }
+                }
+                Some(write)
             }
-        });
-        Self { endpoint, exports }
+        })
+        .await;
+        Self {
+            endpoint: format!("http://{address}"),
+            exports,
+        }
     }
 
     /// Every span received so far, with the resource attributes of its batch.
