@@ -28,7 +28,10 @@ lint: ## rustfmt and clippy, warnings denied
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: ci
-ci: lint test ## What CI runs
+ci: lint test ## What CI runs: lint, every test, the release package and its checks, deploy targets against moto
+	$(MAKE) --no-print-directory package SKIP_TESTS=1
+	$(MAKE) --no-print-directory check-glibc
+	$(MAKE) --no-print-directory deploy-test
 
 # Packaging and deployment targets (package, create, update, invoke, get, list, delete, ...).
 -include deploy/deploy.mk

@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# `make deploy-test`: every deploy target of deploy/deploy.mk against moto_server, an AWS API
+# emulator, on 127.0.0.1 (no AWS account, fake credentials). Self-contained: installs the tools,
+# starts moto on a free port, always stops it. Each step checks its result and fails the script
+# on a mismatch.
+#
+# What moto can and cannot do: it stores functions, layers, roles and trace segments and answers
+# the API, but it cannot run a function without Docker. `make invoke` is therefore run against
+# moto's Docker-less stand-in (it echoes the payload back), which checks the command and the
+# payload plumbing only; the function itself is invoked by `make smoke-test` (the packaged zip,
+# here) and by `make run` / `make test` (cargo lambda's Runtime API emulator).
+#
+# The deployment package: the real zip from `make package` when it exists (it is never rebuilt
+# here), else a tiny stand-in zip, which is enough for moto since moto does not execute it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+bash scripts/tools.sh
+export PATH="$root/.venv/bin:$PATH"
+AWS="$root/.venv/bin/aws"
+TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+REAL_ZIP="$TARGET_DIR/lambda/bootstrap/bootstrap.zip"
+
+# Fake credentials and a clean AWS configuration: nothing here may reach a real account.
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_SESSION_TOKEN=testing
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_ROLE_ARN
+# The Makefile's defaults are what is tested: drop overrides inherited from the caller.
+unset MAKEFLAGS MFLAGS MAKELEVEL FUNCTION_NAME ADOT_FUNCTION_NAME VARIANT REGION ENDPOINT ZIP \
+  LAMBDA_DIR ADOT_ACCOUNT ADOT_VERSION ADOT_LAYER_VERSION ADOT_LAYER_ARN EVENT ERROR_EVENT \
+  FUNCTION_TIMEOUT FUNCTION_MEMORY
+
+work="$(mktemp -d)"
+moto_pid=""
+cleanup() {
+  if [ -n "$moto_pid" ]; then
+    kill "$moto_pid" 2>/dev/null || true
+    wait "$moto_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+port="${MOTO_PORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+endpoint="http://127.0.0.1:$port"
+echo "==> starting moto_server on $endpoint"
+MOTO_IAM_LOAD_MANAGED_POLICIES=true moto_server -H 127.0.0.1 -p "$port" >"$work/moto.log" 2>&1 &
+moto_pid=$!
+for _ in $(seq 1 300); do
+  if python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/moto-api/", timeout=1)' "$endpoint" 2>/dev/null; then
+    break
+  fi
+  if ! kill -0 "$moto_pid" 2>/dev/null; then cat "$work/moto.log" >&2; echo "moto_server exited" >&2; exit 1; fi
+  sleep 0.1
+done
+export AWS_ENDPOINT_URL="$endpoint"
+# moto's Docker-less Lambda backend (set before anything is created: it keeps its own state).
+# It stores functions and layers like the default one; Invoke echoes the payload back.
+python3 - "$endpoint" <<'PY'
+import json, sys, urllib.request
+request = urllib.request.Request(sys.argv[1] + "/moto-api/config", method="POST",
+                                 data=json.dumps({"lambda": {"use_docker": False}}).encode())
+urllib.request.urlopen(request, timeout=5).read()
+PY
+
+failures=0
+ok() { echo "  ok   $*"; }
+fail() { echo "  FAIL $*" >&2; failures=$((failures + 1)); exit 1; }
+# m TARGET [VAR=value...]: a Makefile target against moto, quietly (-s: no command echo).
+m() { make --no-print-directory -s "$@" AWS="$AWS"; }
+# check JSON DESCRIPTION PYTHON_EXPRESSION EXPECTED: evaluates the expression over `d` (the
+# parsed JSON) and compares it with EXPECTED (JSON).
+check() {
+  python3 - "$@" <<'PY' || fail "$2"
+import json, sys
+data, description, expression, expected = sys.argv[1:5]
+d = json.loads(data)
+try:
+    actual = eval(expression, {"d": d})
+except Exception as error:  # a missing key is a mismatch, not a crash
+    actual = f"<{type(error).__name__}: {error}>"
+if actual != json.loads(expected):
+    print(f"  FAIL {description}: {expression} is {actual!r}, expected {expected}", file=sys.stderr)
+    sys.exit(1)
+print(f"  ok   {description}")
+PY
+}
+sha256_b64() { python3 -c 'import base64, hashlib, sys; print(base64.b64encode(hashlib.sha256(open(sys.argv[1], "rb").read()).digest()).decode())' "$1"; }
+# expect_failure DESCRIPTION PATTERN COMMAND...: the command must fail and print PATTERN.
+expect_failure() {
+  local description="$1" pattern="$2"
+  shift 2
+  local out rc=0
+  out="$("$@" 2>&1)" || rc=$?
+  if [ "$rc" -eq 0 ]; then fail "$description: the command succeeded"; fi
+  grep -q -- "$pattern" <<<"$out" || { echo "$out" >&2; fail "$description: no '$pattern' in the output"; }
+  ok "$description (exit $rc: $(grep -m1 -- "$pattern" <<<"$out" | sed 's/^ *//'))"
+}
+
+echo "==> deployment package"
+if [ -f "$REAL_ZIP" ]; then
+  ZIP="$REAL_ZIP"
+  echo "  using the real zip from 'make package': $ZIP ($(stat -c %s "$ZIP") bytes)"
+else
+  ZIP="$work/stand-in.zip"
+  printf '#!/bin/sh\necho "stand-in for moto: run make package for the real bootstrap" >&2\nexit 1\n' >"$work/bootstrap"
+  if [ -f collector.yaml ]; then cp collector.yaml "$work/collector.yaml"; else echo "receivers: {}" >"$work/collector.yaml"; fi
+  python3 deploy/zip.py "$ZIP" "$work/bootstrap" "$work/collector.yaml" >/dev/null
+  echo "  NOTE: no $REAL_ZIP ('make package' not run): using a stand-in zip (a shell script bootstrap)"
+  echo "        for moto, which stores but never executes the code"
+fi
+zip_names="$(python3 -c 'import sys, zipfile; print(" ".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$ZIP")"
+echo "  contents: $zip_names"
+# The same files plus a marker: different bytes, hence a different CodeSha256, for `make update`.
+python3 - "$ZIP" "$work/updated.zip" <<'PY'
+import shutil, sys, zipfile
+shutil.copy(sys.argv[1], sys.argv[2])
+with zipfile.ZipFile(sys.argv[2], "a") as archive:
+    archive.writestr(zipfile.ZipInfo("deploy-test-marker", date_time=(1980, 1, 1, 0, 0, 0)), "update\n")
+PY
+# The same zip without collector.yaml, which the ADOT variant must refuse.
+python3 - "$ZIP" "$work/no-collector.zip" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as source, zipfile.ZipFile(sys.argv[2], "w") as target:
+    for info in source.infolist():
+        if info.filename != "collector.yaml":
+            target.writestr(info, source.read(info.filename))
+PY
+
+if [ "$ZIP" = "$REAL_ZIP" ]; then
+  echo "==> the packaged bootstrap runs (make smoke-test)"
+  python3 deploy/smoke_test.py "$ZIP" events/success.json events/throw-error.json || fail "smoke-test"
+fi
+
+echo "==> the SAM template"
+python3 deploy/check_template.py template.yaml || fail "template.yaml"
+
+echo "==> clear messages for a missing AWS CLI or role"
+expect_failure "create without the AWS CLI" "AWS CLI" make --no-print-directory -s create AWS=/nonexistent/aws ZIP="$ZIP"
+expect_failure "create without AWS_ROLE_ARN" "AWS_ROLE_ARN is not set" m create ZIP="$ZIP"
+expect_failure "create without a package" "make package" m create ZIP="$work/missing.zip" AWS_ROLE_ARN=arn:aws:iam::123456789012:role/x
+
+echo "==> IAM role and the stand-in ADOT collector layer (moto needs both to exist first)"
+cat >"$work/trust.json" <<'EOF'
+{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+EOF
+role_arn="$("$AWS" iam create-role --role-name rust-hello-world --assume-role-policy-document "file://$work/trust.json" --query Role.Arn --output text)"
+for policy in service-role/AWSLambdaBasicExecutionRole AWSXRayDaemonWriteAccess; do
+  "$AWS" iam attach-role-policy --role-name rust-hello-world --policy-arn "arn:aws:iam::aws:policy/$policy"
+done
+policies="$("$AWS" iam list-attached-role-policies --role-name rust-hello-world --output json)"
+check "$policies" "role has AWSLambdaBasicExecutionRole and AWSXRayDaemonWriteAccess" \
+  'sorted(p["PolicyName"] for p in d["AttachedPolicies"])' '["AWSLambdaBasicExecutionRole", "AWSXRayDaemonWriteAccess"]'
+export AWS_ROLE_ARN="$role_arn"
+ok "role $role_arn"
+mkdir -p "$work/layer/extensions"
+printf '#!/bin/sh\nexit 0\n' >"$work/layer/extensions/collector"
+(cd "$work/layer" && python3 -c 'import zipfile; z = zipfile.ZipFile("../layer.zip", "w"); z.write("extensions/collector"); z.close()')
+layer="$("$AWS" lambda publish-layer-version --layer-name aws-otel-collector-amd64-ver-0-117-0 \
+  --zip-file "fileb://$work/layer.zip" --compatible-runtimes provided.al2023 --compatible-architectures x86_64 \
+  --output json)"
+layer_arn="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["LayerVersionArn"])' "$layer")"
+layer_version="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["Version"])' "$layer")"
+ok "layer $layer_arn"
+# The layer ARN is built from these (moto's account instead of AWS's 901920570463).
+adot=(ADOT_ACCOUNT=123456789012 ADOT_VERSION=0-117-0 ADOT_LAYER_VERSION="$layer_version")
+
+sha="$(sha256_b64 "$ZIP")"
+updated_sha="$(sha256_b64 "$work/updated.zip")"
+check_config() { # check_config JSON (get-function output) VARIANT
+  local c="$1"
+  check "$c" "$2: State Active" 'd["Configuration"]["State"]' '"Active"'
+  check "$c" "$2: Runtime provided.al2023" 'd["Configuration"]["Runtime"]' '"provided.al2023"'
+  check "$c" "$2: Handler bootstrap" 'd["Configuration"]["Handler"]' '"bootstrap"'
+  check "$c" "$2: Architectures [x86_64]" 'd["Configuration"]["Architectures"]' '["x86_64"]'
+  check "$c" "$2: TracingConfig Mode Active" 'd["Configuration"]["TracingConfig"]["Mode"]' '"Active"'
+  check "$c" "$2: MemorySize 256" 'd["Configuration"]["MemorySize"]' '256'
+  check "$c" "$2: Timeout 30" 'd["Configuration"]["Timeout"]' '30'
+  check "$c" "$2: Role" 'd["Configuration"]["Role"]' "\"$role_arn\""
+}
+
+echo "==> make create (direct X-Ray variant)"
+out="$(m create ZIP="$ZIP")" || fail "make create"
+check "$out" "create returns the function name" 'd["FunctionName"]' '"rust-hello-world"'
+check "$out" "create uploaded this zip (CodeSha256)" 'd["CodeSha256"]' "\"$sha\""
+
+echo "==> make get"
+got="$(m get)" || fail "make get"
+check_config "$got" "xray"
+check "$got" "xray: Environment" 'd["Configuration"]["Environment"]["Variables"]' '{"PACKAGE_MANAGEMENT_SYSTEM": "cargo"}'
+check "$got" "xray: no layers" 'd["Configuration"].get("Layers", [])' '[]'
+
+echo "==> make list"
+listed="$(m list)" || fail "make list"
+check "$listed" "list shows rust-hello-world on provided.al2023" \
+  '[f["Runtime"] for f in d if f["FunctionName"] == "rust-hello-world"]' '["provided.al2023"]'
+
+echo "==> make update (a zip with different bytes)"
+out="$(m update ZIP="$work/updated.zip")" || fail "make update"
+got="$(m get)" || fail "make get"
+check "$got" "update replaced the code (CodeSha256 of the new zip)" 'd["Configuration"]["CodeSha256"]' "\"$updated_sha\""
+check "$got" "update: LastUpdateStatus Successful" 'd["Configuration"]["LastUpdateStatus"]' '"Successful"'
+check_config "$got" "xray after update"
+check "$got" "xray after update: Environment" 'd["Configuration"]["Environment"]["Variables"]' '{"PACKAGE_MANAGEMENT_SYSTEM": "cargo"}'
+
+echo "==> make invoke (moto's Docker-less stand-in: echoes the payload; the function does not run)"
+out="$(m invoke)" || { echo "$out" >&2; fail "make invoke"; }
+python3 - "$out" <<'PY' || fail "make invoke: the payload did not come back"
+import json, sys
+body = sys.argv[1].split(":\n", 1)[1].strip()
+assert json.loads(body) == json.load(open("events/success.json")), body
+PY
+ok "make invoke sent events/success.json (moto echoed it back: $(tr -d '\n' <events/success.json))"
+expect_failure "make invoke-error fails when no function error comes back" "expected the function to report an error" m invoke-error
+
+echo "==> ADOT variant: make create-adot / get-adot / update-adot"
+expect_failure "create-adot refuses a zip without collector.yaml" "has no collector.yaml" m create-adot ZIP="$work/no-collector.zip" "${adot[@]}"
+case " $zip_names " in
+  *" collector.yaml "*) ;;
+  *) fail "$ZIP has no collector.yaml: add collector.yaml at the repository root and run 'make package'" ;;
+esac
+out="$(m create-adot ZIP="$ZIP" "${adot[@]}")" || fail "make create-adot"
+check "$out" "create-adot returns rust-hello-world-adot" 'd["FunctionName"]' '"rust-hello-world-adot"'
+got="$(m get-adot)" || fail "make get-adot"
+adot_checks() {
+  check_config "$1" "$2"
+  check "$1" "$2: Layers = the published collector layer" '[l["Arn"] for l in d["Configuration"]["Layers"]]' "[\"$layer_arn\"]"
+  check "$1" "$2: Environment" 'd["Configuration"]["Environment"]["Variables"]' \
+    '{"PACKAGE_MANAGEMENT_SYSTEM": "cargo", "OPENTELEMETRY_COLLECTOR_CONFIG_URI": "/var/task/collector.yaml", "OTEL_TRACES_EXPORTER": "otlp"}'
+}
+adot_checks "$got" "adot"
+m update-adot ZIP="$work/updated.zip" "${adot[@]}" >/dev/null || fail "make update-adot"
+got="$(m get-adot)" || fail "make get-adot"
+check "$got" "update-adot replaced the code" 'd["Configuration"]["CodeSha256"]' "\"$updated_sha\""
+adot_checks "$got" "adot after update"
+listed="$(m list)" || fail "make list"
+check "$listed" "list shows both functions" 'sorted(f["FunctionName"] for f in d)' '["rust-hello-world", "rust-hello-world-adot"]'
+
+echo "==> cargo lambda deploy (settings from [package.metadata.lambda.deploy] in Cargo.toml)"
+if [ -f "$TARGET_DIR/lambda/bootstrap/bootstrap" ]; then
+  m cargo-deploy FUNCTION_NAME=rust-hello-world-cargo-lambda >"$work/cargo-lambda.log" 2>&1 ||
+    { cat "$work/cargo-lambda.log" >&2; fail "make cargo-deploy"; }
+  got="$(m get FUNCTION_NAME=rust-hello-world-cargo-lambda)" || fail "get (cargo lambda deploy)"
+  check_config "$got" "cargo lambda deploy"
+  check "$got" "cargo lambda deploy: Environment" 'd["Configuration"]["Environment"]["Variables"]' '{"PACKAGE_MANAGEMENT_SYSTEM": "cargo"}'
+  m cargo-deploy FUNCTION_NAME=rust-hello-world-cargo-lambda VARIANT=adot "${adot[@]}" >"$work/cargo-lambda.log" 2>&1 ||
+    { cat "$work/cargo-lambda.log" >&2; fail "make cargo-deploy VARIANT=adot"; }
+  got="$(m get FUNCTION_NAME=rust-hello-world-cargo-lambda VARIANT=adot)" || fail "get (cargo lambda deploy, adot)"
+  adot_checks "$got" "cargo lambda deploy VARIANT=adot"
+  m delete FUNCTION_NAME=rust-hello-world-cargo-lambda >/dev/null || fail "delete (cargo lambda deploy)"
+  m delete FUNCTION_NAME=rust-hello-world-cargo-lambda VARIANT=adot >/dev/null || fail "delete (cargo lambda deploy, adot)"
+else
+  echo "  skipped: no $TARGET_DIR/lambda/bootstrap/bootstrap (run 'make package' first)"
+fi
+
+echo "==> X-Ray API: put-trace-segments, then batch-get-traces"
+python3 deploy/xray_segments.py input - >"$work/segments.json" || fail "segment documents"
+"$AWS" xray put-trace-segments --cli-input-json "file://$work/segments.json" --output json >"$work/put.json" || fail "put-trace-segments"
+python3 deploy/xray_segments.py check-put "$work/put.json" || fail "put-trace-segments"
+mapfile -t trace_ids < <(python3 deploy/xray_segments.py trace-ids "$work/segments.json")
+"$AWS" xray batch-get-traces --trace-ids "${trace_ids[@]}" --output json >"$work/get.json" || fail "batch-get-traces"
+python3 deploy/xray_segments.py check-get "$work/segments.json" "$work/get.json" || fail "batch-get-traces"
+# `make traces` lists the last 10 minutes: put a fresh synthetic subsegment and look for it.
+python3 deploy/xray_segments.py input synthetic >"$work/recent.json" || fail "segment documents"
+"$AWS" xray put-trace-segments --cli-input-json "file://$work/recent.json" --output json >"$work/put.json" || fail "put-trace-segments"
+python3 deploy/xray_segments.py check-put "$work/put.json" || fail "put-trace-segments"
+recent_id="$(python3 deploy/xray_segments.py trace-ids "$work/recent.json")"
+"$AWS" xray batch-get-traces --trace-ids "$recent_id" --output json >"$work/get.json" || fail "batch-get-traces"
+python3 deploy/xray_segments.py check-get "$work/recent.json" "$work/get.json" || fail "batch-get-traces"
+traces="$(m traces)" || fail "make traces"
+check "$traces" "make traces lists the new trace, with its error" "[t['HasError'] for t in d if t['Id'] == '$recent_id']" '[true]'
+
+echo "==> make delete / delete-adot"
+m delete >/dev/null || fail "make delete"
+m delete-adot >/dev/null || fail "make delete-adot"
+expect_failure "get after delete" "ResourceNotFoundException" m get
+listed="$(m list)" || fail "make list"
+check "$listed" "list is empty after delete" 'd' '[]'
+
+if [ "$ZIP" = "$REAL_ZIP" ]; then
+  [ "$(sha256_b64 "$ZIP")" = "$sha" ] || fail "the package zip changed during the test"
+  ok "the package zip is unchanged"
+fi
+
+echo "==> deploy-test: OK ($([ "$ZIP" = "$REAL_ZIP" ] && echo "real zip" || echo "stand-in zip"); moto_server $endpoint stopped on exit)"
