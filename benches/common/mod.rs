@@ -1,0 +1,98 @@
+//! Pieces shared by the bench targets (each target includes this file with `#[path]`).
+#![allow(dead_code)]
+
+use std::{
+    net::{SocketAddr, UdpSocket},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+/// The function name every bench environment uses.
+pub(crate) const FUNCTION_NAME: &str = "hello-bench";
+
+/// The invoked function ARN the mock Runtime API and the in-process contexts use.
+pub(crate) const FUNCTION_ARN: &str = "arn:aws:lambda:eu-west-1:123456789012:function:hello-bench";
+
+/// A sampled `Lambda-Runtime-Trace-Id` as Lambda sends it with active tracing, distinct for each
+/// `n`. The root's time part is now: X-Ray (and the exporter's translator) rejects trace ids older
+/// than 30 days.
+pub(crate) fn trace_header(n: u64) -> String {
+    static EPOCH: OnceLock<u64> = OnceLock::new();
+    let epoch = EPOCH.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    format!("Root=1-{epoch:08x}-{n:024x};Parent=53995c3f42cd8ad8;Sampled=1")
+}
+
+/// A UDP socket on 127.0.0.1 standing in for the X-Ray daemon. A thread drains it, so that the
+/// receive buffer never fills up and datagrams are never dropped on the floor by the kernel.
+#[derive(Debug)]
+pub(crate) struct XrayDaemon {
+    pub(crate) address: SocketAddr,
+    received: Arc<AtomicUsize>,
+}
+
+impl XrayDaemon {
+    pub(crate) fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the X-Ray daemon socket");
+        let address = socket.local_addr().expect("X-Ray daemon address");
+        let received = Arc::new(AtomicUsize::new(0));
+        let count = received.clone();
+        std::thread::Builder::new()
+            .name("xray-daemon".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 65_536];
+                while socket.recv(&mut buf).is_ok() {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .expect("spawn the X-Ray daemon thread");
+        Self { address, received }
+    }
+
+    /// Datagrams (segment documents) received so far.
+    pub(crate) fn received(&self) -> usize {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
+/// Median, mean and spread of a set of durations.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stats {
+    pub(crate) n: usize,
+    pub(crate) mean: Duration,
+    pub(crate) median: Duration,
+    pub(crate) p10: Duration,
+    pub(crate) p90: Duration,
+    pub(crate) min: Duration,
+}
+
+impl Stats {
+    pub(crate) fn of(samples: &[Duration]) -> Option<Self> {
+        if samples.is_empty() {
+            return None;
+        }
+        let mut sorted = samples.to_vec();
+        sorted.sort_unstable();
+        let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize];
+        let total: Duration = sorted.iter().sum();
+        Some(Self {
+            n: sorted.len(),
+            mean: total / sorted.len() as u32,
+            median: at(0.5),
+            p10: at(0.1),
+            p90: at(0.9),
+            min: sorted[0],
+        })
+    }
+}
+
+/// Milliseconds with three decimals.
+pub(crate) fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
