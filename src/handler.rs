@@ -36,6 +36,7 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 /// it when something will speak HTTPS: with `needs_tls` false the client trusts no certificate, so
 /// an `https://` URL fails at the handshake with a certificate error instead of silently working.
 pub fn http_client(needs_tls: bool) -> reqwest::Result<reqwest::Client> {
+    lambda_observability::http_client::install_crypto_provider();
     let builder = reqwest::Client::builder();
     if needs_tls {
         builder.build()
@@ -61,7 +62,7 @@ impl ExecutionContext {
         Self {
             config,
             http: HttpTraceLayer::new().layer(http),
-            static_random: rand::random(),
+            static_random: static_random(),
             invocations: AtomicU64::new(0),
         }
     }
@@ -70,6 +71,15 @@ impl ExecutionContext {
     pub fn config(&self) -> &FunctionConfig {
         &self.config
     }
+}
+
+/// A random number fixed for the life of the environment. std's `RandomState` is seeded from the
+/// OS once per thread: no RNG crate to initialise at cold start.
+fn static_random() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as u32
 }
 
 /// The handler: a `tower::Service` from the event to the greeting.
@@ -216,4 +226,26 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_build_with_and_without_tls_roots() {
+        // With roots this reads the system's CA bundle (present on Lambda's provided.al2023).
+        assert!(http_client(true).is_ok());
+        assert!(http_client(false).is_ok());
+    }
+
+    #[test]
+    fn each_execution_context_draws_its_own_static_random() {
+        let context = || {
+            let http = http_client(false).expect("client");
+            ExecutionContext::new(FunctionConfig::from_lookup(|_| None), http)
+        };
+        // Independent draws: equal values are a 1 in 2^32 event.
+        assert_ne!(context().static_random, context().static_random);
+    }
 }

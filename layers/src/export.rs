@@ -198,7 +198,13 @@ impl Telemetry {
             }
             ExporterKind::Otlp => {
                 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-                let client = http_client.unwrap_or_default();
+                let client = match http_client {
+                    Some(client) => client,
+                    None => {
+                        crate::http_client::install_crypto_provider();
+                        reqwest::Client::new()
+                    }
+                };
                 let exporter = opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
                     .with_http_client(client)

@@ -12,6 +12,7 @@
 //! use tower::{ServiceBuilder, ServiceExt};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! lambda_observability::http_client::install_crypto_provider();
 //! let client = reqwest::Client::new();
 //! let traced = ServiceBuilder::new().layer(HttpTraceLayer::new()).service(client.clone());
 //! let request = client.get("http://checkip.amazonaws.com/").build()?;
@@ -38,6 +39,18 @@ use std::sync::Arc;
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty, instrument::Instrumented};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// Installs `ring` as the process-wide rustls crypto provider, unless one is installed already.
+///
+/// `reqwest` is built without a bundled provider (`aws-lc-rs` would double the binary's TLS code
+/// and slow every cold start), so call this before building a `reqwest::Client`. Cheap and
+/// idempotent.
+pub fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Another thread may win the race; either way a provider is installed afterwards.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
 
 /// Layer that applies [`HttpTrace`].
 #[derive(Clone)]

@@ -14,6 +14,7 @@ use crate::{
 /// A stand-in for the function: a `getRuntimeInfo` span and an outbound call to `url`.
 async fn handler_like(url: String) -> Result<(), lambda_runtime::Error> {
     tracing::info_span!("getRuntimeInfo").in_scope(|| tracing::info!("runtime info"));
+    crate::http_client::install_crypto_provider();
     let client = reqwest::Client::new();
     let request = client.get(&url).build()?;
     let traced = ServiceBuilder::new()
