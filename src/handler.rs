@@ -204,7 +204,7 @@ async fn public_ip(context: &ExecutionContext, remaining: Duration) -> String {
     match tokio::time::timeout(timeout, outcome).await {
         Ok(Ok(body)) => body.trim().to_owned(),
         Ok(Err(err)) => {
-            let err = error_chain(&err);
+            let err = lambda_observability::error::error_chain(&err);
             tracing::warn!(error = %err, url = %url, "public IP lookup failed");
             format!("unable to get the public IP from {url}: {err}")
         }
@@ -213,19 +213,6 @@ async fn public_ip(context: &ExecutionContext, remaining: Duration) -> String {
             format!("unable to get the public IP from {url}: timed out after {timeout:?}")
         }
     }
-}
-
-/// `err` and its sources, joined: reqwest's own message alone ("error sending request") hides
-/// the cause (DNS, refused connection, …).
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

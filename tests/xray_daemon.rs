@@ -209,3 +209,90 @@ async fn segments_reach_the_daemon_before_the_next_event_with_the_right_tree() {
         .expect("write fixture");
     }
 }
+
+/// A failing outbound call is recorded as a faulted remote subsegment and still exported before
+/// the next event; a daemon address where nothing listens never fails an invocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_around_the_invocation_neither_lose_spans_nor_fail_it() {
+    let daemon = Arc::new(XrayDaemon::start());
+    let runtime = MockRuntimeApi::start(vec![
+        Event::fixture("ok", "success.json").traced(&trace_header(7, true)),
+        Event::fixture("ok-2", "success.json").traced(&trace_header(8, true)),
+    ])
+    .await;
+    let received: Received = Arc::default();
+    {
+        let (daemon, received) = (daemon.clone(), received.clone());
+        runtime.on_next(move |n| {
+            received
+                .lock()
+                .expect("lock")
+                .extend(daemon.drain().into_iter().map(|d| (n, d)))
+        });
+    }
+    let address = daemon.address.to_string();
+    // Port 9 on loopback: the public-IP call is refused at once.
+    let _function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", "http://127.0.0.1:9/"),
+            ("OTEL_TRACES_EXPORTER", "xray"),
+            ("AWS_XRAY_DAEMON_ADDRESS", &address),
+        ],
+    );
+    let outcomes = runtime.outcomes(2).await;
+    runtime.wait_next_calls(3).await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, support::Outcome::Response { .. })),
+        "{outcomes:?}"
+    );
+    let received = received.lock().expect("lock").clone();
+    let http: Vec<(usize, Value)> = received
+        .iter()
+        .map(|(n, d)| (*n, parse(d)))
+        .filter(|(_, d)| {
+            d["namespace"] == "remote" && d["trace_id"] == support::trace_root(7).as_str()
+        })
+        .collect();
+    assert_eq!(http.len(), 1, "{received:?}");
+    let (next, http) = &http[0];
+    assert_eq!(*next, 2, "exported before /next #2");
+    assert_eq!(http["fault"], true, "{http}");
+    assert!(
+        http["cause"]["exceptions"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("error sending request")),
+        "{http}"
+    );
+
+    // Nothing listens at the daemon address: export fails (ICMP port unreachable), logged once.
+    let unreachable = MockRuntimeApi::start(vec![
+        Event::fixture("a", "success.json"),
+        Event::fixture("b", "throw-error.json"),
+        Event::fixture("c", "success.json"),
+    ])
+    .await;
+    let function = Function::start(
+        &unreachable,
+        &[
+            ("CHECKIP_URL", "http://127.0.0.1:9/"),
+            ("OTEL_TRACES_EXPORTER", "xray"),
+            ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:9"),
+        ],
+    );
+    let outcomes = unreachable.outcomes(3).await;
+    unreachable.wait_next_calls(4).await;
+    assert!(matches!(&outcomes[0], support::Outcome::Response { .. }));
+    assert!(
+        matches!(&outcomes[1], support::Outcome::Error { body, .. } if body["errorType"] == "SimpleException")
+    );
+    assert!(matches!(&outcomes[2], support::Outcome::Response { .. }));
+    let failures = function.logs().matches("span export failing").count();
+    assert!(
+        failures <= 1,
+        "logged at most once, not per span:\n{}",
+        function.logs()
+    );
+}

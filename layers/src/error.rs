@@ -189,6 +189,19 @@ fn record_panic(span: &tracing::Span, panic: Box<dyn Any + Send>) -> Diagnostic 
     record_parts(span, "Panic", &message, ErrorKind::Fault)
 }
 
+/// `err` and its sources, joined by `: `. Many errors' own message hides the cause (reqwest's
+/// "error sending request" says nothing of DNS or a refused connection).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Records an error on `span` (status, exception event, `error.type`, `ErrorKind`), logs it, and
 /// returns the [`Diagnostic`] Lambda will report.
 pub fn record_parts(

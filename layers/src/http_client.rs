@@ -29,6 +29,7 @@ use std::{
 };
 
 use opentelemetry::{
+    KeyValue,
     propagation::{Injector, TextMapCompositePropagator, TextMapPropagator},
     trace::Status,
 };
@@ -213,8 +214,17 @@ where
                 } else {
                     "request"
                 };
+                let message = crate::error::error_chain(err);
                 span.record("error.type", kind);
-                span.set_status(Status::error(err.to_string()));
+                span.set_status(Status::error(message.clone()));
+                // The exception event is what X-Ray shows as the subsegment's cause.
+                span.add_event(
+                    "exception",
+                    vec![
+                        KeyValue::new("exception.type", format!("reqwest::Error ({kind})")),
+                        KeyValue::new("exception.message", message),
+                    ],
+                );
             }
         }
         Poll::Ready(output)
