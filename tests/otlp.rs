@@ -78,6 +78,10 @@ async fn otlp_export_carries_the_span_tree_resource_and_trace_ids() {
             .any(|(k, v)| k.eq_ignore_ascii_case("content-type") && v == "application/x-protobuf")
     }));
 
+    if std::env::var_os("PRINT_OTLP_EXPORT").is_some() {
+        eprintln!("{:#?}", exports[0].request);
+    }
+
     let spans = receiver.spans();
     let (resource, _) = &spans[0];
     let resource_value = |key: &str| {
