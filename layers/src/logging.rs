@@ -89,7 +89,6 @@ where
     fn call(&mut self, req: LambdaInvocation) -> Self::Future {
         let remaining_ms = crate::deadline::remaining_in(&req.context).as_millis() as u64;
         tracing::info!(
-            request_id = %req.context.request_id,
             remaining_ms,
             bytes = req.body.len(),
             "invocation started"
