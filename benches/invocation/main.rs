@@ -50,7 +50,7 @@ use opentelemetry_aws::{
 };
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tower::{Service, ServiceBuilder, service_fn};
-use tracing_subscriber::{EnvFilter, Layer as _, filter::LevelFilter, layer::SubscriberExt};
+use tracing_subscriber::{EnvFilter, Layer as _, layer::SubscriberExt};
 
 const SUCCESS: &[u8] = include_bytes!("../../events/success.json");
 const SNAKE_CASE: &[u8] = include_bytes!("../../events/snake-case.json");
@@ -200,12 +200,11 @@ fn warm_invocation(c: &mut Criterion, daemon: &XrayDaemon) {
         // What `log_format::init` installs, with the lines going to a sink instead of stdout.
         let subscriber = tracing_subscriber::registry()
             .with(LogLayer::new(LogFormat::Json, std::io::sink).with_filter(EnvFilter::new("info")))
-            .with(telemetry.tracer().map(|tracer| {
-                tracing_opentelemetry::layer()
-                    .with_tracer(tracer)
-                    .with_tracked_inactivity(false)
-                    .with_filter(LevelFilter::INFO)
-            }));
+            .with(
+                telemetry
+                    .tracer()
+                    .map(lambda_observability::log_format::otel_layer),
+            );
         let _guard = tracing::subscriber::set_default(subscriber);
         // The invocation-level stack exactly as `src/main.rs` builds it, EMF lines to a sink.
         let timing = TimingLayer::new()

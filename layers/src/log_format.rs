@@ -21,7 +21,6 @@ use serde_json::{Map, Value};
 use tracing::{Event, Level, Subscriber, field::Field};
 use tracing_subscriber::{
     EnvFilter, Layer, Registry,
-    filter::LevelFilter,
     layer::{Context, SubscriberExt},
     registry::LookupSpan,
     util::SubscriberInitExt,
@@ -104,17 +103,33 @@ pub fn init(
 ) -> Result<(), BoxError> {
     let filter = EnvFilter::try_new(&config.filter)
         .map_err(|err| format!("invalid log filter {:?}: {err}", config.filter))?;
-    let otel = tracer.map(|tracer| {
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_tracked_inactivity(false)
-            .with_filter(LevelFilter::INFO)
-    });
+    let otel = tracer.map(otel_layer);
     tracing_subscriber::registry()
         .with(LogLayer::new(config.format, std::io::stdout).with_filter(filter))
         .with(otel)
         .try_init()
         .map_err(|err| err.into())
+}
+
+/// The OpenTelemetry layer: spans at `INFO` and above become OpenTelemetry spans.
+///
+/// Log events are *not* copied into span events: the log lines already carry `traceId` and
+/// `spanId`, so copying them would only double what each invocation sends (and what it costs).
+/// Code location, thread and target attributes are left out for the same reason. Errors reach the
+/// span through [`ErrorMapLayer`](crate::ErrorMapLayer), which records them explicitly.
+pub fn otel_layer<S>(tracer: opentelemetry_sdk::trace::Tracer) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+            metadata.is_span() && *metadata.level() <= Level::INFO
+        }))
 }
 
 /// What an invocation adds to each of its log lines.

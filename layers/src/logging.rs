@@ -88,11 +88,7 @@ where
 
     fn call(&mut self, req: LambdaInvocation) -> Self::Future {
         let remaining_ms = crate::deadline::remaining_in(&req.context).as_millis() as u64;
-        tracing::info!(
-            remaining_ms,
-            bytes = req.body.len(),
-            "invocation started"
-        );
+        tracing::info!(remaining_ms, bytes = req.body.len(), "invocation started");
         if self.log_payload {
             tracing::info!(payload = %String::from_utf8_lossy(&req.body), "event payload (LOG_EVENT_PAYLOAD is on)");
         }

@@ -15,7 +15,7 @@ use opentelemetry_sdk::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{Instrument, subscriber::DefaultGuard};
-use tracing_subscriber::{Layer as _, filter::LevelFilter, layer::SubscriberExt};
+use tracing_subscriber::layer::SubscriberExt;
 
 use crate::{
     export::{SpanFlusher, Telemetry},
@@ -130,11 +130,7 @@ impl TestTelemetry {
         );
         let logs = SharedBuf::default();
         let writer = logs.clone();
-        let otel = telemetry.tracer().map(|tracer| {
-            tracing_opentelemetry::layer()
-                .with_tracer(tracer)
-                .with_filter(LevelFilter::INFO)
-        });
+        let otel = telemetry.tracer().map(crate::log_format::otel_layer);
         let subscriber = tracing_subscriber::registry()
             .with(LogLayer::new(LogFormat::Json, move || writer.clone()))
             .with(otel);
