@@ -54,12 +54,20 @@ pub struct ExecutionContext {
     /// Like the original's `STATIC_RANDOM`: the same in every invocation of this environment.
     static_random: u32,
     invocations: AtomicU64,
+    /// The reserved variables as JSON, rendered once: they never change.
+    reserved_json: String,
 }
 
 impl ExecutionContext {
     /// Builds the context; `http` is the environment's one HTTP client.
     pub fn new(config: FunctionConfig, http: reqwest::Client) -> Self {
+        let reserved: serde_json::Map<String, Value> = config
+            .reserved
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), Value::from(value.as_str())))
+            .collect();
         Self {
+            reserved_json: Value::Object(reserved).to_string(),
             config,
             http: HttpTraceLayer::new().layer(http),
             static_random: static_random(),
@@ -130,7 +138,6 @@ async fn handle(
     let remaining = lambda_observability::deadline::remaining_in(&lambda);
     let env = &lambda.env_config;
     tracing::info!(
-        request_id = %lambda.request_id,
         function_name = %env.function_name,
         function_version = %env.version,
         memory_mb = env.memory,
@@ -142,14 +149,8 @@ async fn handle(
         env.function_name,
         remaining.as_secs()
     );
-    let reserved: serde_json::Map<String, Value> = context
-        .config
-        .reserved
-        .iter()
-        .map(|(name, value)| ((*name).to_owned(), Value::from(value.as_str())))
-        .collect();
     tracing::info!(
-        reserved = %serde_json::Value::Object(reserved),
+        reserved = %context.reserved_json,
         package_management_system = %context.config.package_management_system,
         "environment variables"
     );
@@ -201,16 +202,18 @@ async fn public_ip(context: &ExecutionContext, remaining: Duration) -> String {
             .error_for_status()?;
         response.text().await
     };
-    match tokio::time::timeout(timeout, outcome).await {
-        Ok(Ok(body)) => body.trim().to_owned(),
-        Ok(Err(err)) => {
-            let err = lambda_observability::error::error_chain(&err);
-            tracing::warn!(error = %err, url = %url, "public IP lookup failed");
-            format!("unable to get the public IP from {url}: {err}")
-        }
-        Err(_) => {
-            tracing::warn!(url = %url, timeout_ms = timeout.as_millis() as u64, "public IP lookup timed out");
-            format!("unable to get the public IP from {url}: timed out after {timeout:?}")
+    // reqwest's own timeout covers connecting, the request and reading the body, and ends the
+    // client span with the timeout as its error (an outer timer would drop the span unmarked).
+    match outcome.await {
+        Ok(body) => body.trim().to_owned(),
+        Err(err) => {
+            let reason = if err.is_timeout() {
+                format!("timed out after {timeout:?}")
+            } else {
+                lambda_observability::error::error_chain(&err)
+            };
+            tracing::warn!(error = %reason, url = %url, "public IP lookup failed");
+            format!("unable to get the public IP from {url}: {reason}")
         }
     }
 }

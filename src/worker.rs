@@ -58,8 +58,10 @@ pub fn process_request(
     })
 }
 
+/// The camelCase spelling, else the snake_case one; `null` counts as absent.
 fn field<'a>(object: &'a Map<String, Value>, camel: &str, snake: &str) -> Option<&'a Value> {
-    object.get(camel).or_else(|| object.get(snake))
+    let present = |name: &str| object.get(name).filter(|value| !value.is_null());
+    present(camel).or_else(|| present(snake))
 }
 
 fn name<'a>(
@@ -226,6 +228,14 @@ mod tests {
         let malformed = json!({"$malformedEvent": "the event is not valid JSON: expected value at line 1 column 1"});
         let error = process_request(&malformed, "cargo").expect_err("invalid");
         assert!(error.to_string().starts_with("the event is not valid JSON"));
+    }
+
+    #[test]
+    fn a_null_camel_case_field_does_not_hide_the_snake_case_one() {
+        let event =
+            json!({"firstName": null, "first_name": "Ada", "lastName": "Lovelace", "age": 36});
+        let greeting = process_request(&event, "cargo").expect("valid");
+        assert!(greeting.greeting.starts_with("Hello Ada Lovelace,"));
     }
 
     #[test]

@@ -202,6 +202,18 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Adds the `exception` event (`exception.type`, `exception.message`) that X-Ray shows as the
+/// segment's cause.
+pub fn record_exception(span: &tracing::Span, error_type: String, message: String) {
+    span.add_event(
+        "exception",
+        vec![
+            KeyValue::new("exception.type", error_type),
+            KeyValue::new("exception.message", message),
+        ],
+    );
+}
+
 /// Records an error on `span` (status, exception event, `error.type`, `ErrorKind`), logs it, and
 /// returns the [`Diagnostic`] Lambda will report.
 pub fn record_parts(
@@ -218,13 +230,7 @@ pub fn record_parts(
         // else with an error status a "fault". The invoke API answers a bad request with 400.
         span.set_attribute("http.response.status_code", 400_i64);
     }
-    span.add_event(
-        "exception",
-        vec![
-            KeyValue::new("exception.type", error_type.to_owned()),
-            KeyValue::new("exception.message", message.to_owned()),
-        ],
-    );
+    record_exception(span, error_type.to_owned(), message.to_owned());
     match kind {
         ErrorKind::Client => {
             tracing::warn!(parent: span, error_type, error_kind = kind.as_str(), "{message}")

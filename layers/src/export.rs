@@ -52,6 +52,9 @@ use crate::BoxError;
 /// Span attributes that the X-Ray exporter turns into indexed annotations.
 pub const ANNOTATIONS: &[&str] = &["ColdStart", "Service", "ErrorKind"];
 
+/// Bound on the export at shutdown (SIGTERM).
+pub const SHUTDOWN_FLUSH_BOUND: Duration = Duration::from_millis(250);
+
 /// Default bound on one export, when neither the config nor the deadline is tighter.
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -262,9 +265,11 @@ impl Telemetry {
         self.flusher.clone()
     }
 
-    /// Exports what is pending, then shuts the provider down (on SIGTERM).
+    /// Exports what is pending, then shuts the provider down (on SIGTERM). Bounded by
+    /// [`SHUTDOWN_FLUSH_BOUND`]: Lambda gives a runtime only a few hundred milliseconds after
+    /// SIGTERM, and with the ADOT layer the collector still needs its share to forward the spans.
     pub async fn shutdown(&self) {
-        self.flusher.flush(None).await;
+        self.flusher.flush_within(SHUTDOWN_FLUSH_BOUND).await;
         if let Some(provider) = &self.provider {
             let _ = provider.shutdown();
         }
@@ -318,15 +323,17 @@ struct Pending<E> {
     failing: AtomicBool,
 }
 
-type ExportFuture<'a> = Pin<Box<dyn Future<Output = (usize, OTelSdkResult)> + Send + 'a>>;
-
 /// Object-safe view of [`Pending`], so the processor and flusher do not carry the exporter type.
 trait PendingSpans: Send + Sync {
     fn push(&self, span: SpanData);
-    fn export(&self) -> ExportFuture<'_>;
+    /// Takes every span finished so far.
+    fn take(&self) -> Vec<SpanData>;
+    fn export(&self, batch: Vec<SpanData>) -> ExportFuture<'_>;
     /// Returns `true` when this outcome changes the failing state, i.e. when it is worth a log line.
     fn record_outcome(&self, result: &OTelSdkResult) -> bool;
 }
+
+type ExportFuture<'a> = Pin<Box<dyn Future<Output = OTelSdkResult> + Send + 'a>>;
 
 impl<E: SpanExporter> PendingSpans for Pending<E> {
     fn push(&self, span: SpanData) {
@@ -336,15 +343,12 @@ impl<E: SpanExporter> PendingSpans for Pending<E> {
             .push(span);
     }
 
-    fn export(&self) -> ExportFuture<'_> {
-        let batch = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()));
-        Box::pin(async move {
-            let count = batch.len();
-            if count == 0 {
-                return (0, Ok(()));
-            }
-            (count, self.exporter.export(batch).await)
-        })
+    fn take(&self) -> Vec<SpanData> {
+        std::mem::take(&mut *self.spans.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn export(&self, batch: Vec<SpanData>) -> ExportFuture<'_> {
+        Box::pin(self.exporter.export(batch))
     }
 
     fn record_outcome(&self, result: &OTelSdkResult) -> bool {
@@ -383,7 +387,11 @@ impl SpanProcessor for InvocationSpanProcessor {
                     .into(),
             ));
         }
-        futures_executor::block_on(self.pending.export()).1
+        let batch = self.pending.take();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        futures_executor::block_on(self.pending.export(batch))
     }
 
     fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
@@ -433,16 +441,28 @@ impl SpanFlusher {
     /// configured export timeout, or the time left until `deadline` when that is shorter.
     /// A failure is logged once when exporting starts failing and once when it recovers.
     pub async fn flush(&self, deadline: Option<SystemTime>) -> FlushOutcome {
+        let left = deadline.map_or(self.timeout, |d| {
+            d.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        self.flush_within(left).await
+    }
+
+    /// Exports every span finished so far within `bound` (and the configured export timeout).
+    pub async fn flush_within(&self, bound: Duration) -> FlushOutcome {
         let Some(pending) = &self.pending else {
             return FlushOutcome::Nothing;
         };
-        let left = deadline
-            .and_then(|d| d.duration_since(SystemTime::now()).ok())
-            .unwrap_or(self.timeout);
-        let bound = self.timeout.min(left);
-        let (count, result) = match tokio::time::timeout(bound, pending.export()).await {
-            Ok(done) => done,
-            Err(_) => (0, Err(OTelSdkError::Timeout(bound))),
+        let batch = pending.take();
+        let count = batch.len();
+        if count == 0 {
+            // Nothing was tried: the failing/recovered state stays as it is.
+            return FlushOutcome::Nothing;
+        }
+        let bound = self.timeout.min(bound);
+        let result = match tokio::time::timeout(bound, pending.export(batch)).await {
+            Ok(result) => result,
+            Err(_) => Err(OTelSdkError::Timeout(bound)),
         };
         if pending.record_outcome(&result) {
             match &result {
@@ -455,7 +475,6 @@ impl SpanFlusher {
             }
         }
         match result {
-            Ok(()) if count == 0 => FlushOutcome::Nothing,
             Ok(()) => FlushOutcome::Exported(count),
             Err(OTelSdkError::Timeout(_)) => FlushOutcome::TimedOut(count),
             Err(_) => FlushOutcome::Failed(count),
@@ -641,17 +660,14 @@ mod tests {
         ]));
     }
 
-    #[test]
-    fn the_timeline_nests_children_under_their_parents() {
+    fn span_data(id: u8, parent: u8, name: &'static str, offset_ms: u64) -> SpanData {
         use opentelemetry::trace::{
             SpanContext, SpanKind, Status, TraceFlags, TraceId, TraceState,
         };
         use opentelemetry_sdk::trace::{SpanEvents, SpanLinks};
-        use std::time::SystemTime;
-        let trace_id = TraceId::from_bytes([1; 16]);
-        let span = |id: u8, parent: u8, name: &'static str, offset_ms: u64| SpanData {
+        SpanData {
             span_context: SpanContext::new(
-                trace_id,
+                TraceId::from_bytes([1; 16]),
                 SpanId::from_bytes([id; 8]),
                 TraceFlags::SAMPLED,
                 false,
@@ -669,12 +685,74 @@ mod tests {
             links: SpanLinks::default(),
             status: Status::Unset,
             instrumentation_scope: Default::default(),
-        };
-        let text = render_timeline(&[span(2, 1, "child", 1), span(1, 9, "root", 0)]);
+        }
+    }
+
+    #[test]
+    fn the_timeline_nests_children_under_their_parents() {
+        let text = render_timeline(&[span_data(2, 1, "child", 1), span_data(1, 9, "root", 0)]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
         assert!(lines[0].starts_with("trace 01010101"), "{text}");
         assert!(lines[1].contains(" root [ColdStart=true]"), "{text}");
         assert!(lines[2].contains("   child"), "{text}");
+    }
+
+    /// An exporter that never answers, or fails, on demand.
+    #[derive(Debug)]
+    struct Scripted {
+        hang: bool,
+    }
+
+    impl SpanExporter for Scripted {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            Err(OTelSdkError::InternalFailure("collector down".into()))
+        }
+    }
+
+    fn flusher_with(exporter: Scripted, spans: usize) -> (Telemetry, SpanFlusher) {
+        let telemetry = Telemetry::with_exporter(
+            exporter,
+            Resource::builder_empty().build(),
+            Duration::from_secs(5),
+        );
+        let flusher = telemetry.flusher();
+        if let Some(pending) = &flusher.pending {
+            for id in 0..spans {
+                pending.push(span_data(id as u8 + 1, 0, "span", 0));
+            }
+        }
+        (telemetry, flusher)
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_leaves_no_time_and_counts_what_is_dropped() {
+        let (_telemetry, flusher) = flusher_with(Scripted { hang: true }, 3);
+        let past = SystemTime::now() - Duration::from_secs(1);
+        assert_eq!(flusher.flush(Some(past)).await, FlushOutcome::TimedOut(3));
+        assert_eq!(
+            flusher.flush(None).await,
+            FlushOutcome::Nothing,
+            "the batch was taken"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_are_counted_and_an_empty_flush_changes_nothing() {
+        let (_telemetry, flusher) = flusher_with(Scripted { hang: false }, 2);
+        assert_eq!(flusher.flush(None).await, FlushOutcome::Failed(2));
+        assert_eq!(flusher.flush(None).await, FlushOutcome::Nothing);
+        let failing = flusher
+            .pending
+            .as_ref()
+            .map(|p| p.record_outcome(&Err(OTelSdkError::InternalFailure("x".into()))));
+        assert_eq!(
+            failing,
+            Some(false),
+            "still failing after an empty flush: no second log line"
+        );
     }
 }

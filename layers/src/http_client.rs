@@ -29,7 +29,6 @@ use std::{
 };
 
 use opentelemetry::{
-    KeyValue,
     propagation::{Injector, TextMapCompositePropagator, TextMapPropagator},
     trace::Status,
 };
@@ -194,9 +193,9 @@ where
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let span = this.inner.span().clone();
-        let output = ready!(this.inner.poll(cx));
+        let mut this = self.project();
+        let output = ready!(this.inner.as_mut().poll(cx));
+        let span = this.inner.span();
         match &output {
             Ok(response) => {
                 let status = response.status();
@@ -217,14 +216,7 @@ where
                 let message = crate::error::error_chain(err);
                 span.record("error.type", kind);
                 span.set_status(Status::error(message.clone()));
-                // The exception event is what X-Ray shows as the subsegment's cause.
-                span.add_event(
-                    "exception",
-                    vec![
-                        KeyValue::new("exception.type", format!("reqwest::Error ({kind})")),
-                        KeyValue::new("exception.message", message),
-                    ],
-                );
+                crate::error::record_exception(span, format!("reqwest::Error ({kind})"), message);
             }
         }
         Poll::Ready(output)

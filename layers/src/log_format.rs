@@ -14,10 +14,11 @@
 
 use std::{
     fmt::{self, Write as _},
+    sync::Arc,
     time::SystemTime,
 };
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tracing::{Event, Level, Subscriber, field::Field};
 use tracing_subscriber::{
     EnvFilter, Layer, Registry,
@@ -158,7 +159,7 @@ pub fn attach(span: &tracing::Span, context: InvocationLogContext) {
             && let Some(span) = registry.span(id)
             && let Some(context) = context.take()
         {
-            span.extensions_mut().insert(context);
+            span.extensions_mut().insert(Arc::new(context));
         }
     });
 }
@@ -199,45 +200,80 @@ where
 {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let invocation = ctx.event_scope(event).and_then(|scope| {
-            scope
-                .from_root()
-                .find_map(|span| span.extensions().get::<InvocationLogContext>().cloned())
+            scope.from_root().find_map(|span| {
+                span.extensions()
+                    .get::<Arc<InvocationLogContext>>()
+                    .cloned()
+            })
         });
         let mut fields = Fields::default();
         event.record(&mut fields);
         let line = match self.format {
-            LogFormat::Json => json_line(event.metadata().level(), fields, invocation.as_ref()),
-            LogFormat::Text => text_line(event.metadata().level(), fields, invocation.as_ref()),
+            LogFormat::Json => json_line(event.metadata().level(), fields, invocation.as_deref()),
+            LogFormat::Text => text_line(event.metadata().level(), fields, invocation.as_deref()),
         };
         let _ = (self.make_writer)().write_all(line.as_bytes());
     }
 }
 
+/// Keys the JSON line writes itself; event fields with these names are left out.
+const JSON_KEYS: &[&str] = &[
+    "timestamp",
+    "level",
+    "message",
+    "requestId",
+    "functionName",
+    "coldStart",
+    "xrayTraceId",
+    "traceId",
+    "spanId",
+];
+
+/// Writes the line straight into one buffer (no intermediate JSON tree).
 fn json_line(level: &Level, fields: Fields, invocation: Option<&InvocationLogContext>) -> String {
-    let mut line = Map::new();
-    line.insert("timestamp".into(), rfc3339(SystemTime::now()).into());
-    line.insert("level".into(), level.as_str().into());
-    line.insert("message".into(), fields.message.unwrap_or_default().into());
+    fn string(out: &mut String, value: &str) {
+        // Serializing a &str into a String cannot fail.
+        out.push_str(&serde_json::to_string(value).unwrap_or_default());
+    }
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"timestamp\":\"");
+    out.push_str(&rfc3339(SystemTime::now()));
+    out.push_str("\",\"level\":\"");
+    out.push_str(level.as_str());
+    out.push_str("\",\"message\":");
+    string(&mut out, fields.message.as_deref().unwrap_or_default());
     if let Some(inv) = invocation {
-        line.insert("requestId".into(), inv.request_id.clone().into());
-        line.insert("functionName".into(), inv.function_name.clone().into());
-        line.insert("coldStart".into(), inv.cold_start.into());
-        if let Some(xray) = &inv.xray_trace_id {
-            line.insert("xrayTraceId".into(), xray.clone().into());
-        }
-        if let Some(trace_id) = &inv.trace_id {
-            line.insert("traceId".into(), trace_id.clone().into());
-        }
-        if let Some(span_id) = &inv.span_id {
-            line.insert("spanId".into(), span_id.clone().into());
+        out.push_str(",\"requestId\":");
+        string(&mut out, &inv.request_id);
+        out.push_str(",\"functionName\":");
+        string(&mut out, &inv.function_name);
+        out.push_str(if inv.cold_start {
+            ",\"coldStart\":true"
+        } else {
+            ",\"coldStart\":false"
+        });
+        for (key, value) in [
+            ("xrayTraceId", &inv.xray_trace_id),
+            ("traceId", &inv.trace_id),
+            ("spanId", &inv.span_id),
+        ] {
+            if let Some(value) = value {
+                write!(out, ",\"{key}\":").ok();
+                string(&mut out, value);
+            }
         }
     }
-    for (key, value) in fields.values {
-        line.entry(key).or_insert(value);
+    for (key, value) in &fields.values {
+        if JSON_KEYS.contains(key) {
+            continue;
+        }
+        out.push(',');
+        string(&mut out, key);
+        out.push(':');
+        out.push_str(&value.to_string());
     }
-    let mut text = Value::Object(line).to_string();
-    text.push('\n');
-    text
+    out.push_str("}\n");
+    out
 }
 
 fn text_line(level: &Level, fields: Fields, invocation: Option<&InvocationLogContext>) -> String {
@@ -248,7 +284,7 @@ fn text_line(level: &Level, fields: Fields, invocation: Option<&InvocationLogCon
         level,
         fields.message.unwrap_or_default()
     );
-    for (key, value) in fields.values {
+    for (key, value) in &fields.values {
         match value {
             Value::String(s) => write!(text, " {key}={s}"),
             other => write!(text, " {key}={other}"),
@@ -262,7 +298,7 @@ fn text_line(level: &Level, fields: Fields, invocation: Option<&InvocationLogCon
 #[derive(Default)]
 struct Fields {
     message: Option<String>,
-    values: Vec<(String, Value)>,
+    values: Vec<(&'static str, Value)>,
 }
 
 const SECRET_MARKERS: &[&str] = &[
@@ -277,8 +313,11 @@ const SECRET_MARKERS: &[&str] = &[
 
 /// `true` for field names that must never be logged with their value.
 pub fn is_secret_name(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    SECRET_MARKERS.iter().any(|marker| name.contains(marker))
+    let name = name.as_bytes();
+    SECRET_MARKERS.iter().any(|marker| {
+        name.windows(marker.len())
+            .any(|window| window.eq_ignore_ascii_case(marker.as_bytes()))
+    })
 }
 
 impl Fields {
@@ -290,9 +329,9 @@ impl Fields {
                 other => other.to_string(),
             });
         } else if is_secret_name(name) {
-            self.values.push((name.to_owned(), "[REDACTED]".into()));
+            self.values.push((name, "[REDACTED]".into()));
         } else {
-            self.values.push((name.to_owned(), value));
+            self.values.push((name, value));
         }
     }
 }

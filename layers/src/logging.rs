@@ -42,7 +42,7 @@ impl LoggingLayer {
         }
     }
 
-    /// Whether to log the raw event payload at `DEBUG`. Defaults to `LOG_EVENT_PAYLOAD`, else `false`.
+    /// Whether to log the raw event payload at `INFO` (it is only logged when asked for). Defaults to `LOG_EVENT_PAYLOAD`, else `false`.
     pub fn log_payload(mut self, enabled: bool) -> Self {
         self.log_payload = enabled;
         self

@@ -39,14 +39,15 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: LambdaInvocation) -> Self::Future {
+    fn call(&mut self, mut req: LambdaInvocation) -> Self::Future {
+        // Fix the deadline once for everything inside (emulators send a relative one).
+        let deadline = crate::deadline::normalize(&mut req.context);
         let span = invocation_span(
             &req,
             self.trigger,
             self.service_name.as_deref(),
             self.cold_start.take(),
         );
-        let deadline = crate::deadline::deadline(req.context.deadline);
         let future = {
             // Entered so that spans created by `call` itself hang under the invocation span.
             let _entered = span.enter();
@@ -91,16 +92,21 @@ fn invocation_span(
         cloud.platform = "aws_lambda",
         cloud.region = %region,
         cloud.account.id = account.unwrap_or_default(),
-        cloud.resource_id = %arn,
+        // The function's ARN: the invoked one without an alias or version qualifier.
+        cloud.resource_id = arn.split(':').take(7).collect::<Vec<_>>().join(":"),
         aws.lambda.invoked_arn = %arn,
-        aws.log.group.names = %config.log_group,
         ColdStart = cold_start,
         Service = service_name.unwrap_or(&config.function_name),
-        error.type = Empty,
-        ErrorKind = Empty,
-        lambda.duration_ms = Empty,
-        lambda.init_duration_ms = Empty,
     );
+    if !config.log_group.is_empty() {
+        // A string array by the semantic conventions, which tracing fields cannot express.
+        span.set_attribute(
+            "aws.log.group.names",
+            opentelemetry::Value::Array(
+                vec![opentelemetry::StringValue::from(config.log_group.clone())].into(),
+            ),
+        );
+    }
     match ctx
         .xray_trace_id
         .as_deref()
@@ -115,6 +121,7 @@ fn invocation_span(
             span.record("otel.kind", "server");
         }
     }
+    // Builds the OpenTelemetry span now, so its ids can go into every log line.
     let otel = span.context();
     let ids = otel.span().span_context().clone();
     attach(
