@@ -55,7 +55,13 @@ async fn child() -> Result<(), BoxError> {
                 Some("background") => {
                     // Work that outlives the invocation: its span ends after the flush.
                     let span = tracing::info_span!("background-work");
-                    tokio::spawn(tokio::time::sleep(Duration::from_millis(300)).instrument(span));
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(300))
+                            .instrument(span)
+                            .await;
+                        // Logged once the span has closed: the test waits for this line.
+                        tracing::info!("background work done");
+                    });
                 }
                 _ => {}
             }
@@ -137,7 +143,14 @@ async fn a_panic_is_a_typed_fault_and_sigterm_flushes_pending_spans() {
     assert_eq!(panicked.1["cause"]["exceptions"][0]["type"], "Panic");
 
     // The background span is still pending: it ends after its invocation's flush.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let started = std::time::Instant::now();
+    while !function.logs().contains("background work done") {
+        assert!(
+            started.elapsed() < support::TIMEOUT,
+            "the background work never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let background_root = trace_root(3);
     let is_background =
         |d: &Value| d["name"] == "background-work" && d["trace_id"] == background_root.as_str();

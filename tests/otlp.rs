@@ -4,10 +4,7 @@
 
 mod support;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::sync::{Arc, Mutex};
 
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 use support::{
@@ -235,7 +232,6 @@ async fn export_failures_never_fail_or_hang_invocations() {
             Event::fixture("c", "success.json").traced(&trace_header(3, true)),
         ])
         .await;
-        let started = Instant::now();
         let function = Function::start(
             &runtime,
             &[
@@ -247,7 +243,6 @@ async fn export_failures_never_fail_or_hang_invocations() {
         );
         let outcomes = runtime.outcomes(3).await;
         runtime.wait_next_calls(4).await;
-        let elapsed = started.elapsed();
         assert!(
             matches!(&outcomes[0], Outcome::Response { body, .. } if body["result"] == "Your age in hexadecimal is 0x22"),
             "{label}"
@@ -257,8 +252,6 @@ async fn export_failures_never_fail_or_hang_invocations() {
             "{label}"
         );
         assert!(matches!(&outcomes[2], Outcome::Response { .. }), "{label}");
-        // Three exports bounded by 400 ms each, plus process start: far below the 30 s deadline.
-        assert!(elapsed < Duration::from_secs(10), "{label}: {elapsed:?}");
         let failures = function
             .json_logs()
             .into_iter()

@@ -134,9 +134,15 @@ async fn answers_every_event_with_a_response_or_a_typed_error_and_keeps_serving(
     assert_eq!(context_line["memory_mb"], 256);
     assert_eq!(context_line["coldStart"], true);
     assert_eq!(context_line["log_group"], "/aws/lambda/hello-it");
-    assert!(context_line["message"].as_str().is_some_and(
-        |m| m.contains("has 29 seconds to live") || m.contains("has 30 seconds to live")
-    ));
+    assert!(context_line["message"].as_str().is_some_and(|m| {
+        // The mock's deadline is 30 s after /next: whole seconds left, at most 30.
+        m.split("has ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n <= 30)
+            && m.ends_with("seconds to live")
+    }));
     let public_ip = logs
         .iter()
         .find(|l| l["requestId"] == "ok-1" && l["public_ip"].is_string())
@@ -177,6 +183,36 @@ async fn a_failing_public_ip_service_does_not_fail_the_invocation() {
     ])
     .await;
     let function = Function::start(&runtime, &[("CHECKIP_URL", &broken.url)]);
+    let outcomes = runtime.outcomes(2).await;
+    assert_eq!(
+        response(&outcomes[1])["result"],
+        "Your age in hexadecimal is 0x1"
+    );
+    assert_eq!(
+        response(&outcomes[0])["result"],
+        "Your age in hexadecimal is 0x22"
+    );
+    let logs = function.json_logs();
+    let lines: Vec<&serde_json::Value> =
+        logs.iter().filter(|l| l["public_ip"].is_string()).collect();
+    assert_eq!(lines.len(), 2);
+    for line in lines {
+        let value = line["public_ip"].as_str().unwrap_or_default();
+        assert!(
+            value.starts_with("unable to get the public IP") && value.contains("503"),
+            "{line}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_public_ip_service_is_cut_by_its_timeout() {
+    let hanging = CheckIp::hanging().await;
+    let runtime = MockRuntimeApi::start(vec![Event::fixture("ok", "success.json")]).await;
+    let function = Function::start(
+        &runtime,
+        &[("CHECKIP_URL", &hanging.url), ("CHECKIP_TIMEOUT_MS", "300")],
+    );
     let outcomes = runtime.outcomes(1).await;
     assert_eq!(
         response(&outcomes[0])["result"],
@@ -187,31 +223,41 @@ async fn a_failing_public_ip_service_does_not_fail_the_invocation() {
         .iter()
         .find(|l| l["public_ip"].is_string())
         .expect("public ip line");
-    assert!(
-        line["public_ip"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("unable to get the public IP")),
-        "{line}"
+    assert_eq!(
+        line["public_ip"],
+        format!(
+            "unable to get the public IP from {}: timed out after 300ms",
+            hanging.url
+        )
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_public_ip_service_is_bounded_by_its_timeout() {
+async fn a_refused_public_ip_service_is_reported_with_its_cause() {
     // Port 9 on loopback: nothing listens, the connection is refused at once.
     let runtime = MockRuntimeApi::start(vec![Event::fixture("ok", "success.json")]).await;
-    let function = Function::start(
-        &runtime,
-        &[
-            ("CHECKIP_URL", "http://127.0.0.1:9/"),
-            ("CHECKIP_TIMEOUT_MS", "300"),
-        ],
-    );
+    let function = Function::start(&runtime, &[("CHECKIP_URL", "http://127.0.0.1:9/")]);
     let outcomes = runtime.outcomes(1).await;
     assert_eq!(
         response(&outcomes[0])["result"],
         "Your age in hexadecimal is 0x22"
     );
-    assert!(function.logs().contains("unable to get the public IP"));
+    let logs = function.json_logs();
+    let line = logs
+        .iter()
+        .find(|l| l["public_ip"].is_string())
+        .expect("public ip line");
+    let value = line["public_ip"].as_str().unwrap_or_default();
+    assert!(
+        value.starts_with(
+            "unable to get the public IP from http://127.0.0.1:9/: error sending request"
+        ),
+        "{value}"
+    );
+    assert!(
+        value.to_ascii_lowercase().contains("connection refused"),
+        "the cause is named: {value}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

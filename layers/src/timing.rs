@@ -293,7 +293,7 @@ mod tests {
         );
         assert_eq!(first["ColdStart"], 1);
         assert_eq!(second["ColdStart"], 0);
-        assert!(first["Duration"].as_f64().is_some_and(|d| d >= 0.0));
+        assert!(first["Duration"].as_f64().is_some_and(|d| d > 0.0));
         assert!(first["InitDuration"].is_number());
         assert!(second.get("InitDuration").is_none());
         let names: Vec<&str> = first["_aws"]["CloudWatchMetrics"][0]["Metrics"]

@@ -481,6 +481,25 @@ impl CheckIp {
             requests,
         }
     }
+    /// A service that accepts connections and reads requests but never answers.
+    pub async fn hanging() -> Self {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let address = serve_http(move |request, write| {
+            seen.lock().expect("lock").push(request);
+            async move {
+                // Holds the connection open without answering.
+                let _open = write;
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                None
+            }
+        })
+        .await;
+        Self {
+            url: format!("http://{address}/"),
+            requests,
+        }
+    }
 }
 
 /// Datagrams, each with the number of the `/next` call before which it had arrived.
