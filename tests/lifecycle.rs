@@ -18,9 +18,7 @@ use lambda_observability::{
 };
 use lambda_runtime::{LambdaEvent, Runtime};
 use serde_json::{Value, json};
-use support::{
-    Event, Function, MockRuntimeApi, Outcome, Received, XrayDaemon, trace_header, trace_root,
-};
+use support::{Event, Function, MockRuntimeApi, Outcome, XrayDaemon, trace_header, trace_root};
 use tower::{ServiceBuilder, service_fn};
 use tracing::Instrument;
 
@@ -92,16 +90,7 @@ async fn a_panic_is_a_typed_fault_and_sigterm_flushes_pending_spans() {
         Event::new("background", r#"{"action": "background"}"#).traced(&trace_header(3, true)),
     ])
     .await;
-    let received: Received = Arc::default();
-    {
-        let (daemon, received) = (daemon.clone(), received.clone());
-        runtime.on_next(move |n| {
-            received
-                .lock()
-                .expect("lock")
-                .extend(daemon.drain().into_iter().map(|d| (n, d)))
-        });
-    }
+    let received = daemon.capture_before_next(&runtime);
     let address = daemon.address.to_string();
     let exe = std::env::current_exe().expect("test executable");
     let mut function = Function::start_exe(

@@ -7,9 +7,7 @@ mod support;
 use std::sync::Arc;
 
 use serde_json::Value;
-use support::{
-    CheckIp, Event, Function, MockRuntimeApi, Received, TRACE_PARENT, XrayDaemon, trace_header,
-};
+use support::{CheckIp, Event, Function, MockRuntimeApi, TRACE_PARENT, XrayDaemon, trace_header};
 
 fn parse(datagram: &[u8]) -> Value {
     let text = std::str::from_utf8(datagram).expect("UTF-8 datagram");
@@ -40,16 +38,7 @@ async fn segments_reach_the_daemon_before_the_next_event_with_the_right_tree() {
         Event::fixture("untraced", "success.json"),
     ])
     .await;
-    let received: Received = Arc::default();
-    {
-        let (daemon, received) = (daemon.clone(), received.clone());
-        // Lambda may freeze the process once it asks for the next event: whatever has not
-        // reached the daemon by then counts as lost.
-        runtime.on_next(move |number| {
-            let mut received = received.lock().expect("lock");
-            received.extend(daemon.drain().into_iter().map(|d| (number, d)));
-        });
-    }
+    let received = daemon.capture_before_next(&runtime);
     let address = daemon.address.to_string();
     let _function = Function::start(
         &runtime,
@@ -220,16 +209,7 @@ async fn failures_around_the_invocation_neither_lose_spans_nor_fail_it() {
         Event::fixture("ok-2", "success.json").traced(&trace_header(8, true)),
     ])
     .await;
-    let received: Received = Arc::default();
-    {
-        let (daemon, received) = (daemon.clone(), received.clone());
-        runtime.on_next(move |n| {
-            received
-                .lock()
-                .expect("lock")
-                .extend(daemon.drain().into_iter().map(|d| (n, d)))
-        });
-    }
+    let received = daemon.capture_before_next(&runtime);
     let address = daemon.address.to_string();
     // Port 9 on loopback: the public-IP call is refused at once.
     let _function = Function::start(

@@ -519,6 +519,20 @@ impl XrayDaemon {
         Self { socket, address }
     }
 
+    /// Records, at each `/next` request of `runtime`, the datagrams received until then, tagged
+    /// with that request's number. Lambda may freeze the process once it asks for the next
+    /// event: whatever has not reached the daemon by then counts as lost.
+    pub fn capture_before_next(self: &Arc<Self>, runtime: &MockRuntimeApi) -> Received {
+        let received: Received = Arc::default();
+        let (daemon, sink) = (self.clone(), received.clone());
+        runtime.on_next(move |n| {
+            sink.lock()
+                .expect("lock")
+                .extend(daemon.drain().into_iter().map(|d| (n, d)))
+        });
+        received
+    }
+
     /// Every datagram received so far, without waiting.
     pub fn drain(&self) -> Vec<Vec<u8>> {
         let mut datagrams = Vec::new();
