@@ -20,13 +20,7 @@ fn otel_trace_id(n: u32) -> String {
 async fn otlp_export_carries_the_span_tree_resource_and_trace_ids() {
     let receiver = OtlpReceiver::start(OtlpMode::Accept).await;
     let checkip = CheckIp::start(200).await;
-    let runtime = MockRuntimeApi::start(vec![
-        Event::fixture("ok", "success.json").traced(&trace_header(1, true)),
-        Event::fixture("throw", "throw-error.json").traced(&trace_header(2, true)),
-        Event::fixture("invalid", "invalid.json").traced(&trace_header(3, true)),
-        Event::fixture("unsampled", "success.json").traced(&trace_header(4, false)),
-    ])
-    .await;
+    let runtime = MockRuntimeApi::start(support::traced_events()).await;
     // Spans of invocation N must have been received when the function asks for N+1.
     let counts_at_next: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
     {

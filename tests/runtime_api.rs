@@ -205,14 +205,10 @@ async fn a_failing_public_ip_service_does_not_fail_the_invocation() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hanging_public_ip_service_is_cut_by_its_timeout() {
-    let hanging = CheckIp::hanging().await;
+/// Runs one successful event with `env` and returns what the function logged as the public IP.
+async fn public_ip_logged(env: &[(&str, &str)]) -> String {
     let runtime = MockRuntimeApi::start(vec![Event::fixture("ok", "success.json")]).await;
-    let function = Function::start(
-        &runtime,
-        &[("CHECKIP_URL", &hanging.url), ("CHECKIP_TIMEOUT_MS", "300")],
-    );
+    let function = Function::start(&runtime, env);
     let outcomes = runtime.outcomes(1).await;
     assert_eq!(
         response(&outcomes[0])["result"],
@@ -223,8 +219,16 @@ async fn a_hanging_public_ip_service_is_cut_by_its_timeout() {
         .iter()
         .find(|l| l["public_ip"].is_string())
         .expect("public ip line");
+    line["public_ip"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_public_ip_service_is_cut_by_its_timeout() {
+    let hanging = CheckIp::hanging().await;
+    let value =
+        public_ip_logged(&[("CHECKIP_URL", &hanging.url), ("CHECKIP_TIMEOUT_MS", "300")]).await;
     assert_eq!(
-        line["public_ip"],
+        value,
         format!(
             "unable to get the public IP from {}: timed out after 300ms",
             hanging.url
@@ -235,19 +239,7 @@ async fn a_hanging_public_ip_service_is_cut_by_its_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_public_ip_service_is_reported_with_its_cause() {
     // Port 9 on loopback: nothing listens, the connection is refused at once.
-    let runtime = MockRuntimeApi::start(vec![Event::fixture("ok", "success.json")]).await;
-    let function = Function::start(&runtime, &[("CHECKIP_URL", "http://127.0.0.1:9/")]);
-    let outcomes = runtime.outcomes(1).await;
-    assert_eq!(
-        response(&outcomes[0])["result"],
-        "Your age in hexadecimal is 0x22"
-    );
-    let logs = function.json_logs();
-    let line = logs
-        .iter()
-        .find(|l| l["public_ip"].is_string())
-        .expect("public ip line");
-    let value = line["public_ip"].as_str().unwrap_or_default();
+    let value = public_ip_logged(&[("CHECKIP_URL", "http://127.0.0.1:9/")]).await;
     assert!(
         value.starts_with(
             "unable to get the public IP from http://127.0.0.1:9/: error sending request"

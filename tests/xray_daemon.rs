@@ -30,14 +30,9 @@ fn is_hex_id(value: &Value) -> bool {
 async fn segments_reach_the_daemon_before_the_next_event_with_the_right_tree() {
     let daemon = Arc::new(XrayDaemon::start());
     let checkip = CheckIp::start(200).await;
-    let runtime = MockRuntimeApi::start(vec![
-        Event::fixture("ok", "success.json").traced(&trace_header(1, true)),
-        Event::fixture("throw", "throw-error.json").traced(&trace_header(2, true)),
-        Event::fixture("invalid", "invalid.json").traced(&trace_header(3, true)),
-        Event::fixture("unsampled", "success.json").traced(&trace_header(4, false)),
-        Event::fixture("untraced", "success.json"),
-    ])
-    .await;
+    let mut events = support::traced_events();
+    events.push(Event::fixture("untraced", "success.json"));
+    let runtime = MockRuntimeApi::start(events).await;
     let received = daemon.capture_before_next(&runtime);
     let address = daemon.address.to_string();
     let _function = Function::start(

@@ -556,6 +556,17 @@ pub fn trace_header(n: u32, sampled: bool) -> String {
     )
 }
 
+/// Invocations 1 to 4 of the export tests: success, `throwError` and an invalid event, sampled,
+/// then a success with `Sampled=0`.
+pub fn traced_events() -> Vec<Event> {
+    vec![
+        Event::fixture("ok", "success.json").traced(&trace_header(1, true)),
+        Event::fixture("throw", "throw-error.json").traced(&trace_header(2, true)),
+        Event::fixture("invalid", "invalid.json").traced(&trace_header(3, true)),
+        Event::fixture("unsampled", "success.json").traced(&trace_header(4, false)),
+    ]
+}
+
 /// The X-Ray trace id (`1-<epoch hex>-<24 hex>`) of [`trace_header`]`(n, _)`.
 pub fn trace_root(n: u32) -> String {
     static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
