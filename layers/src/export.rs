@@ -58,6 +58,26 @@ pub const SHUTDOWN_FLUSH_BOUND: Duration = Duration::from_millis(250);
 /// Default bound on one export, when neither the config nor the deadline is tighter.
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A telemetry setting that cannot be used; the message names the variable and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    fn new(message: String) -> Self {
+        Self { message }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 /// Which exporter the pipeline uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -95,12 +115,12 @@ impl TelemetryConfig {
     /// Reads `OTEL_TRACES_EXPORTER`, `AWS_XRAY_DAEMON_ADDRESS`, `OTEL_SERVICE_NAME` and
     /// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds). An unknown exporter name or a daemon address
     /// that does not parse is an error: better to fail the init than to lose every trace silently.
-    pub fn from_env() -> Result<Self, BoxError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Like [`from_env`](Self::from_env), with variables from `lookup`.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, BoxError> {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let daemon = lookup("AWS_XRAY_DAEMON_ADDRESS").filter(|v| !v.is_empty());
         let exporter = match lookup("OTEL_TRACES_EXPORTER").as_deref().map(str::trim) {
             Some("xray") => ExporterKind::Xray(parse_daemon_address(
@@ -114,10 +134,9 @@ impl TelemetryConfig {
                 None => ExporterKind::None,
             },
             Some(other) => {
-                return Err(format!(
+                return Err(ConfigError::new(format!(
                     "OTEL_TRACES_EXPORTER={other:?} is not one of xray, otlp, console, none"
-                )
-                .into());
+                )));
             }
         };
         let mut config = Self::new(exporter);
@@ -162,13 +181,16 @@ impl TelemetryConfig {
 }
 
 /// `AWS_XRAY_DAEMON_ADDRESS` is `host:port`, or `tcp:host:port udp:host:port` in the two-address form.
-fn parse_daemon_address(value: &str) -> Result<SocketAddr, BoxError> {
+fn parse_daemon_address(value: &str) -> Result<SocketAddr, ConfigError> {
     let udp = value
         .split_whitespace()
         .find_map(|part| part.strip_prefix("udp:"))
         .unwrap_or(value.trim());
-    udp.parse()
-        .map_err(|err| format!("AWS_XRAY_DAEMON_ADDRESS={value:?} is not host:port ({err})").into())
+    udp.parse().map_err(|err| {
+        ConfigError::new(format!(
+            "AWS_XRAY_DAEMON_ADDRESS={value:?} is not host:port ({err})"
+        ))
+    })
 }
 
 /// The telemetry pipeline of one execution environment: tracer provider and span flusher.
@@ -592,7 +614,7 @@ const TIMELINE_ATTRIBUTES: &[&str] = &[
 mod tests {
     use super::*;
 
-    fn config(vars: &[(&str, &str)]) -> Result<TelemetryConfig, BoxError> {
+    fn config(vars: &[(&str, &str)]) -> Result<TelemetryConfig, ConfigError> {
         TelemetryConfig::from_lookup(|name| {
             vars.iter()
                 .find(|(k, _)| *k == name)
@@ -631,8 +653,22 @@ mod tests {
 
     #[test]
     fn unknown_exporters_and_bad_addresses_fail_the_init() {
-        assert!(config(&[("OTEL_TRACES_EXPORTER", "jaeger")]).is_err());
-        assert!(config(&[("AWS_XRAY_DAEMON_ADDRESS", "not-an-address")]).is_err());
+        let unknown = config(&[("OTEL_TRACES_EXPORTER", "jaeger")])
+            .map(|_| ())
+            .expect_err("unknown exporter");
+        assert_eq!(
+            unknown.to_string(),
+            "OTEL_TRACES_EXPORTER=\"jaeger\" is not one of xray, otlp, console, none"
+        );
+        let address = config(&[("AWS_XRAY_DAEMON_ADDRESS", "not-an-address")])
+            .map(|_| ())
+            .expect_err("bad address");
+        assert!(
+            address
+                .to_string()
+                .starts_with("AWS_XRAY_DAEMON_ADDRESS=\"not-an-address\" is not host:port"),
+            "{address}"
+        );
     }
 
     #[test]
