@@ -108,6 +108,32 @@ fn invocation(config: &Arc<Config>, n: u64) -> LambdaInvocation {
 }
 
 /// The trivial inner service every variant wraps.
+/// Our invocation-level stack exactly as `src/main.rs` builds it, with the subscriber
+/// `log_format::init` installs (the OpenTelemetry layer only when exporting); log and EMF lines go
+/// to a sink.
+fn bench_hello_lambda_stack(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    exporter: ExporterKind,
+) {
+    let telemetry = Telemetry::init(TelemetryConfig::new(exporter), None).expect("telemetry");
+    let subscriber = tracing_subscriber::registry()
+        .with(LogLayer::new(LogFormat::Json, std::io::sink).with_filter(EnvFilter::new("info")))
+        .with(
+            telemetry
+                .tracer()
+                .map(lambda_observability::log_format::otel_layer),
+        );
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let timing = TimingLayer::new()
+        .namespace("HelloLambda")
+        .metrics_sink(Some(Box::new(std::io::sink())));
+    let service = ServiceBuilder::new()
+        .layer(ObservabilityLayer::new(telemetry.flusher()).timing(timing))
+        .service(service_fn(inner));
+    bench_service(group, name, service);
+}
+
 async fn inner(invocation: LambdaInvocation) -> Result<(), BoxError> {
     drop(black_box(invocation));
     Ok(())
@@ -191,29 +217,12 @@ fn warm_invocation(c: &mut Criterion, daemon: &XrayDaemon) {
     }
 
     {
-        let telemetry = Telemetry::init(
-            TelemetryConfig::new(ExporterKind::Xray(daemon.address)),
-            None,
-        )
-        .expect("telemetry");
         let received = daemon.received();
-        // What `log_format::init` installs, with the lines going to a sink instead of stdout.
-        let subscriber = tracing_subscriber::registry()
-            .with(LogLayer::new(LogFormat::Json, std::io::sink).with_filter(EnvFilter::new("info")))
-            .with(
-                telemetry
-                    .tracer()
-                    .map(lambda_observability::log_format::otel_layer),
-            );
-        let _guard = tracing::subscriber::set_default(subscriber);
-        // The invocation-level stack exactly as `src/main.rs` builds it, EMF lines to a sink.
-        let timing = TimingLayer::new()
-            .namespace("HelloLambda")
-            .metrics_sink(Some(Box::new(std::io::sink())));
-        let service = ServiceBuilder::new()
-            .layer(ObservabilityLayer::new(telemetry.flusher()).timing(timing))
-            .service(service_fn(inner));
-        bench_service(&mut group, "hello_lambda_layers", service);
+        bench_hello_lambda_stack(
+            &mut group,
+            "hello_lambda_layers",
+            ExporterKind::Xray(daemon.address),
+        );
         // Not a timing assertion: proof that the stack measured really exported its spans.
         std::thread::sleep(Duration::from_millis(50));
         assert!(
@@ -221,24 +230,13 @@ fn warm_invocation(c: &mut Criterion, daemon: &XrayDaemon) {
             "the hello_lambda stack exported no segment: it was measured without tracing"
         );
     }
-
-    {
-        // The same stack with `OTEL_TRACES_EXPORTER=none`: logs, EMF line and span bookkeeping
-        // without OpenTelemetry, to tell the export's share of the cost.
-        let telemetry =
-            Telemetry::init(TelemetryConfig::new(ExporterKind::None), None).expect("telemetry");
-        let subscriber = tracing_subscriber::registry().with(
-            LogLayer::new(LogFormat::Json, std::io::sink).with_filter(EnvFilter::new("info")),
-        );
-        let _guard = tracing::subscriber::set_default(subscriber);
-        let timing = TimingLayer::new()
-            .namespace("HelloLambda")
-            .metrics_sink(Some(Box::new(std::io::sink())));
-        let service = ServiceBuilder::new()
-            .layer(ObservabilityLayer::new(telemetry.flusher()).timing(timing))
-            .service(service_fn(inner));
-        bench_service(&mut group, "hello_lambda_layers_no_export", service);
-    }
+    // The same stack with `OTEL_TRACES_EXPORTER=none`: logs, EMF line and span bookkeeping
+    // without OpenTelemetry, to tell the export's share of the cost.
+    bench_hello_lambda_stack(
+        &mut group,
+        "hello_lambda_layers_no_export",
+        ExporterKind::None,
+    );
 
     group.finish();
 }
