@@ -52,10 +52,7 @@ pub struct FunctionConfig {
 impl FunctionConfig {
     /// Whether the public-IP call needs TLS (`CHECKIP_URL` is `https://`).
     pub fn checkip_needs_tls(&self) -> bool {
-        self.checkip_url
-            .trim()
-            .to_ascii_lowercase()
-            .starts_with("https:")
+        lambda_observability::http_client::is_https(&self.checkip_url)
     }
 }
 
@@ -135,5 +132,19 @@ mod tests {
             vec![("AWS_REGION", "eu-west-1".to_owned())]
         );
         assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn tls_is_needed_only_for_an_https_checkip_url() {
+        let with = |url: &'static str| {
+            FunctionConfig::from_lookup(move |name| (name == "CHECKIP_URL").then(|| url.to_owned()))
+        };
+        assert!(!with("http://checkip.amazonaws.com/").checkip_needs_tls());
+        assert!(with("https://checkip.amazonaws.com/").checkip_needs_tls());
+        assert!(with(" HTTPS://checkip.amazonaws.com/").checkip_needs_tls());
+        assert!(
+            !FunctionConfig::from_lookup(|_| None).checkip_needs_tls(),
+            "the default is plain HTTP"
+        );
     }
 }

@@ -176,7 +176,7 @@ impl TelemetryConfig {
             && self
                 .otlp_endpoint
                 .as_deref()
-                .is_some_and(|endpoint| endpoint.trim().to_ascii_lowercase().starts_with("https:"))
+                .is_some_and(crate::http_client::is_https)
     }
 }
 

@@ -40,6 +40,13 @@ use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty, instrument::Instrumented};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+/// Whether `url` speaks HTTPS, i.e. whether a client for it needs TLS root certificates.
+pub fn is_https(url: &str) -> bool {
+    url.trim()
+        .get(..6)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https:"))
+}
+
 /// Installs `ring` as the process-wide rustls crypto provider, unless one is installed already.
 ///
 /// `reqwest` is built without a bundled provider (`aws-lc-rs` would double the binary's TLS code
