@@ -53,6 +53,7 @@
 //! ```
 
 pub mod cold_start;
+pub mod config;
 pub mod deadline;
 pub mod error;
 pub mod export;
