@@ -56,6 +56,7 @@ pub mod cold_start;
 pub mod config;
 pub mod deadline;
 pub mod error;
+pub mod facts;
 pub mod export;
 pub mod http_client;
 pub mod log_format;
