@@ -33,7 +33,7 @@ pub enum TracesExporter {
 }
 
 /// OTLP/HTTP settings, signal-specific variables first.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct OtlpHttp {
     /// The full URL spans are POSTed to, `/v1/traces` included.
     pub endpoint: String,
@@ -43,6 +43,19 @@ pub struct OtlpHttp {
     pub timeout: Duration,
     /// Sign each request with SigV4 (X-Ray's OTLP endpoint, or forced on by the user).
     pub sigv4: Option<SigV4>,
+}
+
+impl fmt::Debug for OtlpHttp {
+    /// Header values are often API keys: only their names are shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("OtlpHttp")
+            .field("endpoint", &self.endpoint)
+            .field("headers", &header_names)
+            .field("timeout", &self.timeout)
+            .field("sigv4", &self.sigv4)
+            .finish()
+    }
 }
 
 /// How to sign OTLP/HTTP requests.
@@ -62,7 +75,10 @@ impl fmt::Debug for SigV4 {
         f.debug_struct("SigV4")
             .field("region", &self.region)
             .field("service", &self.service)
-            .field("credentials", &self.credentials.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish()
     }
 }

@@ -1,0 +1,219 @@
+//! The log lines: format, level filter, and whether the event payload is logged.
+
+use tracing_subscriber::EnvFilter;
+
+use super::env::Env;
+
+/// The filter when no variable sets one.
+pub const DEFAULT_LOG_FILTER: &str = "info";
+
+/// Line format, from `AWS_LAMBDA_LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Tab-separated text (Lambda's default).
+    #[default]
+    Text,
+    /// One JSON object per line (`AWS_LAMBDA_LOG_FORMAT=JSON`).
+    Json,
+}
+
+/// What the log subscriber and the logging layer are asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `AWS_LAMBDA_LOG_FORMAT`. Defaults to text.
+    pub format: LogFormat,
+    /// An `EnvFilter` directive, known to parse: `AWS_LAMBDA_LOG_LEVEL`, else
+    /// `POWERTOOLS_LOG_LEVEL`, else `RUST_LOG`, else `info`.
+    pub filter: String,
+    /// Log each event's payload: `LOG_EVENT_PAYLOAD`, else `POWERTOOLS_LOGGER_LOG_EVENT`.
+    /// Defaults to `false` (payloads may carry personal data).
+    pub log_event: bool,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: DEFAULT_LOG_FILTER.to_owned(),
+            log_event: false,
+        }
+    }
+}
+
+pub(super) fn read(env: &mut Env<'_>) -> LogSettings {
+    let format = match env.get("AWS_LAMBDA_LOG_FORMAT") {
+        None => LogFormat::Text,
+        Some(value) if value.eq_ignore_ascii_case("json") => LogFormat::Json,
+        Some(value) if value.eq_ignore_ascii_case("text") => LogFormat::Text,
+        Some(value) => {
+            env.warn(format!(
+                "AWS_LAMBDA_LOG_FORMAT={value:?} is not JSON or Text; using Text"
+            ));
+            LogFormat::Text
+        }
+    };
+    let filter = level(env, "AWS_LAMBDA_LOG_LEVEL", lambda_level)
+        .or_else(|| level(env, "POWERTOOLS_LOG_LEVEL", powertools_level))
+        .or_else(|| rust_log(env))
+        .unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
+    // The first switch that is set decides, so `LOG_EVENT_PAYLOAD=false` can turn off what
+    // `POWERTOOLS_LOGGER_LOG_EVENT` turned on.
+    let log_event = env
+        .flag("LOG_EVENT_PAYLOAD")
+        .or_else(|| env.flag("POWERTOOLS_LOGGER_LOG_EVENT"))
+        .unwrap_or(false);
+    LogSettings {
+        format,
+        filter,
+        log_event,
+    }
+}
+
+/// A level variable mapped to an `EnvFilter` directive; a name it does not know warns and lets
+/// the next variable in the precedence decide.
+fn level(env: &mut Env<'_>, name: &str, map: fn(&str) -> Option<&'static str>) -> Option<String> {
+    let value = env.get(name)?;
+    match map(&value.to_ascii_uppercase()) {
+        Some(directive) => Some(directive.to_owned()),
+        None => {
+            env.warn(format!("{name}={value:?} is not a log level; ignored"));
+            None
+        }
+    }
+}
+
+/// Lambda's advanced logging controls: `TRACE`…`FATAL`. Rust has no `FATAL`; `error` is closest.
+fn lambda_level(level: &str) -> Option<&'static str> {
+    Some(match level {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARN" => "warn",
+        "ERROR" | "FATAL" => "error",
+        _ => return None,
+    })
+}
+
+/// Powertools' names: Lambda's, plus `CRITICAL` (Python's name for the highest level) and
+/// `SILENT` (TypeScript's "log nothing").
+fn powertools_level(level: &str) -> Option<&'static str> {
+    match level {
+        "CRITICAL" => Some("error"),
+        "SILENT" => Some("off"),
+        other => lambda_level(other),
+    }
+}
+
+/// `RUST_LOG`, only if `EnvFilter` accepts it: a directive that does not parse would otherwise
+/// be dropped silently, or fail the subscriber's init.
+fn rust_log(env: &mut Env<'_>) -> Option<String> {
+    let value = env.get("RUST_LOG")?;
+    match EnvFilter::try_new(&value) {
+        Ok(_) => Some(value),
+        Err(err) => {
+            env.warn(format!(
+                "RUST_LOG={value:?} is not an EnvFilter directive ({err}); using {DEFAULT_LOG_FILTER}"
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::config;
+    use super::*;
+
+    fn filter(vars: &[(&str, &str)]) -> String {
+        config(vars).logs.filter
+    }
+
+    #[test]
+    fn the_format_is_json_only_when_asked_for() {
+        assert_eq!(config(&[]).logs.format, LogFormat::Text);
+        assert_eq!(
+            config(&[("AWS_LAMBDA_LOG_FORMAT", "json")]).logs.format,
+            LogFormat::Json
+        );
+        assert_eq!(
+            config(&[("AWS_LAMBDA_LOG_FORMAT", "Text")]).logs.format,
+            LogFormat::Text
+        );
+        let odd = config(&[("AWS_LAMBDA_LOG_FORMAT", "yaml")]);
+        assert_eq!(odd.logs.format, LogFormat::Text);
+        assert!(
+            odd.warnings
+                .iter()
+                .any(|w| w.starts_with("AWS_LAMBDA_LOG_FORMAT=\"yaml\"")),
+            "{:?}",
+            odd.warnings
+        );
+    }
+
+    #[test]
+    fn lambda_level_wins_then_powertools_then_rust_log_then_info() {
+        let all = [
+            ("AWS_LAMBDA_LOG_LEVEL", "FATAL"),
+            ("POWERTOOLS_LOG_LEVEL", "DEBUG"),
+            ("RUST_LOG", "trace"),
+        ];
+        assert_eq!(filter(&all), "error", "FATAL maps to error");
+        assert_eq!(filter(&all[1..]), "debug");
+        assert_eq!(filter(&all[2..]), "trace");
+        assert_eq!(filter(&[]), "info");
+        assert_eq!(filter(&[("AWS_LAMBDA_LOG_LEVEL", "warn")]), "warn");
+        assert_eq!(filter(&[("POWERTOOLS_LOG_LEVEL", "critical")]), "error");
+        assert_eq!(filter(&[("POWERTOOLS_LOG_LEVEL", "SILENT")]), "off");
+        assert_eq!(
+            filter(&[("RUST_LOG", "info,hello_lambda=debug")]),
+            "info,hello_lambda=debug"
+        );
+    }
+
+    #[test]
+    fn a_bad_level_warns_and_the_next_variable_decides() {
+        let config = config(&[
+            ("AWS_LAMBDA_LOG_LEVEL", "LOUD"),
+            ("POWERTOOLS_LOG_LEVEL", "WARN"),
+        ]);
+        assert_eq!(config.logs.filter, "warn");
+        assert_eq!(
+            config.warnings,
+            vec!["AWS_LAMBDA_LOG_LEVEL=\"LOUD\" is not a log level; ignored".to_owned()]
+        );
+        let critical = super::super::tests::config(&[("AWS_LAMBDA_LOG_LEVEL", "CRITICAL")]);
+        assert_eq!(
+            critical.logs.filter, "info",
+            "CRITICAL is a Powertools name only"
+        );
+        assert_eq!(critical.warnings.len(), 1);
+    }
+
+    #[test]
+    fn an_invalid_rust_log_warns_and_falls_back_to_info() {
+        let config = config(&[("RUST_LOG", "hello=loud")]);
+        assert_eq!(config.logs.filter, "info");
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(
+            config.warnings[0].starts_with("RUST_LOG=\"hello=loud\" is not an EnvFilter directive"),
+            "{:?}",
+            config.warnings
+        );
+    }
+
+    #[test]
+    fn payload_logging_is_off_unless_a_switch_turns_it_on() {
+        let log_event = |vars: &[(&str, &str)]| config(vars).logs.log_event;
+        assert!(!log_event(&[]));
+        assert!(log_event(&[("LOG_EVENT_PAYLOAD", "TRUE")]));
+        assert!(log_event(&[("LOG_EVENT_PAYLOAD", "1")]));
+        assert!(log_event(&[("POWERTOOLS_LOGGER_LOG_EVENT", "true")]));
+        assert!(!log_event(&[
+            ("LOG_EVENT_PAYLOAD", "false"),
+            ("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+        ]));
+        let bad = config(&[("LOG_EVENT_PAYLOAD", "sometimes")]);
+        assert!(!bad.logs.log_event);
+        assert_eq!(bad.warnings.len(), 1, "{:?}", bad.warnings);
+    }
+}
