@@ -460,3 +460,641 @@ fn service_name(
         .or_else(|| lambda.function_name.clone())
         .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::tests::{config, try_config};
+    use super::*;
+
+    const IN_LAMBDA: (&str, &str) = ("AWS_LAMBDA_FUNCTION_NAME", "hello");
+
+    fn exporters(vars: &[(&str, &str)]) -> Vec<TracesExporter> {
+        config(vars).telemetry.exporters
+    }
+
+    fn otlp_http(vars: &[(&str, &str)]) -> OtlpHttp {
+        match exporters(vars).as_slice() {
+            [TracesExporter::OtlpHttp(otlp)] => otlp.clone(),
+            other => panic!("expected one OtlpHttp exporter, got {other:?}"),
+        }
+    }
+
+    fn daemon(address: &str) -> SocketAddr {
+        address.parse().expect("a socket address")
+    }
+
+    fn local_default() -> TracesExporter {
+        TracesExporter::OtlpHttp(OtlpHttp {
+            endpoint: DEFAULT_OTLP_TRACES_ENDPOINT.to_owned(),
+            headers: Vec::new(),
+            timeout: DEFAULT_EXPORT_TIMEOUT,
+            sigv4: None,
+        })
+    }
+
+    #[test]
+    fn the_exporter_list_is_trimmed_case_insensitive_and_skips_unknown_names_with_a_warning() {
+        let config = config(&[
+            ("OTEL_TRACES_EXPORTER", " XRay , zipkin,console,xray "),
+            ("AWS_XRAY_DAEMON_ADDRESS", "169.254.79.129:2000"),
+        ]);
+        assert_eq!(
+            config.telemetry.exporters,
+            vec![
+                TracesExporter::XraySegments {
+                    daemon: daemon("169.254.79.129:2000")
+                },
+                TracesExporter::Console,
+            ]
+        );
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(
+            config.warnings[0].contains("unknown exporter \"zipkin\""),
+            "{:?}",
+            config.warnings
+        );
+    }
+
+    #[test]
+    fn only_unknown_exporters_fall_back_to_the_otlp_default() {
+        let config = config(&[("OTEL_TRACES_EXPORTER", "jaeger,zipkin")]);
+        assert_eq!(config.telemetry.exporters, vec![local_default()]);
+        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn none_turns_tracing_off_even_when_listed_with_others() {
+        assert_eq!(exporters(&[("OTEL_TRACES_EXPORTER", "none")]), vec![]);
+        let mixed = config(&[("OTEL_TRACES_EXPORTER", "console,none")]);
+        assert_eq!(mixed.telemetry.exporters, vec![]);
+        assert_eq!(mixed.warnings.len(), 1, "{:?}", mixed.warnings);
+    }
+
+    #[test]
+    fn otel_sdk_disabled_turns_tracing_off() {
+        for value in ["true", "TRUE", "True"] {
+            let config = config(&[
+                ("OTEL_SDK_DISABLED", value),
+                ("OTEL_TRACES_EXPORTER", "console"),
+            ]);
+            assert_eq!(config.telemetry.exporters, vec![], "{value}");
+        }
+        assert_eq!(
+            exporters(&[
+                ("OTEL_SDK_DISABLED", "false"),
+                ("OTEL_TRACES_EXPORTER", "console")
+            ]),
+            vec![TracesExporter::Console]
+        );
+        let odd = config(&[
+            ("OTEL_SDK_DISABLED", "1"),
+            ("OTEL_TRACES_EXPORTER", "console"),
+        ]);
+        assert_eq!(
+            odd.telemetry.exporters,
+            vec![TracesExporter::Console],
+            "only `true` is true"
+        );
+        assert_eq!(odd.warnings.len(), 1, "{:?}", odd.warnings);
+    }
+
+    #[test]
+    fn powertools_trace_disabled_turns_tracing_off() {
+        assert_eq!(
+            exporters(&[("POWERTOOLS_TRACE_DISABLED", "true"), IN_LAMBDA]),
+            vec![]
+        );
+        assert_eq!(
+            exporters(&[
+                ("POWERTOOLS_TRACE_DISABLED", "false"),
+                ("OTEL_TRACES_EXPORTER", "console")
+            ]),
+            vec![TracesExporter::Console]
+        );
+    }
+
+    #[test]
+    fn disabled_tracing_never_fails_on_settings_it_does_not_use() {
+        let config = config(&[
+            ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+            ("AWS_XRAY_DAEMON_ADDRESS", "nowhere"),
+            ("OTEL_TRACES_EXPORTER", "otlp,xray"),
+        ]);
+        assert_eq!(config.telemetry.exporters, vec![]);
+    }
+
+    #[test]
+    fn otlp_inside_lambda_without_an_endpoint_goes_over_udp_to_the_daemon() {
+        assert_eq!(
+            exporters(&[IN_LAMBDA]),
+            vec![TracesExporter::OtlpUdp {
+                daemon: daemon(DEFAULT_DAEMON_ADDRESS)
+            }],
+            "unset OTEL_TRACES_EXPORTER means otlp"
+        );
+        assert_eq!(
+            exporters(&[
+                IN_LAMBDA,
+                ("OTEL_TRACES_EXPORTER", "otlp"),
+                (
+                    "AWS_XRAY_DAEMON_ADDRESS",
+                    "tcp:127.0.0.1:2000 udp:169.254.79.129:2001"
+                ),
+            ]),
+            vec![TracesExporter::OtlpUdp {
+                daemon: daemon("169.254.79.129:2001")
+            }]
+        );
+    }
+
+    #[test]
+    fn otlp_with_an_endpoint_or_outside_lambda_goes_over_http() {
+        assert_eq!(
+            exporters(&[]),
+            vec![local_default()],
+            "the spec's default outside Lambda"
+        );
+        let in_lambda = otlp_http(&[
+            IN_LAMBDA,
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
+        ]);
+        assert_eq!(in_lambda.endpoint, "http://localhost:4318/v1/traces");
+    }
+
+    #[test]
+    fn the_generic_endpoint_gets_the_traces_path_and_the_specific_one_is_used_as_is() {
+        let endpoint = |vars: &[(&str, &str)]| otlp_http(vars).endpoint;
+        assert_eq!(
+            endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")]),
+            "http://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]),
+            "http://collector:4318/v1/traces",
+            "no doubled slash"
+        );
+        assert_eq!(
+            endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://gateway/otel/")]),
+            "https://gateway/otel/v1/traces",
+            "the base's own path is kept"
+        );
+        assert_eq!(
+            endpoint(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://generic:4318"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "http://specific:4318/custom"
+                ),
+            ]),
+            "http://specific:4318/custom"
+        );
+    }
+
+    #[test]
+    fn an_empty_specific_endpoint_is_unset_so_the_generic_https_one_decides_tls() {
+        let config = config(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://collector.example:4318",
+            ),
+            ("OTEL_TRACES_EXPORTER", ""),
+        ]);
+        assert_eq!(
+            config.telemetry.exporters,
+            vec![TracesExporter::OtlpHttp(OtlpHttp {
+                endpoint: "https://collector.example:4318/v1/traces".to_owned(),
+                headers: Vec::new(),
+                timeout: DEFAULT_EXPORT_TIMEOUT,
+                sigv4: None,
+            })]
+        );
+        assert!(config.needs_tls());
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn tls_is_needed_only_for_an_https_otlp_endpoint() {
+        let tls = |vars: &[(&str, &str)]| config(vars).needs_tls();
+        assert!(!tls(&[]), "the default endpoint is plain HTTP");
+        assert!(!tls(&[IN_LAMBDA]), "UDP to the daemon");
+        assert!(!tls(&[
+            ("OTEL_TRACES_EXPORTER", "xray,console"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+        ]));
+        assert!(!tls(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://localhost:4318/v1/traces"
+            ),
+        ]));
+        assert!(tls(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "HTTPS://collector/v1/traces"
+        )]));
+    }
+
+    #[test]
+    fn headers_are_decoded_and_a_malformed_entry_warns_without_its_value() {
+        let config = config(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-ignored=1"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                "x-api-key = s%3Dcret%2C1 ,authorization=Basic%20YWxh,hunter2,bad header=x",
+            ),
+        ]);
+        let [TracesExporter::OtlpHttp(otlp)] = config.telemetry.exporters.as_slice() else {
+            panic!("{:?}", config.telemetry.exporters);
+        };
+        assert_eq!(
+            otlp.headers,
+            vec![
+                ("x-api-key".to_owned(), "s=cret,1".to_owned()),
+                ("authorization".to_owned(), "Basic YWxh".to_owned()),
+            ],
+            "the traces-specific variable wins whole"
+        );
+        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+        assert!(
+            config.warnings[0].contains("entry 3"),
+            "{:?}",
+            config.warnings
+        );
+        assert!(
+            config.warnings[1].contains("entry 4"),
+            "{:?}",
+            config.warnings
+        );
+        assert!(!format!("{:?}", config.warnings).contains("hunter2"));
+        assert_eq!(
+            otlp_http(&[("OTEL_EXPORTER_OTLP_HEADERS", "a=b")]).headers,
+            vec![("a".to_owned(), "b".to_owned())]
+        );
+    }
+
+    #[test]
+    fn the_traces_timeout_wins_over_the_generic_one() {
+        let both = [
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1500"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "700"),
+        ];
+        let config = config(&both);
+        assert_eq!(config.telemetry.export_timeout, Duration::from_millis(1500));
+        assert_eq!(otlp_http(&both).timeout, Duration::from_millis(1500));
+        assert_eq!(otlp_http(&both[1..]).timeout, Duration::from_millis(700));
+        assert_eq!(otlp_http(&[]).timeout, Duration::from_secs(10));
+        let bad = super::super::tests::config(&[("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2s")]);
+        assert_eq!(bad.telemetry.export_timeout, DEFAULT_EXPORT_TIMEOUT);
+        assert_eq!(
+            bad.warnings,
+            vec![
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT=\"2s\" is not a positive number of milliseconds; using 10000"
+                    .to_owned()
+            ]
+        );
+    }
+
+    #[test]
+    fn protocols_other_than_http_protobuf_and_compression_warn() {
+        for (name, value) in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "gzip"),
+        ] {
+            let config = config(&[(name, value)]);
+            assert_eq!(config.telemetry.exporters, vec![local_default()]);
+            assert_eq!(config.warnings.len(), 1, "{name}={value}");
+            assert!(
+                config.warnings[0].starts_with(&format!("{name}={value:?}")),
+                "{:?}",
+                config.warnings
+            );
+        }
+        for (name, value) in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "none"),
+        ] {
+            assert!(
+                config(&[(name, value)]).warnings.is_empty(),
+                "{name}={value}"
+            );
+        }
+    }
+
+    const CREDENTIALS: [(&str, &str); 3] = [
+        ("AWS_ACCESS_KEY_ID", "AKID"),
+        ("AWS_SECRET_ACCESS_KEY", "SECRET"),
+        ("AWS_SESSION_TOKEN", "TOKEN"),
+    ];
+
+    fn with_credentials(
+        vars: &[(&'static str, &'static str)],
+    ) -> Vec<(&'static str, &'static str)> {
+        vars.iter().chain(CREDENTIALS.iter()).copied().collect()
+    }
+
+    #[test]
+    fn sigv4_is_on_for_x_rays_otlp_endpoint_with_the_region_from_its_host() {
+        let otlp = otlp_http(&with_credentials(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "https://xray.ap-southeast-2.amazonaws.com/v1/traces",
+        )]));
+        assert_eq!(
+            otlp.sigv4,
+            Some(SigV4 {
+                region: "ap-southeast-2".to_owned(),
+                service: "xray".to_owned(),
+                credentials: Some(Credentials {
+                    access_key_id: "AKID".to_owned(),
+                    secret_access_key: "SECRET".to_owned(),
+                    session_token: Some("TOKEN".to_owned()),
+                }),
+            })
+        );
+        for endpoint in [
+            "https://collector.example/v1/traces",
+            "http://xray.us-east-1.amazonaws.com/v1/traces",
+            "https://xray.amazonaws.com/v1/traces",
+            "https://notxray.us-east-1.amazonaws.com/v1/traces",
+        ] {
+            let otlp = otlp_http(&with_credentials(&[(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                endpoint,
+            )]));
+            assert_eq!(otlp.sigv4, None, "{endpoint}");
+        }
+    }
+
+    #[test]
+    fn otlp_traces_sigv4_forces_signing_on_or_off() {
+        let forced_on = otlp_http(&with_credentials(&[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://127.0.0.1:4318/v1/traces",
+            ),
+            ("OTLP_TRACES_SIGV4", "true"),
+            ("AWS_DEFAULT_REGION", "eu-central-1"),
+        ]));
+        let sigv4 = forced_on.sigv4.expect("forced on");
+        assert_eq!(sigv4.region, "eu-central-1");
+        assert_eq!(sigv4.service, "xray");
+        assert!(sigv4.credentials.is_some());
+        let forced_off = otlp_http(&with_credentials(&[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://xray.us-east-1.amazonaws.com",
+            ),
+            ("OTLP_TRACES_SIGV4", "false"),
+        ]));
+        assert_eq!(forced_off.sigv4, None);
+        let no_region = config(&with_credentials(&[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://127.0.0.1:4318/v1/traces",
+            ),
+            ("OTLP_TRACES_SIGV4", "true"),
+        ]));
+        assert_eq!(no_region.warnings.len(), 1, "{:?}", no_region.warnings);
+        assert!(no_region.warnings[0].contains("AWS_REGION"));
+    }
+
+    #[test]
+    fn missing_credentials_warn_once_without_showing_any_value() {
+        for present in [
+            &[][..],
+            &[("AWS_ACCESS_KEY_ID", "AKIDVALUE")][..],
+            &[("AWS_SECRET_ACCESS_KEY", "SECRETVALUE")][..],
+        ] {
+            let mut vars = vec![(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://xray.us-west-2.amazonaws.com/v1/traces",
+            )];
+            vars.extend_from_slice(present);
+            let config = config(&vars);
+            let [TracesExporter::OtlpHttp(otlp)] = config.telemetry.exporters.as_slice() else {
+                panic!("{:?}", config.telemetry.exporters);
+            };
+            let sigv4 = otlp.sigv4.as_ref().expect("signing stays on");
+            assert_eq!(sigv4.credentials, None);
+            assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+            assert!(
+                config.warnings[0].contains("SigV4"),
+                "{:?}",
+                config.warnings
+            );
+            let shown = config.warnings[0].as_str();
+            assert!(
+                !shown.contains("AKIDVALUE") && !shown.contains("SECRETVALUE"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn samplers_and_their_ratio() {
+        let sampler = |vars: &[(&str, &str)]| config(vars).telemetry.sampler;
+        assert_eq!(sampler(&[]), SamplerSetting::ParentBasedAlwaysOn);
+        assert_eq!(
+            sampler(&[("OTEL_TRACES_SAMPLER", "always_on")]),
+            SamplerSetting::AlwaysOn
+        );
+        assert_eq!(
+            sampler(&[("OTEL_TRACES_SAMPLER", "always_off")]),
+            SamplerSetting::AlwaysOff
+        );
+        assert_eq!(
+            sampler(&[("OTEL_TRACES_SAMPLER", "parentbased_always_off")]),
+            SamplerSetting::ParentBasedAlwaysOff
+        );
+        assert_eq!(
+            sampler(&[
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.25")
+            ]),
+            SamplerSetting::TraceIdRatio(0.25)
+        );
+        assert_eq!(
+            sampler(&[("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")]),
+            SamplerSetting::ParentBasedTraceIdRatio(1.0),
+            "the ratio defaults to 1.0"
+        );
+    }
+
+    #[test]
+    fn a_bad_ratio_or_an_unsupported_sampler_warns_and_uses_the_default() {
+        for bad in ["1.5", "-0.1", "half", "NaN"] {
+            let config = config(&[
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", bad),
+            ]);
+            assert_eq!(
+                config.telemetry.sampler,
+                SamplerSetting::TraceIdRatio(1.0),
+                "{bad}"
+            );
+            assert_eq!(config.warnings.len(), 1, "{bad}: {:?}", config.warnings);
+        }
+        for unsupported in ["jaeger_remote", "xray", "parentbased_jaeger_remote"] {
+            let config = config(&[("OTEL_TRACES_SAMPLER", unsupported)]);
+            assert_eq!(
+                config.telemetry.sampler,
+                SamplerSetting::ParentBasedAlwaysOn
+            );
+            assert_eq!(
+                config.warnings.len(),
+                1,
+                "{unsupported}: {:?}",
+                config.warnings
+            );
+        }
+    }
+
+    #[test]
+    fn propagators_default_to_tracecontext_and_xray_and_skip_unsupported_ones() {
+        let propagators = |vars: &[(&str, &str)]| config(vars).telemetry.propagators;
+        assert_eq!(
+            propagators(&[]),
+            vec![Propagator::TraceContext, Propagator::Xray]
+        );
+        assert_eq!(
+            propagators(&[("OTEL_PROPAGATORS", "baggage, TraceContext")]),
+            vec![Propagator::Baggage, Propagator::TraceContext]
+        );
+        assert_eq!(propagators(&[("OTEL_PROPAGATORS", "none")]), vec![]);
+        let mixed = config(&[(
+            "OTEL_PROPAGATORS",
+            "b3,xray,b3multi,jaeger,ottrace,xray-lambda",
+        )]);
+        assert_eq!(mixed.telemetry.propagators, vec![Propagator::Xray]);
+        assert_eq!(mixed.warnings.len(), 5, "{:?}", mixed.warnings);
+        let only_unsupported = config(&[("OTEL_PROPAGATORS", "b3")]);
+        assert_eq!(
+            only_unsupported.telemetry.propagators,
+            DEFAULT_PROPAGATORS.to_vec()
+        );
+        assert_eq!(only_unsupported.warnings.len(), 1);
+    }
+
+    #[test]
+    fn resource_attributes_are_decoded_and_malformed_entries_skipped() {
+        let config = config(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=prod,team=a%20b,broken,service.name=shop,x=%zz",
+        )]);
+        assert_eq!(
+            config.telemetry.resource_attributes,
+            vec![
+                ("deployment.environment".to_owned(), "prod".to_owned()),
+                ("team".to_owned(), "a b".to_owned()),
+            ]
+        );
+        assert_eq!(config.telemetry.service_name, "shop");
+        assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+        assert!(
+            config.warnings[0].contains("\"broken\""),
+            "{:?}",
+            config.warnings
+        );
+    }
+
+    #[test]
+    fn the_service_name_comes_from_the_first_variable_that_names_one() {
+        let chain = [
+            ("OTEL_SERVICE_NAME", "otel"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=resource"),
+            ("POWERTOOLS_SERVICE_NAME", "powertools"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "function"),
+        ];
+        let expected = ["otel", "resource", "powertools", "function"];
+        for (level, expected) in expected.iter().enumerate() {
+            let mut vars = chain[level..].to_vec();
+            vars.push(("OTEL_TRACES_EXPORTER", "none"));
+            assert_eq!(config(&vars).telemetry.service_name, *expected);
+        }
+        assert_eq!(config(&[]).telemetry.service_name, "unknown_service");
+        assert_eq!(
+            config(&[
+                ("OTEL_RESOURCE_ATTRIBUTES", "service.name="),
+                ("POWERTOOLS_SERVICE_NAME", "powertools"),
+            ])
+            .telemetry
+            .service_name,
+            "powertools",
+            "an empty service.name is unset"
+        );
+    }
+
+    #[test]
+    fn an_otlp_endpoint_that_is_not_an_http_url_is_fatal() {
+        for (name, value) in [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "grpc://collector:4317",
+            ),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "not a url"),
+        ] {
+            let err = try_config(&[(name, value), IN_LAMBDA])
+                .map(|_| ())
+                .expect_err(value);
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("{name}={value:?} is not an http(s) URL")),
+                "{err}"
+            );
+        }
+        assert!(
+            try_config(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+                ("OTEL_TRACES_EXPORTER", "console"),
+            ])
+            .is_ok(),
+            "an endpoint no exporter uses is not fatal"
+        );
+    }
+
+    #[test]
+    fn a_daemon_address_that_does_not_parse_is_fatal_only_when_an_exporter_needs_it() {
+        for vars in [
+            &[
+                ("OTEL_TRACES_EXPORTER", "xray"),
+                ("AWS_XRAY_DAEMON_ADDRESS", "daemon"),
+            ][..],
+            &[
+                IN_LAMBDA,
+                ("AWS_XRAY_DAEMON_ADDRESS", "tcp:127.0.0.1:2000 udp:nowhere"),
+            ][..],
+        ] {
+            let err = try_config(vars).map(|_| ()).expect_err("fatal");
+            assert!(
+                err.to_string().starts_with("AWS_XRAY_DAEMON_ADDRESS="),
+                "{err}"
+            );
+        }
+        assert!(
+            try_config(&[
+                IN_LAMBDA,
+                ("AWS_XRAY_DAEMON_ADDRESS", "daemon"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318"),
+            ])
+            .is_ok(),
+            "OTLP/HTTP does not use the daemon"
+        );
+        assert_eq!(
+            exporters(&[
+                ("OTEL_TRACES_EXPORTER", "xray"),
+                ("AWS_XRAY_DAEMON_ADDRESS", "localhost:2001")
+            ]),
+            vec![TracesExporter::XraySegments {
+                daemon: daemon("127.0.0.1:2001")
+            }]
+        );
+    }
+}
