@@ -1,7 +1,10 @@
 //! Reads [`TelemetrySettings`] as the OpenTelemetry SDK environment specification describes, with
 //! the choices AWS's ADOT Lambda distributions make for `otlp` inside Lambda.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    time::Duration,
+};
 
 use reqwest::Url;
 
@@ -79,7 +82,7 @@ enum ExporterName {
 fn exporters(
     env: &mut Env<'_>,
     lambda: &LambdaSettings,
-    timeout: std::time::Duration,
+    timeout: Duration,
 ) -> Result<Vec<TracesExporter>, ConfigError> {
     let mut names = Vec::new();
     let mut none = false;
@@ -131,7 +134,7 @@ fn exporters(
 fn otlp(
     env: &mut Env<'_>,
     lambda: &LambdaSettings,
-    timeout: std::time::Duration,
+    timeout: Duration,
 ) -> Result<TracesExporter, ConfigError> {
     let endpoint = match env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         // The signal-specific endpoint is used as-is (spec).
@@ -149,7 +152,7 @@ fn otlp(
         Some(configured) => configured,
         None if lambda.in_lambda() => {
             return Ok(TracesExporter::OtlpUdp {
-                daemon: daemon(env, "otlp (UDP to the daemon, as no OTLP endpoint is set)")?,
+                daemon: daemon(env, "otlp (no OTLP endpoint is set, so UDP to the daemon)")?,
             });
         }
         None => ("", DEFAULT_OTLP_TRACES_ENDPOINT.to_owned()),
@@ -211,7 +214,7 @@ fn parse_socket_address(text: &str) -> Option<SocketAddr> {
 }
 
 /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT`, in milliseconds.
-fn otlp_timeout(env: &mut Env<'_>) -> std::time::Duration {
+fn otlp_timeout(env: &mut Env<'_>) -> Duration {
     let Some((name, value)) = env.first(&[
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
         "OTEL_EXPORTER_OTLP_TIMEOUT",
@@ -219,7 +222,7 @@ fn otlp_timeout(env: &mut Env<'_>) -> std::time::Duration {
         return DEFAULT_EXPORT_TIMEOUT;
     };
     match value.parse::<u64>() {
-        Ok(ms) if ms > 0 => std::time::Duration::from_millis(ms),
+        Ok(ms) if ms > 0 => Duration::from_millis(ms),
         _ => {
             env.warn(format!(
                 "{name}={value:?} is not a positive number of milliseconds; using {}",
@@ -463,8 +466,6 @@ fn service_name(
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::super::tests::{config, try_config};
     use super::*;
 
