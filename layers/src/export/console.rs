@@ -123,6 +123,19 @@ pub(super) mod tests {
 
     use super::*;
 
+    /// A sampled span `id` of trace `[trace; 16]`, under span 0.
+    pub(crate) fn span_in(trace: u8, id: u8) -> SpanData {
+        let mut span = span_data(id, 0, "span", 0);
+        span.span_context = opentelemetry::trace::SpanContext::new(
+            opentelemetry::trace::TraceId::from_bytes([trace; 16]),
+            span.span_context.span_id(),
+            span.span_context.trace_flags(),
+            false,
+            Default::default(),
+        );
+        span
+    }
+
     pub(crate) fn span_data(id: u8, parent: u8, name: &'static str, offset_ms: u64) -> SpanData {
         use opentelemetry::trace::{
             SpanContext, SpanKind, Status, TraceFlags, TraceId, TraceState,
