@@ -91,15 +91,22 @@ impl OtlpUdpExporter {
             match self.socket.send(&datagram.bytes) {
                 Ok(_) => delivery.sent += datagram.spans,
                 // `WouldBlock` (socket buffer full) included: waiting would stall the invocation.
-                Err(err) => {
-                    delivery.error = Some(OTelSdkError::InternalFailure(format!(
-                        "sending to the daemon: {err}"
-                    )))
-                }
+                Err(err) => delivery.error = Some(daemon_error(&err)),
             }
+        }
+        // A closed daemon port answers with ICMP "port unreachable", which the kernel reports on
+        // the connected socket: on the local link, by the time the sends return. Then what was
+        // sent is lost.
+        if let Ok(Some(err)) = self.socket.take_error() {
+            delivery.sent = 0;
+            delivery.error = Some(daemon_error(&err));
         }
         delivery
     }
+}
+
+fn daemon_error(err: &io::Error) -> OTelSdkError {
+    OTelSdkError::InternalFailure(format!("sending to the daemon: {err}"))
 }
 
 impl Deliver for OtlpUdpExporter {
@@ -293,11 +300,13 @@ fn emit(resource_spans: &ResourceSpans, chunk: Chunk, prefix: &[u8], out: &mut E
 
 #[cfg(test)]
 mod tests {
-    use opentelemetry::KeyValue;
+    use std::time::Duration;
+
+    use opentelemetry::{KeyValue, trace::TraceId};
     use opentelemetry_proto::tonic::trace::v1::Span;
 
     use super::*;
-    use crate::export::console::tests::span_in;
+    use crate::export::{Telemetry, console::tests::span_in, pipeline::Destination};
 
     fn resource() -> ResourceAttributesWithSchema {
         (&Resource::builder_empty()
@@ -433,17 +442,119 @@ mod tests {
         assert_eq!(prefixes, vec!["T1S", "T1U"]);
     }
 
-    #[tokio::test]
-    async fn an_unreachable_daemon_fails_the_export_without_blocking() {
-        // A port nobody listens on: the ICMP answer fails a later send.
+    #[test]
+    fn an_unreachable_daemon_fails_the_export_without_blocking() {
+        // A port nobody listens on: the kernel answers with ICMP "port unreachable".
         let nobody = UdpSocket::bind("127.0.0.1:0").expect("bind");
         let address = nobody.local_addr().expect("address");
         drop(nobody);
         let exporter = OtlpUdpExporter::connect(address).expect("socket");
-        let mut failed = false;
-        for _ in 0..3 {
-            failed |= exporter.send(spans(2, 10)).error.is_some();
+        for _ in 0..2 {
+            let delivery = exporter.send(spans(2, 10));
+            assert_eq!(delivery.sent, 0);
+            assert!(delivery.error.is_some(), "every flush reports the loss");
         }
-        assert!(failed, "a refused send is reported");
+    }
+
+    /// A local socket standing in for the daemon, and what it received.
+    fn daemon() -> (UdpSocket, SocketAddr) {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket.set_nonblocking(true).expect("nonblocking");
+        let address = socket.local_addr().expect("address");
+        (socket, address)
+    }
+
+    fn received(socket: &UdpSocket) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        let mut buf = vec![0; 70_000];
+        while let Ok(n) = socket.recv(&mut buf) {
+            datagrams.push(buf[..n].to_vec());
+        }
+        datagrams
+    }
+
+    fn pipeline_to(daemon: SocketAddr, max: usize) -> Telemetry {
+        let exporter = OtlpUdpExporter::connect(daemon)
+            .expect("socket")
+            .max_datagram(max);
+        Telemetry::with_destinations(
+            vec![Destination::new(
+                "otlp-udp",
+                Duration::from_secs(2),
+                exporter,
+            )],
+            Resource::builder_empty()
+                .with_service_name("hello-udp")
+                .build(),
+            opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            Duration::from_secs(2),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_oversize_span_is_counted_by_the_flush_and_the_rest_delivered() {
+        let (socket, address) = daemon();
+        let flusher = pipeline_to(address, 4_000).flusher();
+        let mut batch = spans(3, 100);
+        batch[2]
+            .attributes
+            .push(KeyValue::new("huge", "y".repeat(5_000)));
+        let pipeline = flusher.pipeline.as_ref().expect("enabled");
+        for span in batch {
+            pipeline.push(span);
+        }
+        let outcome = flusher.flush(TraceId::from_bytes([1; 16]), None).await;
+        assert_eq!(outcome.exported, 2);
+        assert_eq!(outcome.dropped.oversize, 1);
+        assert_eq!(flusher.stats().dropped.oversize, 1);
+        assert_eq!(flusher.take_dropped(), 1);
+        let datagrams = received(&socket);
+        let ids: Vec<u8> = datagrams
+            .iter()
+            .inspect(|d| assert!(d.len() <= 4_000))
+            .flat_map(|d| spans_of(&decode(d).1))
+            .map(|s| s.span_id[0])
+            .collect();
+        assert_eq!(ids, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_handler_making_hundreds_of_spans_loses_none() {
+        use tower::{Layer, ServiceExt, service_fn};
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let (socket, address) = daemon();
+        let telemetry = pipeline_to(address, MAX_DATAGRAM_BYTES);
+        let subscriber = tracing_subscriber::registry()
+            .with(telemetry.tracer().map(crate::log_format::otel_layer));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let service = crate::TraceLayer::new(telemetry.flusher()).layer(service_fn(
+            |_: lambda_runtime::LambdaInvocation| async {
+                for n in 0..400 {
+                    tracing::info_span!("item", item.number = n, item.note = "x".repeat(100))
+                        .in_scope(|| ());
+                }
+                Ok::<(), lambda_runtime::Error>(())
+            },
+        ));
+        service
+            .oneshot(crate::test_support::invocation(
+                b"{}",
+                Some(crate::test_support::TRACE_HEADER),
+            ))
+            .await
+            .expect("invocation");
+        let datagrams = received(&socket);
+        assert!(datagrams.len() > 1, "{} datagrams", datagrams.len());
+        let mut names = Vec::new();
+        for datagram in &datagrams {
+            assert!(datagram.len() <= MAX_DATAGRAM_BYTES, "{}", datagram.len());
+            let (prefix, request) = decode(datagram);
+            assert_eq!(prefix, "T1S");
+            names.extend(spans_of(&request).into_iter().map(|s| s.name));
+        }
+        assert_eq!(names.len(), 401, "400 items and the invocation");
+        assert_eq!(names.iter().filter(|n| *n == "item").count(), 400);
+        assert_eq!(telemetry.flusher().stats().exported, 401);
     }
 }
