@@ -142,10 +142,12 @@ impl Pipeline {
         outcome.dropped.buffer_full = refused;
         let count = spans.len() as u64;
         if count > 0 && !self.destinations.is_empty() {
-            let mut batches = vec![spans; 1];
-            while batches.len() < self.destinations.len() {
-                batches.push(batches[0].clone());
+            // One copy per destination, the last one takes the original.
+            let mut batches = Vec::with_capacity(self.destinations.len());
+            for _ in 1..self.destinations.len() {
+                batches.push(spans.clone());
             }
+            batches.push(spans);
             let deliveries = self.destinations.iter().zip(batches).map(|(to, batch)| {
                 let bound = bound.map(|b| b.min(to.timeout));
                 async move {
