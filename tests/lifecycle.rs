@@ -13,7 +13,8 @@ use std::{sync::Arc, time::Duration};
 use hello_lambda::HandlerError;
 use lambda_observability::{
     BoxError, ErrorMapLayer, ObservabilityLayer,
-    export::{Telemetry, TelemetryConfig, spawn_shutdown_flush},
+    config::{TelemetrySettings, telemetry::TracesExporter},
+    export::{Telemetry, spawn_shutdown_flush},
     log_format::{self, LogConfig},
 };
 use lambda_runtime::{LambdaEvent, Runtime};
@@ -42,7 +43,13 @@ fn main() {
 
 #[tokio::main(flavor = "current_thread")]
 async fn child() -> Result<(), BoxError> {
-    let telemetry = Telemetry::init(TelemetryConfig::from_env()?, None)?;
+    let daemon = std::env::var("AWS_XRAY_DAEMON_ADDRESS")?.parse()?;
+    let settings = TelemetrySettings {
+        exporters: vec![TracesExporter::XraySegments { daemon }],
+        service_name: "hello-it".into(),
+        ..TelemetrySettings::default()
+    };
+    let telemetry = Telemetry::init(&settings, None)?;
     log_format::init(&LogConfig::from_env(), telemetry.tracer())?;
     spawn_shutdown_flush(telemetry.clone());
     let handler = ServiceBuilder::new()

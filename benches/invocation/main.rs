@@ -36,7 +36,8 @@ use common::{FUNCTION_ARN, FUNCTION_NAME, XrayDaemon, trace_header};
 use criterion::{BatchSize, Criterion};
 use lambda_observability::{
     BoxError, ObservabilityLayer, TimingLayer,
-    export::{ANNOTATIONS, ExporterKind, Telemetry, TelemetryConfig, resource},
+    config::{TelemetrySettings, telemetry::TracesExporter},
+    export::{ANNOTATIONS, Telemetry, resource},
     log_format::{InvocationLogContext, LogFormat, LogLayer, attach},
 };
 use lambda_runtime::{
@@ -114,9 +115,9 @@ fn invocation(config: &Arc<Config>, n: u64) -> LambdaInvocation {
 fn bench_hello_lambda_stack(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
-    exporter: ExporterKind,
+    exporters: Vec<TracesExporter>,
 ) {
-    let telemetry = Telemetry::init(TelemetryConfig::new(exporter), None).expect("telemetry");
+    let telemetry = Telemetry::init(&settings(exporters), None).expect("telemetry");
     let subscriber = tracing_subscriber::registry()
         .with(LogLayer::new(LogFormat::Json, std::io::sink).with_filter(EnvFilter::new("info")))
         .with(
@@ -132,6 +133,15 @@ fn bench_hello_lambda_stack(
         .layer(ObservabilityLayer::new(telemetry.flusher()).timing(timing))
         .service(service_fn(inner));
     bench_service(group, name, service);
+}
+
+/// The telemetry settings of the bench function, exporting to `exporters`.
+fn settings(exporters: Vec<TracesExporter>) -> TelemetrySettings {
+    TelemetrySettings {
+        exporters,
+        service_name: FUNCTION_NAME.into(),
+        ..TelemetrySettings::default()
+    }
 }
 
 async fn inner(invocation: LambdaInvocation) -> Result<(), BoxError> {
@@ -189,7 +199,7 @@ fn warm_invocation(c: &mut Criterion, daemon: &XrayDaemon) {
                         .with_indexed_attrs(ANNOTATIONS.iter().map(|a| (*a).to_owned())),
                 );
         let provider = SdkTracerProvider::builder()
-            .with_resource(resource(Some(FUNCTION_NAME)))
+            .with_resource(resource(&settings(Vec::new())))
             .with_id_generator(XrayIdGenerator::default())
             .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
             .with_batch_exporter(exporter)
@@ -221,7 +231,9 @@ fn warm_invocation(c: &mut Criterion, daemon: &XrayDaemon) {
         bench_hello_lambda_stack(
             &mut group,
             "hello_lambda_layers",
-            ExporterKind::Xray(daemon.address),
+            vec![TracesExporter::XraySegments {
+                daemon: daemon.address,
+            }],
         );
         // Not a timing assertion: proof that the stack measured really exported its spans.
         std::thread::sleep(Duration::from_millis(50));
@@ -232,11 +244,7 @@ fn warm_invocation(c: &mut Criterion, daemon: &XrayDaemon) {
     }
     // The same stack with `OTEL_TRACES_EXPORTER=none`: logs, EMF line and span bookkeeping
     // without OpenTelemetry, to tell the export's share of the cost.
-    bench_hello_lambda_stack(
-        &mut group,
-        "hello_lambda_layers_no_export",
-        ExporterKind::None,
-    );
+    bench_hello_lambda_stack(&mut group, "hello_lambda_layers_no_export", Vec::new());
 
     group.finish();
 }

@@ -3,8 +3,9 @@
 //! Each request gets a client span (an X-Ray remote subsegment named after the host, through
 //! `peer.service`) with `http.request.method`, `url.full` and, once answered,
 //! `http.response.status_code`; a transport error or a 5xx marks it as an error. The span's
-//! context is injected into the request as both `X-Amzn-Trace-Id` (X-Ray) and `traceparent`
-//! (W3C), so the callee continues the same trace. `reqwest::Client` is itself a
+//! context is injected into the request in the configured formats ([`HttpTraceLayer::propagators`];
+//! by default `traceparent` (W3C) and `X-Amzn-Trace-Id` (X-Ray)), so the callee continues the
+//! same trace. `reqwest::Client` is itself a
 //! `tower::Service<reqwest::Request>`, so the layer wraps it directly.
 //!
 //! ```
@@ -33,12 +34,30 @@ use opentelemetry::{
     trace::Status,
 };
 use opentelemetry_aws::trace::XrayPropagator;
-use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use pin_project_lite::pin_project;
 use std::sync::Arc;
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty, instrument::Instrumented};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::config::telemetry::Propagator;
+
+/// One propagator writing every header of `propagators`, in order (`OTEL_PROPAGATORS`).
+pub fn composite_propagator(propagators: &[Propagator]) -> TextMapCompositePropagator {
+    TextMapCompositePropagator::new(
+        propagators
+            .iter()
+            .map(|propagator| -> Box<dyn TextMapPropagator + Send + Sync> {
+                match propagator {
+                    Propagator::TraceContext => Box::new(TraceContextPropagator::new()),
+                    Propagator::Baggage => Box::new(BaggagePropagator::new()),
+                    Propagator::Xray => Box::new(XrayPropagator::default()),
+                }
+            })
+            .collect(),
+    )
+}
 
 /// Whether `url` speaks HTTPS, i.e. whether a client for it needs TLS root certificates.
 pub fn is_https(url: &str) -> bool {
@@ -72,18 +91,24 @@ impl std::fmt::Debug for HttpTraceLayer {
 }
 
 impl HttpTraceLayer {
-    /// Traces requests and injects `X-Amzn-Trace-Id` and `traceparent`.
+    /// Traces requests and injects `traceparent` and `X-Amzn-Trace-Id`.
     pub fn new() -> Self {
         Self {
-            propagator: Arc::new(TextMapCompositePropagator::new(vec![
-                Box::new(XrayPropagator::default()),
-                Box::new(TraceContextPropagator::new()),
+            propagator: Arc::new(composite_propagator(&[
+                Propagator::TraceContext,
+                Propagator::Xray,
             ])),
         }
     }
 
-    /// The propagator writing the trace context into requests.
-    /// Defaults to X-Ray (`X-Amzn-Trace-Id`) and W3C (`traceparent`) together.
+    /// The headers carrying the trace context, in order (`TelemetrySettings::propagators`);
+    /// empty for none. Defaults to W3C (`traceparent`) and X-Ray (`X-Amzn-Trace-Id`).
+    pub fn propagators(self, propagators: &[Propagator]) -> Self {
+        self.propagator(composite_propagator(propagators))
+    }
+
+    /// Any propagator writing the trace context into requests.
+    /// Defaults to W3C (`traceparent`) and X-Ray (`X-Amzn-Trace-Id`) together.
     pub fn propagator(
         mut self,
         propagator: impl TextMapPropagator + Send + Sync + 'static,
@@ -227,5 +252,75 @@ where
             }
         }
         Poll::Ready(output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use opentelemetry::{
+        KeyValue,
+        baggage::BaggageExt,
+        trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId},
+    };
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::test_support::{TestTelemetry, http_server};
+
+    fn injected(propagators: &[Propagator]) -> Vec<String> {
+        let cx = opentelemetry::Context::new()
+            .with_remote_span_context(SpanContext::new(
+                TraceId::from_bytes([3; 16]),
+                SpanId::from_bytes([4; 8]),
+                TraceFlags::SAMPLED,
+                true,
+                Default::default(),
+            ))
+            .with_baggage(vec![KeyValue::new("tenant", "a")]);
+        let mut headers = HashMap::new();
+        composite_propagator(propagators).inject_context(&cx, &mut headers);
+        // `tracestate` is written even when empty.
+        let mut names: Vec<String> = headers
+            .into_iter()
+            .filter(|(_, value): &(String, String)| !value.is_empty())
+            .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_configured_propagators_decide_the_headers() {
+        assert_eq!(
+            injected(&[Propagator::TraceContext, Propagator::Xray]),
+            ["traceparent", "x-amzn-trace-id"]
+        );
+        assert_eq!(injected(&[Propagator::Baggage]), ["baggage"]);
+        assert_eq!(injected(&[Propagator::Xray]), ["x-amzn-trace-id"]);
+        assert!(injected(&[]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_layer_injects_only_the_configured_headers() {
+        let telemetry = TestTelemetry::new();
+        let (url, request_head) = http_server(200).await;
+        install_crypto_provider();
+        let client = reqwest::Client::new();
+        let request = client.get(&url).build().expect("request");
+        let traced = HttpTraceLayer::new()
+            .propagators(&[Propagator::Xray])
+            .layer(client);
+        telemetry
+            .in_span(traced.oneshot(request))
+            .await
+            .expect("response");
+        let head = request_head
+            .await
+            .expect("server task")
+            .to_ascii_lowercase();
+        assert!(head.contains("x-amzn-trace-id: root=1-"), "{head}");
+        assert!(!head.contains("traceparent"), "{head}");
     }
 }

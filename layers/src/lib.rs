@@ -21,7 +21,8 @@
 //! ```
 //! use lambda_observability::{
 //!     ErrorMapLayer, LoggingLayer, MalformedEventLayer, TimingLayer, TraceLayer,
-//!     export::{ExporterKind, Telemetry, TelemetryConfig},
+//!     config::TelemetrySettings,
+//!     export::Telemetry,
 //! };
 //! use lambda_runtime::{LambdaEvent, Runtime};
 //! use serde_json::Value;
@@ -36,7 +37,8 @@
 //! }
 //!
 //! # fn main() -> Result<(), lambda_runtime::Error> {
-//! let telemetry = Telemetry::init(TelemetryConfig::new(ExporterKind::None), None)?;
+//! // No exporter configured: spans are not recorded.
+//! let telemetry = Telemetry::init(&TelemetrySettings::default(), None)?;
 //! let handler = ServiceBuilder::new()
 //!     .layer(ErrorMapLayer::new())
 //!     .service(service_fn(handler));

@@ -154,7 +154,7 @@ impl TestTelemetry {
 
     /// Flushes and returns every span exported so far.
     pub(crate) async fn finished(&self) -> Vec<SpanData> {
-        self.flusher().flush(None).await;
+        self.flusher().flush_within(Duration::from_secs(2)).await;
         self.exporter.get_finished_spans().unwrap_or_default()
     }
 

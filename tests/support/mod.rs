@@ -705,3 +705,67 @@ pub fn span_attr(span: &opentelemetry_proto::tonic::trace::v1::Span, key: &str) 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// One datagram of the OTLP-over-UDP protocol (ADOT's Lambda distributions), decoded.
+#[derive(Debug, Clone)]
+pub struct OtlpDatagram {
+    /// Length of the whole datagram, header included.
+    pub len: usize,
+    /// The first line, `{"format":"json","version":1}`.
+    pub header: String,
+    /// `T1S` (sampled) or `T1U`.
+    pub prefix: String,
+    pub request: opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+}
+
+impl OtlpDatagram {
+    /// Decodes header line, prefix and base64 protobuf; panics on anything else.
+    pub fn decode(datagram: &[u8]) -> Self {
+        use base64::Engine as _;
+        use prost::Message;
+        let text = std::str::from_utf8(datagram).expect("an ASCII datagram");
+        let (header, body) = text.split_once('\n').expect("a header line");
+        let (prefix, encoded) = body.split_at(3);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64 after the prefix");
+        Self {
+            len: datagram.len(),
+            header: header.to_owned(),
+            prefix: prefix.to_owned(),
+            request:
+                opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+                    bytes.as_slice(),
+                )
+                .expect("a valid ExportTraceServiceRequest"),
+        }
+    }
+
+    /// Its spans, each with the resource attributes of its batch.
+    pub fn spans(
+        &self,
+    ) -> Vec<(
+        Vec<(String, String)>,
+        opentelemetry_proto::tonic::trace::v1::Span,
+    )> {
+        let mut spans = Vec::new();
+        for resource_spans in &self.request.resource_spans {
+            let resource: Vec<(String, String)> = resource_spans
+                .resource
+                .iter()
+                .flat_map(|r| r.attributes.iter())
+                .map(|kv| (kv.key.clone(), any_value_text(kv.value.as_ref())))
+                .collect();
+            for scope in &resource_spans.scope_spans {
+                for span in &scope.spans {
+                    spans.push((resource.clone(), span.clone()));
+                }
+            }
+        }
+        spans
+    }
+}
+
+/// The Lambda daemon's UDP socket receiving OTLP datagrams (the same socket as the X-Ray one:
+/// the daemon tells the formats apart by the prefix).
+pub type OtlpUdpDaemon = XrayDaemon;

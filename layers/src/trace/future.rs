@@ -5,7 +5,7 @@ use std::{
     time::SystemTime,
 };
 
-use opentelemetry::trace::Status;
+use opentelemetry::trace::{Status, TraceId};
 use pin_project_lite::pin_project;
 use tracing::instrument::Instrumented;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -23,6 +23,7 @@ pin_project! {
         flush: Option<FlushFuture>,
         output: Option<F::Output>,
         flusher: SpanFlusher,
+        trace_id: TraceId,
         deadline: SystemTime,
     }
 }
@@ -34,12 +35,18 @@ impl<F: Future> std::fmt::Debug for ResponseFuture<F> {
 }
 
 impl<F: Future> ResponseFuture<F> {
-    pub(super) fn new(inner: Instrumented<F>, flusher: SpanFlusher, deadline: SystemTime) -> Self {
+    pub(super) fn new(
+        inner: Instrumented<F>,
+        flusher: SpanFlusher,
+        trace_id: TraceId,
+        deadline: SystemTime,
+    ) -> Self {
         Self {
             inner: Some(inner),
             flush: None,
             output: None,
             flusher,
+            trace_id,
             deadline,
         }
     }
@@ -69,12 +76,14 @@ where
                 }
             }
             // Drop the inner future first: that closes the invocation span, so the flush below
-            // exports it together with its children.
+            // exports it together with its children (this invocation's trace only).
             this.inner.set(None);
             *this.output = Some(output);
             let flusher = this.flusher.clone();
-            let deadline = *this.deadline;
-            *this.flush = Some(Box::pin(async move { flusher.flush(Some(deadline)).await }));
+            let (trace_id, deadline) = (*this.trace_id, *this.deadline);
+            *this.flush = Some(Box::pin(async move {
+                flusher.flush(trace_id, Some(deadline)).await
+            }));
         }
         if let Some(flush) = this.flush.as_mut() {
             ready!(flush.as_mut().poll(cx));

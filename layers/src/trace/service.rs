@@ -4,7 +4,7 @@ use std::{
 };
 
 use lambda_runtime::LambdaInvocation;
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{TraceContextExt, TraceId};
 use tower::Service;
 use tracing::{Instrument, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -42,7 +42,7 @@ where
     fn call(&mut self, mut req: LambdaInvocation) -> Self::Future {
         // Fix the deadline once for everything inside (emulators send a relative one).
         let deadline = crate::deadline::normalize(&mut req.context);
-        let span = invocation_span(
+        let (span, trace_id) = invocation_span(
             &req,
             self.trigger,
             self.service_name.as_deref(),
@@ -53,17 +53,23 @@ where
             let _entered = span.enter();
             self.inner.call(req)
         };
-        ResponseFuture::new(future.instrument(span), self.flusher.clone(), deadline)
+        ResponseFuture::new(
+            future.instrument(span),
+            self.flusher.clone(),
+            trace_id,
+            deadline,
+        )
     }
 }
 
 /// Creates the invocation span under the Lambda segment and attaches the log context to it.
+/// Returns it with its trace id, whose spans the invocation exports.
 fn invocation_span(
     req: &LambdaInvocation,
     trigger: &'static str,
     service_name: Option<&str>,
     cold_start: bool,
-) -> tracing::Span {
+) -> (tracing::Span, TraceId) {
     let ctx = &req.context;
     let config = &ctx.env_config;
     let arn = ctx.invoked_function_arn.as_str();
@@ -135,5 +141,5 @@ fn invocation_span(
             function_name: config.function_name.clone(),
         },
     );
-    span
+    (span, ids.trace_id())
 }

@@ -1,0 +1,308 @@
+//! The span export pipeline, built once per execution environment.
+//!
+//! Lambda freezes the process as soon as the runtime asks for the next event, so a background
+//! batch exporter can lose spans, and a synchronous `force_flush` from inside the invocation has
+//! deadlocked on single-threaded runtimes (opentelemetry-rust #3176). This pipeline does neither:
+//! [`InvocationSpanProcessor`] only buffers finished spans, keyed by trace, and
+//! [`SpanFlusher::flush`] exports one trace's spans *asynchronously, inside the invocation
+//! future*, after the response has been sent and before the runtime polls for the next event. No
+//! thread is spawned and nothing blocks, so it works on a current-thread runtime, the export is
+//! bounded by a timeout, and invocations running at once in one process (Lambda Managed
+//! Instances) never export or wait for each other's spans.
+//!
+//! Where spans go is [`TelemetrySettings::exporters`]; each batch goes to each of them:
+//!
+//! | [`TracesExporter`] | destination |
+//! |---|---|
+//! | `XraySegments` | X-Ray segment documents over UDP to the daemon |
+//! | `OtlpUdp` | OTLP protobuf over UDP to the daemon, as ADOT's Lambda distributions send it ([`OtlpUdpExporter`]) |
+//! | `OtlpHttp` | OTLP/HTTP protobuf (the ADOT collector layer on `localhost:4318`, or X-Ray's OTLP endpoint with SigV4) |
+//! | `Console` | a readable timeline of each invocation's spans on stderr |
+//!
+//! None at all: spans are not even recorded. Every span lost on the way is counted by reason
+//! ([`SpanFlusher::stats`], [`SpanFlusher::take_dropped`], [`FlushOutcome`]).
+//!
+//! ```
+//! use lambda_observability::{
+//!     TraceLayer,
+//!     config::{TelemetrySettings, telemetry::TracesExporter},
+//!     export::Telemetry,
+//! };
+//!
+//! # fn main() -> Result<(), lambda_observability::BoxError> {
+//! let settings = TelemetrySettings {
+//!     exporters: vec![TracesExporter::Console],
+//!     service_name: "hello".into(),
+//!     ..TelemetrySettings::default()
+//! };
+//! let telemetry = Telemetry::init(&settings, None)?;
+//! assert!(telemetry.tracer().is_some());
+//! let layer = TraceLayer::new(telemetry.flusher());
+//! # drop(layer);
+//! # Ok(())
+//! # }
+//! ```
+
+mod console;
+mod flusher;
+mod otlp_http;
+mod otlp_udp;
+mod pipeline;
+mod shutdown;
+mod xray;
+
+use std::{sync::Arc, time::Duration};
+
+use opentelemetry::{KeyValue, trace::TracerProvider as _};
+use opentelemetry_aws::{detector::LambdaResourceDetector, trace::XrayIdGenerator};
+use opentelemetry_sdk::{
+    Resource,
+    resource::TelemetryResourceDetector,
+    trace::{Sampler, SdkTracerProvider, SpanExporter, Tracer},
+};
+
+pub use console::{ConsoleExporter, render_timeline};
+pub use flusher::{DropCounts, ExportStats, FlushOutcome, SpanFlusher};
+pub use otlp_http::{needs_tls, sign_requests};
+pub use otlp_udp::{MAX_DATAGRAM_BYTES, OtlpUdpExporter};
+pub use pipeline::{InvocationSpanProcessor, MAX_BUFFERED_SPANS};
+pub use shutdown::{SHUTDOWN_FLUSH_BOUND, spawn_shutdown_flush};
+
+use crate::{
+    BoxError,
+    config::telemetry::{SamplerSetting, TelemetrySettings, TracesExporter},
+};
+use pipeline::{Destination, Pipeline, Plain};
+
+/// Span attributes that the X-Ray exporter turns into indexed annotations.
+pub const ANNOTATIONS: &[&str] = &["ColdStart", "Service", "ErrorKind"];
+
+/// The telemetry pipeline of one execution environment: tracer provider and span flusher.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+    flusher: SpanFlusher,
+}
+
+impl Telemetry {
+    /// Builds the pipeline `settings` describe. `http` is reused by the OTLP/HTTP exporter so that
+    /// the function's single HTTP client (and its connection pool) serves both; without one a new
+    /// client is built. No exporter configured: no provider, and spans are not recorded.
+    pub fn init(
+        settings: &TelemetrySettings,
+        http: Option<reqwest::Client>,
+    ) -> Result<Self, BoxError> {
+        if settings.exporters.is_empty() {
+            return Ok(Self::disabled());
+        }
+        let timeout = settings.export_timeout;
+        let mut destinations = Vec::with_capacity(settings.exporters.len());
+        for exporter in &settings.exporters {
+            destinations.push(match exporter {
+                TracesExporter::XraySegments { daemon } => {
+                    Destination::new("xray", timeout, Plain(xray::segment_exporter(*daemon)?))
+                }
+                TracesExporter::OtlpUdp { daemon } => {
+                    Destination::new("otlp-udp", timeout, OtlpUdpExporter::connect(*daemon)?)
+                }
+                TracesExporter::OtlpHttp(otlp) => Destination::new(
+                    "otlp-http",
+                    otlp.timeout,
+                    Plain(otlp_http::exporter(otlp, http.clone())?),
+                ),
+                TracesExporter::Console => {
+                    Destination::new("console", timeout, Plain(ConsoleExporter::stderr()))
+                }
+            });
+        }
+        Ok(Self::with_destinations(
+            destinations,
+            resource(settings),
+            sampler(settings.sampler),
+            timeout,
+        ))
+    }
+
+    /// A pipeline that records nothing.
+    pub fn disabled() -> Self {
+        Self {
+            provider: None,
+            flusher: SpanFlusher::disabled(),
+        }
+    }
+
+    /// A pipeline exporting to any [`SpanExporter`] (tests use the SDK's in-memory exporter),
+    /// honouring Lambda's `Sampled` flag.
+    pub fn with_exporter<E>(exporter: E, resource: Resource, export_timeout: Duration) -> Self
+    where
+        E: SpanExporter + 'static,
+    {
+        Self::with_destinations(
+            vec![Destination::new(
+                "exporter",
+                export_timeout,
+                Plain(exporter),
+            )],
+            resource,
+            sampler(SamplerSetting::ParentBasedAlwaysOn),
+            export_timeout,
+        )
+    }
+
+    fn with_destinations(
+        destinations: Vec<Destination>,
+        resource: Resource,
+        sampler: Sampler,
+        export_timeout: Duration,
+    ) -> Self {
+        let pipeline = Arc::new(Pipeline::new(destinations, &resource, MAX_BUFFERED_SPANS));
+        let provider = SdkTracerProvider::builder()
+            .with_resource(resource)
+            .with_id_generator(XrayIdGenerator::default())
+            .with_sampler(sampler)
+            .with_span_processor(InvocationSpanProcessor {
+                pipeline: pipeline.clone(),
+            })
+            .build();
+        Self {
+            provider: Some(provider),
+            flusher: SpanFlusher {
+                pipeline: Some(pipeline),
+                timeout: export_timeout,
+            },
+        }
+    }
+
+    /// The tracer for `tracing-opentelemetry`, `None` when export is disabled.
+    pub fn tracer(&self) -> Option<Tracer> {
+        self.provider
+            .as_ref()
+            .map(|provider| provider.tracer("lambda-observability"))
+    }
+
+    /// A handle that exports the finished spans, for [`TraceLayer`](crate::TraceLayer).
+    pub fn flusher(&self) -> SpanFlusher {
+        self.flusher.clone()
+    }
+}
+
+/// The SDK sampler for a setting. The parent-based ones follow the `Sampled` flag of the
+/// invocation's `Lambda-Runtime-Trace-Id`; a trace started here (no header) uses the root rule.
+fn sampler(setting: SamplerSetting) -> Sampler {
+    match setting {
+        SamplerSetting::AlwaysOn => Sampler::AlwaysOn,
+        SamplerSetting::AlwaysOff => Sampler::AlwaysOff,
+        SamplerSetting::TraceIdRatio(ratio) => Sampler::TraceIdRatioBased(ratio),
+        SamplerSetting::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        SamplerSetting::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        SamplerSetting::ParentBasedTraceIdRatio(ratio) => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+        }
+    }
+}
+
+/// The resource describing this function: `cloud.*` and `faas.*` from Lambda's reserved
+/// variables, `telemetry.sdk.*`, then `settings.resource_attributes`, then `service.name`.
+pub fn resource(settings: &TelemetrySettings) -> Resource {
+    Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_detector(Box::new(LambdaResourceDetector))
+        .with_attributes(
+            settings
+                .resource_attributes
+                .iter()
+                .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
+        )
+        .with_service_name(settings.service_name.clone())
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::{SpanKind, TraceContextExt, TraceFlags, TraceId};
+    use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, ShouldSample};
+
+    use super::*;
+
+    fn decide(setting: SamplerSetting, parent_sampled: Option<bool>) -> SamplingDecision {
+        let parent = parent_sampled.map(|sampled| {
+            opentelemetry::Context::new().with_remote_span_context(
+                opentelemetry::trace::SpanContext::new(
+                    TraceId::from_bytes([7; 16]),
+                    opentelemetry::trace::SpanId::from_bytes([7; 8]),
+                    if sampled {
+                        TraceFlags::SAMPLED
+                    } else {
+                        TraceFlags::default()
+                    },
+                    true,
+                    Default::default(),
+                ),
+            )
+        });
+        let SamplingResult { decision, .. } = sampler(setting).should_sample(
+            parent.as_ref(),
+            TraceId::from_bytes([7; 16]),
+            "invocation",
+            &SpanKind::Internal,
+            &[],
+            &[],
+        );
+        decision
+    }
+
+    #[test]
+    fn parent_based_samplers_follow_lambdas_sampled_flag() {
+        use SamplingDecision::{Drop, RecordAndSample};
+        let cases = [
+            (SamplerSetting::ParentBasedAlwaysOn, Some(false), Drop),
+            (
+                SamplerSetting::ParentBasedAlwaysOn,
+                Some(true),
+                RecordAndSample,
+            ),
+            (SamplerSetting::ParentBasedAlwaysOn, None, RecordAndSample),
+            (
+                SamplerSetting::ParentBasedAlwaysOff,
+                Some(true),
+                RecordAndSample,
+            ),
+            (SamplerSetting::ParentBasedAlwaysOff, None, Drop),
+            (SamplerSetting::ParentBasedTraceIdRatio(0.0), None, Drop),
+            (SamplerSetting::AlwaysOn, Some(false), RecordAndSample),
+            (SamplerSetting::AlwaysOff, Some(true), Drop),
+            (
+                SamplerSetting::TraceIdRatio(1.0),
+                Some(false),
+                RecordAndSample,
+            ),
+        ];
+        for (setting, parent, expected) in cases {
+            assert_eq!(decide(setting, parent), expected, "{setting:?} {parent:?}");
+        }
+    }
+
+    #[test]
+    fn no_exporter_records_nothing() {
+        let telemetry = Telemetry::init(&TelemetrySettings::default(), None).expect("init");
+        assert!(telemetry.tracer().is_none());
+    }
+
+    #[test]
+    fn the_resource_carries_the_service_name_and_the_configured_attributes() {
+        let settings = TelemetrySettings {
+            service_name: "checkout".into(),
+            resource_attributes: vec![("deployment.environment".into(), "test".into())],
+            ..TelemetrySettings::default()
+        };
+        let resource = resource(&settings);
+        let value = |key: &str| {
+            resource
+                .get(&opentelemetry::Key::from(key.to_owned()))
+                .map(|v| v.to_string())
+        };
+        assert_eq!(value("service.name").as_deref(), Some("checkout"));
+        assert_eq!(value("deployment.environment").as_deref(), Some("test"));
+        assert_eq!(value("telemetry.sdk.language").as_deref(), Some("rust"));
+    }
+}

@@ -1,0 +1,560 @@
+//! OTLP protobuf over UDP to the Lambda X-Ray daemon, the protocol ADOT's Lambda distributions
+//! speak: each datagram is the line `{"format":"json","version":1}`, then `T1S` (sampled spans;
+//! `T1U` unsampled) and a base64 `ExportTraceServiceRequest`.
+//!
+//! A batch is split so that no datagram passes [`MAX_DATAGRAM_BYTES`], header and base64 included.
+//! A span that alone does not fit is dropped and counted, never truncated. The socket is
+//! connected and non-blocking: a send never waits, and an unreachable daemon costs a failed
+//! `send`, never a stalled invocation.
+
+use std::{
+    fmt, io,
+    net::{SocketAddr, UdpSocket},
+};
+
+use base64::Engine as _;
+use opentelemetry_proto::{
+    tonic::{
+        collector::trace::v1::ExportTraceServiceRequest,
+        trace::v1::{ResourceSpans, ScopeSpans},
+    },
+    transform::{
+        common::tonic::ResourceAttributesWithSchema,
+        trace::tonic::group_spans_by_resource_and_scope,
+    },
+};
+use opentelemetry_sdk::{
+    Resource,
+    error::{OTelSdkError, OTelSdkResult},
+    trace::{SpanData, SpanExporter},
+};
+use prost::{Message, encoding::encoded_len_varint};
+
+use super::pipeline::{Deliver, Delivery, DeliveryFuture};
+
+/// Upper bound on one datagram, header and base64 included: under 64 KB, and under the 65,507
+/// bytes an IPv4 UDP datagram can carry.
+pub const MAX_DATAGRAM_BYTES: usize = 65_000;
+
+const HEADER: &[u8] = b"{\"format\":\"json\",\"version\":1}\n";
+const SAMPLED: &[u8] = b"T1S";
+const UNSAMPLED: &[u8] = b"T1U";
+
+/// Sends spans as OTLP over UDP to the daemon; see the [module docs](self).
+pub struct OtlpUdpExporter {
+    socket: UdpSocket,
+    resource: ResourceAttributesWithSchema,
+    max_datagram: usize,
+}
+
+impl fmt::Debug for OtlpUdpExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpUdpExporter")
+            .field("daemon", &self.socket.peer_addr().ok())
+            .field("max_datagram", &self.max_datagram)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpUdpExporter {
+    /// One connected, non-blocking socket to `daemon`, for the life of the environment.
+    pub fn connect(daemon: SocketAddr) -> io::Result<Self> {
+        let local: SocketAddr = if daemon.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
+        let socket = UdpSocket::bind(local)?;
+        socket.connect(daemon)?;
+        socket.set_nonblocking(true)?;
+        Ok(Self {
+            socket,
+            resource: ResourceAttributesWithSchema::default(),
+            max_datagram: MAX_DATAGRAM_BYTES,
+        })
+    }
+
+    /// The largest datagram sent, in bytes. Defaults to [`MAX_DATAGRAM_BYTES`].
+    pub fn max_datagram(mut self, bytes: usize) -> Self {
+        self.max_datagram = bytes;
+        self
+    }
+
+    /// Encodes and sends `batch`; never blocks.
+    fn send(&self, batch: Vec<SpanData>) -> Delivery {
+        let encoded = encode(batch, &self.resource, self.max_datagram);
+        let mut delivery = Delivery {
+            oversize: encoded.oversize,
+            ..Delivery::default()
+        };
+        for datagram in encoded.datagrams {
+            match self.socket.send(&datagram.bytes) {
+                Ok(_) => delivery.sent += datagram.spans,
+                // `WouldBlock` (socket buffer full) included: waiting would stall the invocation.
+                Err(err) => delivery.error = Some(daemon_error(&err)),
+            }
+        }
+        // A closed daemon port answers with ICMP "port unreachable", which the kernel reports on
+        // the connected socket: on the local link, by the time the sends return. Then what was
+        // sent is lost.
+        if let Ok(Some(err)) = self.socket.take_error() {
+            delivery.sent = 0;
+            delivery.error = Some(daemon_error(&err));
+        }
+        delivery
+    }
+}
+
+fn daemon_error(err: &io::Error) -> OTelSdkError {
+    OTelSdkError::InternalFailure(format!("sending to the daemon: {err}"))
+}
+
+impl Deliver for OtlpUdpExporter {
+    fn deliver(&self, batch: Vec<SpanData>) -> DeliveryFuture<'_> {
+        let delivery = self.send(batch);
+        Box::pin(std::future::ready(delivery))
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = resource.into();
+    }
+}
+
+impl SpanExporter for OtlpUdpExporter {
+    /// Fails when any span was not sent, too large ones included.
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let delivery = self.send(batch);
+        match (delivery.error, delivery.oversize) {
+            (Some(err), _) => Err(err),
+            (None, 0) => Ok(()),
+            (None, oversize) => Err(OTelSdkError::InternalFailure(format!(
+                "{oversize} spans too large for one datagram were dropped"
+            ))),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = resource.into();
+    }
+}
+
+/// One datagram and how many spans it carries.
+#[derive(Debug)]
+pub(super) struct Datagram {
+    pub(super) bytes: Vec<u8>,
+    pub(super) spans: u64,
+}
+
+/// A batch as datagrams, and the spans too large for any.
+#[derive(Debug, Default)]
+pub(super) struct Encoded {
+    pub(super) datagrams: Vec<Datagram>,
+    pub(super) oversize: u64,
+}
+
+/// Splits `batch` into datagrams of at most `max` bytes, packing each as full as it goes.
+pub(super) fn encode(
+    batch: Vec<SpanData>,
+    resource: &ResourceAttributesWithSchema,
+    max: usize,
+) -> Encoded {
+    let mut encoded = Encoded::default();
+    let (sampled, unsampled): (Vec<SpanData>, Vec<SpanData>) = batch
+        .into_iter()
+        .partition(|span| span.span_context.is_sampled());
+    for (prefix, spans) in [(SAMPLED, sampled), (UNSAMPLED, unsampled)] {
+        if spans.is_empty() {
+            continue;
+        }
+        for resource_spans in group_spans_by_resource_and_scope(spans, resource) {
+            pack(resource_spans, prefix, max, &mut encoded);
+        }
+    }
+    encoded
+}
+
+/// Length of a length-delimited field (numbers below 16 take a one-byte key) of `len` bytes.
+fn field_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
+/// Length of the datagram carrying an encoded request of `request` bytes.
+fn datagram_len(request: usize) -> usize {
+    HEADER.len() + SAMPLED.len() + request.div_ceil(3) * 4
+}
+
+/// A datagram being filled: its scopes, each with its fixed part and spans, and their sizes.
+struct Chunk {
+    scopes: Vec<ScopeSpans>,
+    /// Per scope: the encoded length of the scope without spans, and of its span fields.
+    sizes: Vec<(usize, usize)>,
+    /// Whether the last scope in `scopes` is the one being packed.
+    scope_open: bool,
+    /// The encoded request's length as computed, checked against the encoding in debug builds.
+    request_len: usize,
+}
+
+impl Chunk {
+    fn new() -> Self {
+        Self {
+            scopes: Vec::new(),
+            sizes: Vec::new(),
+            scope_open: false,
+            request_len: 0,
+        }
+    }
+
+    /// The request's length with one more span field of `span_field` bytes in the open scope
+    /// (a new one, of fixed length `scope_fixed`, when none is open).
+    fn request_len_with(
+        &self,
+        resource_fixed: usize,
+        scope_fixed: usize,
+        span_field: usize,
+    ) -> usize {
+        let mut scopes: usize = self
+            .sizes
+            .iter()
+            .map(|(fixed, spans)| field_len(fixed + spans))
+            .sum();
+        match (self.scope_open, self.sizes.last()) {
+            (true, Some((fixed, spans))) => {
+                scopes = scopes - field_len(fixed + spans) + field_len(fixed + spans + span_field)
+            }
+            _ => scopes += field_len(scope_fixed + span_field),
+        }
+        field_len(resource_fixed + scopes)
+    }
+}
+
+/// Packs one resource's spans into datagrams appended to `out`.
+fn pack(mut resource_spans: ResourceSpans, prefix: &[u8], max: usize, out: &mut Encoded) {
+    let scopes = std::mem::take(&mut resource_spans.scope_spans);
+    let resource_fixed = resource_spans.encoded_len();
+    let mut chunk = Chunk::new();
+    for mut scope in scopes {
+        let spans = std::mem::take(&mut scope.spans);
+        let scope_fixed = scope.encoded_len();
+        chunk.scope_open = false;
+        for span in spans {
+            let span_field = field_len(span.encoded_len());
+            let mut request_len = chunk.request_len_with(resource_fixed, scope_fixed, span_field);
+            if datagram_len(request_len) > max && !chunk.scopes.is_empty() {
+                emit(
+                    &resource_spans,
+                    std::mem::replace(&mut chunk, Chunk::new()),
+                    prefix,
+                    out,
+                );
+                request_len = chunk.request_len_with(resource_fixed, scope_fixed, span_field);
+            }
+            if datagram_len(request_len) > max {
+                // Alone in a datagram and still too large.
+                out.oversize += 1;
+                continue;
+            }
+            if !chunk.scope_open {
+                chunk.scopes.push(ScopeSpans {
+                    spans: Vec::new(),
+                    ..scope.clone()
+                });
+                chunk.sizes.push((scope_fixed, 0));
+                chunk.scope_open = true;
+            }
+            if let (Some(open), Some(size)) = (chunk.scopes.last_mut(), chunk.sizes.last_mut()) {
+                open.spans.push(span);
+                size.1 += span_field;
+                chunk.request_len = request_len;
+            }
+        }
+    }
+    if !chunk.scopes.is_empty() {
+        emit(&resource_spans, chunk, prefix, out);
+    }
+}
+
+/// Encodes one chunk as a datagram.
+fn emit(resource_spans: &ResourceSpans, chunk: Chunk, prefix: &[u8], out: &mut Encoded) {
+    let spans = chunk.scopes.iter().map(|s| s.spans.len() as u64).sum();
+    let chunk_len = chunk.request_len;
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: chunk.scopes,
+            ..resource_spans.clone()
+        }],
+    }
+    .encode_to_vec();
+    debug_assert_eq!(
+        request.len(),
+        chunk_len,
+        "computed and encoded lengths differ"
+    );
+    let mut bytes = Vec::with_capacity(datagram_len(request.len()));
+    bytes.extend_from_slice(HEADER);
+    bytes.extend_from_slice(prefix);
+    let mut text = String::with_capacity(request.len().div_ceil(3) * 4);
+    base64::engine::general_purpose::STANDARD.encode_string(&request, &mut text);
+    bytes.extend_from_slice(text.as_bytes());
+    out.datagrams.push(Datagram { bytes, spans });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use opentelemetry::{KeyValue, trace::TraceId};
+    use opentelemetry_proto::tonic::trace::v1::Span;
+
+    use super::*;
+    use crate::export::{Telemetry, console::tests::span_in, pipeline::Destination};
+
+    fn resource() -> ResourceAttributesWithSchema {
+        (&Resource::builder_empty()
+            .with_service_name("hello-udp")
+            .build())
+            .into()
+    }
+
+    /// Decodes a datagram back to its prefix and request.
+    fn decode(datagram: &[u8]) -> (String, ExportTraceServiceRequest) {
+        let text = std::str::from_utf8(datagram).expect("ASCII");
+        let (header, body) = text.split_once('\n').expect("header line");
+        assert_eq!(header, r#"{"format":"json","version":1}"#);
+        let (prefix, base64) = body.split_at(3);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(base64)
+            .expect("base64");
+        (
+            prefix.to_owned(),
+            ExportTraceServiceRequest::decode(bytes.as_slice()).expect("protobuf"),
+        )
+    }
+
+    fn spans_of(request: &ExportTraceServiceRequest) -> Vec<Span> {
+        request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| s.spans.clone())
+            .collect()
+    }
+
+    /// Spans with `size` bytes of attribute each.
+    fn spans(count: u8, size: usize) -> Vec<SpanData> {
+        (1..=count)
+            .map(|id| {
+                let mut span = span_in(1, id);
+                span.attributes
+                    .push(KeyValue::new("payload", "x".repeat(size)));
+                span
+            })
+            .collect()
+    }
+
+    #[test]
+    fn many_spans_fill_datagrams_under_the_limit_and_none_is_lost() {
+        let encoded = encode(spans(250, 700), &resource(), MAX_DATAGRAM_BYTES);
+        assert_eq!(encoded.oversize, 0);
+        assert!(encoded.datagrams.len() > 1, "{}", encoded.datagrams.len());
+        let mut ids = Vec::new();
+        for datagram in &encoded.datagrams {
+            assert!(datagram.bytes.len() <= MAX_DATAGRAM_BYTES);
+            let (prefix, request) = decode(&datagram.bytes);
+            assert_eq!(prefix, "T1S");
+            let spans = spans_of(&request);
+            assert_eq!(spans.len() as u64, datagram.spans);
+            let resource = request.resource_spans[0]
+                .resource
+                .as_ref()
+                .expect("resource");
+            assert!(
+                resource
+                    .attributes
+                    .iter()
+                    .any(|kv| kv.key == "service.name")
+            );
+            ids.extend(spans.iter().map(|s| s.span_id[0]));
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=250).collect::<Vec<u8>>());
+        // Packed, not merely split: all but the last datagram are nearly full.
+        for datagram in &encoded.datagrams[..encoded.datagrams.len() - 1] {
+            assert!(
+                datagram.bytes.len() > MAX_DATAGRAM_BYTES - 2_000,
+                "{}",
+                datagram.bytes.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_predicted_length_is_the_encoded_one_at_every_size() {
+        // Around the varint boundaries of the nested lengths (128, 16 384 bytes).
+        for size in [0, 50, 100, 120, 200, 5_000, 16_300, 16_400, 40_000] {
+            for max in [1_000, 22_000, 48_000, MAX_DATAGRAM_BYTES] {
+                let encoded = encode(spans(5, size), &resource(), max);
+                let sent: u64 = encoded.datagrams.iter().map(|d| d.spans).sum();
+                assert_eq!(sent + encoded.oversize, 5, "size {size} max {max}");
+                for datagram in &encoded.datagrams {
+                    assert!(datagram.bytes.len() <= max, "size {size} max {max}");
+                    assert_eq!(
+                        spans_of(&decode(&datagram.bytes).1).len() as u64,
+                        datagram.spans
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_span_too_large_for_any_datagram_is_dropped_whole() {
+        let mut batch = spans(3, 100);
+        batch[1]
+            .attributes
+            .push(KeyValue::new("huge", "y".repeat(MAX_DATAGRAM_BYTES)));
+        let encoded = encode(batch, &resource(), MAX_DATAGRAM_BYTES);
+        assert_eq!(encoded.oversize, 1);
+        let ids: Vec<u8> = encoded
+            .datagrams
+            .iter()
+            .flat_map(|d| spans_of(&decode(&d.bytes).1))
+            .map(|s| s.span_id[0])
+            .collect();
+        assert_eq!(ids, vec![1, 3]);
+    }
+
+    #[test]
+    fn unsampled_spans_travel_as_t1u() {
+        let mut batch = spans(2, 10);
+        batch[0].span_context = opentelemetry::trace::SpanContext::new(
+            batch[0].span_context.trace_id(),
+            batch[0].span_context.span_id(),
+            opentelemetry::trace::TraceFlags::default(),
+            false,
+            Default::default(),
+        );
+        let encoded = encode(batch, &resource(), MAX_DATAGRAM_BYTES);
+        let prefixes: Vec<String> = encoded
+            .datagrams
+            .iter()
+            .map(|d| decode(&d.bytes).0)
+            .collect();
+        assert_eq!(prefixes, vec!["T1S", "T1U"]);
+    }
+
+    #[test]
+    fn an_unreachable_daemon_fails_the_export_without_blocking() {
+        // A port nobody listens on: the kernel answers with ICMP "port unreachable".
+        let nobody = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let address = nobody.local_addr().expect("address");
+        drop(nobody);
+        let exporter = OtlpUdpExporter::connect(address).expect("socket");
+        for _ in 0..2 {
+            let delivery = exporter.send(spans(2, 10));
+            assert_eq!(delivery.sent, 0);
+            assert!(delivery.error.is_some(), "every flush reports the loss");
+        }
+    }
+
+    /// A local socket standing in for the daemon, and what it received.
+    fn daemon() -> (UdpSocket, SocketAddr) {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket.set_nonblocking(true).expect("nonblocking");
+        let address = socket.local_addr().expect("address");
+        (socket, address)
+    }
+
+    fn received(socket: &UdpSocket) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        let mut buf = vec![0; 70_000];
+        while let Ok(n) = socket.recv(&mut buf) {
+            datagrams.push(buf[..n].to_vec());
+        }
+        datagrams
+    }
+
+    fn pipeline_to(daemon: SocketAddr, max: usize) -> Telemetry {
+        let exporter = OtlpUdpExporter::connect(daemon)
+            .expect("socket")
+            .max_datagram(max);
+        Telemetry::with_destinations(
+            vec![Destination::new(
+                "otlp-udp",
+                Duration::from_secs(2),
+                exporter,
+            )],
+            Resource::builder_empty()
+                .with_service_name("hello-udp")
+                .build(),
+            opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            Duration::from_secs(2),
+        )
+    }
+
+    #[tokio::test]
+    async fn an_oversize_span_is_counted_by_the_flush_and_the_rest_delivered() {
+        let (socket, address) = daemon();
+        let flusher = pipeline_to(address, 4_000).flusher();
+        let mut batch = spans(3, 100);
+        batch[2]
+            .attributes
+            .push(KeyValue::new("huge", "y".repeat(5_000)));
+        let pipeline = flusher.pipeline.as_ref().expect("enabled");
+        for span in batch {
+            pipeline.push(span);
+        }
+        let outcome = flusher.flush(TraceId::from_bytes([1; 16]), None).await;
+        assert_eq!(outcome.exported, 2);
+        assert_eq!(outcome.dropped.oversize, 1);
+        assert_eq!(flusher.stats().dropped.oversize, 1);
+        assert_eq!(flusher.take_dropped(), 1);
+        let datagrams = received(&socket);
+        let ids: Vec<u8> = datagrams
+            .iter()
+            .inspect(|d| assert!(d.len() <= 4_000))
+            .flat_map(|d| spans_of(&decode(d).1))
+            .map(|s| s.span_id[0])
+            .collect();
+        assert_eq!(ids, vec![1, 2]);
+    }
+
+    #[tokio::test]
+    async fn a_handler_making_hundreds_of_spans_loses_none() {
+        use tower::{Layer, ServiceExt, service_fn};
+        use tracing_subscriber::layer::SubscriberExt;
+
+        let (socket, address) = daemon();
+        let telemetry = pipeline_to(address, MAX_DATAGRAM_BYTES);
+        let subscriber = tracing_subscriber::registry()
+            .with(telemetry.tracer().map(crate::log_format::otel_layer));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let service = crate::TraceLayer::new(telemetry.flusher()).layer(service_fn(
+            |_: lambda_runtime::LambdaInvocation| async {
+                for n in 0..400 {
+                    tracing::info_span!("item", item.number = n, item.note = "x".repeat(100))
+                        .in_scope(|| ());
+                }
+                Ok::<(), lambda_runtime::Error>(())
+            },
+        ));
+        service
+            .oneshot(crate::test_support::invocation(
+                b"{}",
+                Some(crate::test_support::TRACE_HEADER),
+            ))
+            .await
+            .expect("invocation");
+        let datagrams = received(&socket);
+        assert!(datagrams.len() > 1, "{} datagrams", datagrams.len());
+        let mut names = Vec::new();
+        for datagram in &datagrams {
+            assert!(datagram.len() <= MAX_DATAGRAM_BYTES, "{}", datagram.len());
+            let (prefix, request) = decode(datagram);
+            assert_eq!(prefix, "T1S");
+            names.extend(spans_of(&request).into_iter().map(|s| s.name));
+        }
+        assert_eq!(names.len(), 401, "400 items and the invocation");
+        assert_eq!(names.iter().filter(|n| *n == "item").count(), 400);
+        assert_eq!(telemetry.flusher().stats().exported, 401);
+    }
+}

@@ -1,0 +1,200 @@
+//! Path 3: OTLP protobuf over UDP to the Lambda daemon, as ADOT's Lambda distributions send it
+//! (`OTEL_TRACES_EXPORTER=otlp` inside Lambda, no OTLP endpoint). A UDP socket stands in for the
+//! daemon and decodes each datagram back to an `ExportTraceServiceRequest`; the real `bootstrap`
+//! runs against a mock Runtime API.
+
+mod support;
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
+use support::{
+    CheckIp, Event, Function, MockRuntimeApi, OtlpDatagram, OtlpUdpDaemon, Outcome, TRACE_PARENT,
+    hex, span_attr, trace_root,
+};
+
+fn otel_trace_id(n: u32) -> String {
+    trace_root(n).trim_start_matches("1-").replace('-', "")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn datagrams_carry_the_span_tree_before_the_next_event() {
+    let daemon = Arc::new(OtlpUdpDaemon::start());
+    let checkip = CheckIp::start(200).await;
+    let runtime = MockRuntimeApi::start(support::traced_events()).await;
+    let received = daemon.capture_before_next(&runtime);
+    let address = daemon.address.to_string();
+    let _function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", &checkip.url),
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("AWS_XRAY_DAEMON_ADDRESS", &address),
+            ("OTEL_SERVICE_NAME", "hello-otlp"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"),
+        ],
+    );
+    runtime.outcomes(4).await;
+    runtime.wait_next_calls(5).await;
+    let received = received.lock().expect("lock").clone();
+    assert!(!received.is_empty());
+
+    // (number of the /next before which it arrived, resource, span)
+    let mut spans = Vec::new();
+    for (next, bytes) in &received {
+        let datagram = OtlpDatagram::decode(bytes);
+        assert_eq!(datagram.header, r#"{"format":"json","version":1}"#);
+        assert_eq!(datagram.prefix, "T1S", "sampled spans");
+        assert!(datagram.len <= 64 * 1024, "{} bytes", datagram.len);
+        spans.extend(
+            datagram
+                .spans()
+                .into_iter()
+                .map(|(resource, span)| (*next, resource, span)),
+        );
+    }
+    for (next, _, span) in &spans {
+        let n = (1..=4)
+            .find(|n| hex(&span.trace_id) == otel_trace_id(*n))
+            .expect("a known trace");
+        assert_eq!(
+            *next,
+            n as usize + 1,
+            "invocation {n}'s spans arrive before /next #{}",
+            n + 1
+        );
+    }
+
+    let (_, resource, _) = &spans[0];
+    let resource_value = |key: &str| {
+        resource
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(resource_value("service.name"), Some("hello-otlp"));
+    assert_eq!(resource_value("cloud.provider"), Some("aws"));
+    assert_eq!(resource_value("cloud.region"), Some("eu-west-1"));
+    assert_eq!(resource_value("faas.name"), Some("hello-it"));
+    assert_eq!(resource_value("deployment.environment"), Some("test"));
+
+    let of_trace = |n: u32| -> Vec<Span> {
+        spans
+            .iter()
+            .map(|(_, _, s)| s.clone())
+            .filter(|s| hex(&s.trace_id) == otel_trace_id(n))
+            .collect()
+    };
+    let first = of_trace(1);
+    assert_eq!(first.len(), 3);
+    let invocation = first
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
+        .expect("invocation span under Lambda's");
+    assert_eq!(invocation.name, "hello-it");
+    assert_eq!(invocation.kind(), SpanKind::Internal);
+    assert_eq!(
+        span_attr(invocation, "faas.invocation_id").as_deref(),
+        Some("ok")
+    );
+    assert_eq!(span_attr(invocation, "ColdStart").as_deref(), Some("true"));
+    let runtime_info = first
+        .iter()
+        .find(|s| s.name == "getRuntimeInfo")
+        .expect("getRuntimeInfo");
+    assert_eq!(runtime_info.parent_span_id, invocation.span_id);
+    let http = first
+        .iter()
+        .find(|s| s.kind() == SpanKind::Client)
+        .expect("client span");
+    assert_eq!(http.parent_span_id, invocation.span_id);
+    assert_eq!(
+        span_attr(http, "url.full").as_deref(),
+        Some(checkip.url.as_str())
+    );
+    assert_eq!(
+        span_attr(http, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    // The outgoing request carried the client span as parent, in both default formats.
+    let requests = checkip.requests.lock().expect("lock").clone();
+    let traceparent = requests[0].header("traceparent").expect("traceparent");
+    assert_eq!(
+        traceparent,
+        format!("00-{}-{}-01", otel_trace_id(1), hex(&http.span_id))
+    );
+    assert!(requests[0].header("x-amzn-trace-id").is_some());
+
+    let thrown = of_trace(2);
+    let invocation = thrown
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
+        .expect("invocation");
+    assert_eq!(
+        invocation.status.as_ref().map(|s| s.code()),
+        Some(StatusCode::Error)
+    );
+    assert!(invocation.events.iter().any(|e| e.name == "exception"));
+
+    let invalid = of_trace(3);
+    let invocation = invalid
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
+        .expect("invocation");
+    assert_eq!(
+        span_attr(invocation, "ErrorKind").as_deref(),
+        Some("client")
+    );
+
+    assert!(of_trace(4).is_empty(), "Sampled=0 sends nothing");
+}
+
+/// Nothing listens at the daemon address: every invocation still answers, each flush that loses
+/// spans says so, and the failing exporter is logged once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_daemon_never_fails_or_stalls_an_invocation() {
+    let runtime = MockRuntimeApi::start(vec![
+        Event::fixture("a", "success.json"),
+        Event::fixture("b", "throw-error.json"),
+        Event::fixture("c", "success.json"),
+    ])
+    .await;
+    let function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", "http://127.0.0.1:9/"),
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:9"),
+        ],
+    );
+    let outcomes = runtime.outcomes(3).await;
+    runtime.wait_next_calls(4).await;
+    assert!(
+        matches!(&outcomes[0], Outcome::Response { body, .. } if body["result"] == "Your age in hexadecimal is 0x22")
+    );
+    assert!(
+        matches!(&outcomes[1], Outcome::Error { body, .. } if body["errorType"] == "SimpleException")
+    );
+    assert!(matches!(&outcomes[2], Outcome::Response { .. }));
+    let logs = function.json_logs();
+    let failing = logs
+        .iter()
+        .filter(|l| l["message"] == "span export failing; spans of this invocation are dropped")
+        .count();
+    assert_eq!(failing, 1, "{}", function.logs());
+    let dropped: Vec<&serde_json::Value> = logs
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("spans dropped (3 export failed)"))
+        })
+        .collect();
+    assert_eq!(
+        dropped.len(),
+        3,
+        "one line per invocation:\n{}",
+        function.logs()
+    );
+    assert!(dropped.iter().all(|l| l["level"] == "WARN"), "{dropped:?}");
+}
