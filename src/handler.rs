@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use lambda_observability::{HttpTraceLayer, http_client::HttpTrace};
+use lambda_observability::{HttpTraceLayer, http_client::HttpTrace, metrics};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tower::{Layer, Service, ServiceExt};
@@ -28,6 +28,9 @@ use crate::{
 /// Time kept back from the invocation's remaining time when bounding the outbound call, so the
 /// response and the span export still fit before the deadline.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+/// The function's own metric: greetings sent (Count), by `PackageManager`.
+pub const GREETINGS_METRIC: &str = "Greetings";
 
 /// The execution environment's one HTTP client.
 ///
@@ -61,6 +64,11 @@ pub struct ExecutionContext {
 impl ExecutionContext {
     /// Builds the context; `http` is the environment's one HTTP client.
     pub fn new(config: FunctionConfig, http: reqwest::Client) -> Self {
+        metrics::describe_counter!(
+            GREETINGS_METRIC,
+            metrics::Unit::Count,
+            "greetings sent, by the package manager they name"
+        );
         let reserved: serde_json::Map<String, Value> = config
             .reserved
             .iter()
@@ -163,6 +171,11 @@ async fn handle(
 
     let greeting = process_request(&payload, &context.config.package_management_system)?;
     tracing::info!(greeting = %greeting.greeting, result = %greeting.result, "request processed");
+    metrics::counter!(
+        GREETINGS_METRIC,
+        "PackageManager" => context.config.package_management_system.clone()
+    )
+    .increment(1);
     Ok(greeting)
 }
 

@@ -14,7 +14,7 @@ use hello_lambda::HandlerError;
 use lambda_observability::{
     BoxError, ErrorMapLayer, ObservabilityLayer,
     export::{Telemetry, TelemetryConfig, spawn_shutdown_flush},
-    log_format::{self, LogConfig},
+    log_format::{self, LogConfig, LogFormat},
 };
 use lambda_runtime::{LambdaEvent, Runtime};
 use serde_json::{Value, json};
@@ -43,7 +43,10 @@ fn main() {
 #[tokio::main(flavor = "current_thread")]
 async fn child() -> Result<(), BoxError> {
     let telemetry = Telemetry::init(TelemetryConfig::from_env()?, None)?;
-    log_format::init(&LogConfig::from_env(), telemetry.tracer())?;
+    log_format::init(
+        &LogConfig::new().format(LogFormat::Json),
+        telemetry.tracer(),
+    )?;
     spawn_shutdown_flush(telemetry.clone());
     let handler = ServiceBuilder::new()
         .layer(ErrorMapLayer::new())

@@ -185,18 +185,20 @@ pub(crate) mod test_support {
     //! The process-wide collector of the unit tests, and a lock: tests that record and flush
     //! hold it, so that no other test's metrics end up in their lines.
 
-    use std::sync::{Mutex, MutexGuard, OnceLock};
+    use std::sync::OnceLock;
+
+    use tokio::sync::{Mutex, MutexGuard};
 
     use super::{Metrics, MetricsConfig};
     use crate::test_support::SharedBuf;
 
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    static LOCK: Mutex<()> = Mutex::new(());
+    static LOCK: Mutex<()> = Mutex::const_new(());
 
     /// The test collector (namespace `Test`, dimension `service=test-service`), writing to a
     /// fresh buffer, drained of what earlier tests left; and the lock to hold meanwhile.
-    pub(crate) fn metrics() -> (Metrics, SharedBuf, MutexGuard<'static, ()>) {
-        let guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    pub(crate) async fn metrics() -> (Metrics, SharedBuf, MutexGuard<'static, ()>) {
+        let guard = LOCK.lock().await;
         let metrics = METRICS.get_or_init(|| {
             Metrics::install(&MetricsConfig::new("Test").dimension("service", "test-service"))
                 .expect("the only recorder of the test process")
@@ -213,9 +215,9 @@ mod tests {
     use super::*;
     use serde_json::Value;
 
-    #[test]
-    fn metrics_become_one_valid_emf_line_per_dimension_set() {
-        let (metrics, out, _guard) = test_support::metrics();
+    #[tokio::test]
+    async fn metrics_become_one_valid_emf_line_per_dimension_set() {
+        let (metrics, out, _guard) = test_support::metrics().await;
         describe_counter!("TestGreetings", Unit::Count, "greetings");
         describe_histogram!("TestAge", Unit::Seconds, "ages");
         counter!("TestGreetings", "PackageManager" => "cargo").increment(2);

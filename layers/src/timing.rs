@@ -236,7 +236,7 @@ mod tests {
 
     #[tokio::test]
     async fn reports_the_facts_and_flushes_the_handlers_metrics_once_per_invocation() {
-        let (metrics, out, _guard) = test_metrics();
+        let (metrics, out, _guard) = test_metrics().await;
         let environment = EnvironmentFacts::new(InitializationType::OnDemand, Instant::now());
         environment.init_done();
         let mut service = TimingLayer::new()
@@ -294,7 +294,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_facts_or_duration_metric_nothing_of_its_own_is_written() {
-        let (metrics, out, _guard) = test_metrics();
+        let (metrics, out, _guard) = test_metrics().await;
         TimingLayer::new()
             .metrics(metrics)
             .layer(service_fn(|_: LambdaInvocation| async {
@@ -308,7 +308,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_layer_given_a_cold_start_reports_it() {
-        let (metrics, out, _guard) = test_metrics();
+        let (metrics, out, _guard) = test_metrics().await;
         let environment = EnvironmentFacts::new(InitializationType::OnDemand, Instant::now());
         TimingLayer::new()
             .metrics(metrics)
@@ -329,7 +329,7 @@ mod tests {
 
     #[tokio::test]
     async fn disabled_metrics_write_nothing() {
-        let (installed, out, _guard) = test_metrics();
+        let (installed, out, _guard) = test_metrics().await;
         let environment = EnvironmentFacts::new(InitializationType::OnDemand, Instant::now());
         TimingLayer::new()
             .duration_metric(true)

@@ -286,7 +286,7 @@ async fn facts_already_attached_are_read_not_replaced() {
 /// `ColdStart` metric of the first invocation, and none of the second's.
 #[tokio::test]
 async fn one_cold_start_across_the_layers() {
-    let (metrics, emf, _guard) = test_metrics();
+    let (metrics, emf, _guard) = test_metrics().await;
     let telemetry = TestTelemetry::new();
     let mut service = ObservabilityLayer::new(telemetry.flusher())
         .timing(TimingLayer::new().metrics(metrics))
