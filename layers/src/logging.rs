@@ -5,7 +5,7 @@
 //! [`log_format`](crate::log_format)). The event payload is never logged unless enabled, since it
 //! may carry personal data: [`LoggingLayer::log_payload`] (which the configuration sets from
 //! `LOG_EVENT_PAYLOAD`). The remaining time comes from the invocation's
-//! [`InvocationFacts`](crate::facts::InvocationFacts) when present.
+//! [`InvocationFacts`] when present.
 //!
 //! ```
 //! use lambda_observability::LoggingLayer;
@@ -182,5 +182,31 @@ mod tests {
         })
         .await;
         assert!(lines.join("\n").contains("visible-payload"));
+    }
+
+    #[tokio::test]
+    async fn the_remaining_time_comes_from_the_facts() {
+        use crate::{cold_start::InitializationType, facts::EnvironmentFacts};
+        // The context says 30 s are left; the facts (what the runtime decided) say 5 s.
+        let mut req = invocation(b"{}", None);
+        EnvironmentFacts::new(InitializationType::OnDemand, Instant::now())
+            .next_invocation(5_000)
+            .attach(&mut req);
+        let lines = capture_logs(async {
+            LoggingLayer::new()
+                .layer(service_fn(|_: LambdaInvocation| async {
+                    Ok::<(), lambda_runtime::Error>(())
+                }))
+                .oneshot(req)
+                .await
+        })
+        .await;
+        let started: serde_json::Value = lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .find(|l| l["message"] == "invocation started")
+            .expect("start line");
+        let remaining_ms = started["remaining_ms"].as_u64().expect("remaining_ms");
+        assert!(remaining_ms <= 5_000, "{started}");
     }
 }

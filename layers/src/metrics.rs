@@ -1,7 +1,7 @@
 //! Metrics for handler code: counters, gauges and histograms with dimensions and units, written
 //! to stdout as CloudWatch Embedded Metric Format (EMF) documents once per invocation.
 //!
-//! Handler code records through the [`metrics`](::metrics) facade, re-exported here
+//! Handler code records through the [`metrics`] facade, re-exported here
 //! ([`counter!`], [`histogram!`], [`gauge!`], [`describe_counter!`]…): labels become dimensions,
 //! described units become EMF units. [`Metrics::install`] builds the collector
 //! ([`metrics_cloudwatch_embedded`]) once, at init, with the namespace and the dimensions every

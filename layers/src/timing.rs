@@ -15,7 +15,7 @@
 //!   default.
 //!
 //! Cold start and init time are read from the invocation's
-//! [`InvocationFacts`](crate::facts::InvocationFacts) (attached by the runtime loop or by
+//! [`InvocationFacts`] (attached by the runtime loop or by
 //! [`TraceLayer`](crate::TraceLayer)); without them neither is reported.
 //!
 //! ```
