@@ -134,7 +134,9 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let mut logs = LogLayer::new(config.format, make_writer);
-    logs.service_name = config.service_name.clone();
+    if let Some(service) = &config.service_name {
+        logs = logs.service_name(service.clone());
+    }
     let filter = EventFilter(config.env_filter()?);
     Ok(tracing_subscriber::registry()
         .with(logs.with_filter(filter))
@@ -291,6 +293,12 @@ where
             service_name: None,
             make_writer,
         }
+    }
+
+    /// The `service` key of every line. Defaults to none (the key is left out).
+    pub fn service_name(mut self, name: impl Into<Arc<str>>) -> Self {
+        self.service_name = Some(name.into());
+        self
     }
 }
 
