@@ -103,3 +103,41 @@ async fn warn_lines_keep_the_invocation_context_and_errors_log_once_at_their_lev
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_scoped_filter_keeps_the_context_on_text_lines() {
+    let broken = CheckIp::start(503).await;
+    let daemon = Arc::new(XrayDaemon::start());
+    let runtime = MockRuntimeApi::start(vec![
+        Event::fixture("ok", "success.json").traced(&trace_header(1, true)),
+    ])
+    .await;
+    let address = daemon.address.to_string();
+    let function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", &broken.url),
+            ("RUST_LOG", "hello_lambda=warn"),
+            ("AWS_LAMBDA_LOG_FORMAT", "Text"),
+            ("OTEL_TRACES_EXPORTER", "xray"),
+            ("AWS_XRAY_DAEMON_ADDRESS", &address),
+        ],
+    );
+    runtime.outcomes(1).await;
+    runtime.wait_next_calls(2).await;
+    let logs = function.logs();
+    let lines: Vec<&str> = logs.lines().filter(|l| l.contains('\t')).collect();
+    // Only the function's own WARN line passes `hello_lambda=warn`: not the layers' INFO lines.
+    assert_eq!(lines.len(), 1, "{logs}");
+    let fields: Vec<&str> = lines[0].splitn(4, '\t').collect();
+    assert_eq!(fields[1..3], ["ok", "WARN"], "{logs}");
+    assert!(fields[3].starts_with("public IP lookup failed"), "{logs}");
+    for key in [
+        format!("traceId={}", otel_trace_id(1)),
+        "coldStart=true".to_owned(),
+        "functionName=hello-it".to_owned(),
+        "service=hello-it".to_owned(),
+    ] {
+        assert!(fields[3].contains(&key), "{key} missing in {}", lines[0]);
+    }
+}
