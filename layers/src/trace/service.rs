@@ -102,10 +102,6 @@ fn invocation_span(
     let mut arn_parts = arn.split(':');
     let region = arn_parts.nth(3).filter(|r| !r.is_empty());
     let account = arn_parts.next().filter(|a| !a.is_empty());
-    let region = region
-        .map(str::to_owned)
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .unwrap_or_default();
     let span = tracing::info_span!(
         target: "lambda_observability::invocation",
         "invocation",
@@ -121,7 +117,9 @@ fn invocation_span(
         faas.max_memory = i64::from(config.memory) * 1024 * 1024,
         cloud.provider = "aws",
         cloud.platform = "aws_lambda",
-        cloud.region = %region,
+        // From the ARN, not the environment (read once, by the configuration); emulators' ARNs
+        // have none, and then the attribute is left out.
+        cloud.region = region,
         cloud.account.id = account.unwrap_or_default(),
         // The function's ARN: the invoked one without an alias or version qualifier.
         cloud.resource_id = arn.split(':').take(7).collect::<Vec<_>>().join(":"),
