@@ -41,8 +41,6 @@ pub struct FunctionConfig {
     pub checkip_url: String,
     /// `CHECKIP_TIMEOUT_MS`.
     pub checkip_timeout: Duration,
-    /// `METRICS_NAMESPACE` for the EMF metrics.
-    pub metrics_namespace: String,
     /// The reserved variables that are set, in [`RESERVED_VARIABLES`] order.
     pub reserved: Vec<(&'static str, String)>,
     /// Problems found while reading, to be logged once logging is up.
@@ -86,9 +84,6 @@ impl FunctionConfig {
             }
             None => DEFAULT_CHECKIP_TIMEOUT,
         };
-        let metrics_namespace = lookup("METRICS_NAMESPACE")
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| "HelloLambda".to_owned());
         let reserved = RESERVED_VARIABLES
             .iter()
             .filter_map(|name| lookup(name).map(|value| (*name, value)))
@@ -97,7 +92,6 @@ impl FunctionConfig {
             package_management_system,
             checkip_url,
             checkip_timeout,
-            metrics_namespace,
             reserved,
             warnings,
         }

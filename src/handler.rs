@@ -14,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use lambda_observability::{HttpTraceLayer, http_client::HttpTrace};
+use lambda_observability::{HttpTraceLayer, http_client::HttpTrace, metrics};
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 use tower::{Layer, Service, ServiceExt};
@@ -28,6 +28,9 @@ use crate::{
 /// Time kept back from the invocation's remaining time when bounding the outbound call, so the
 /// response and the span export still fit before the deadline.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+/// The function's own metric: greetings sent (Count), by `PackageManager`.
+pub const GREETINGS_METRIC: &str = "Greetings";
 
 /// The execution environment's one HTTP client.
 ///
@@ -59,8 +62,14 @@ pub struct ExecutionContext {
 }
 
 impl ExecutionContext {
-    /// Builds the context; `http` is the environment's one HTTP client.
-    pub fn new(config: FunctionConfig, http: reqwest::Client) -> Self {
+    /// Builds the context; `http` is the environment's one HTTP client, traced by `outbound`
+    /// (which decides the propagation headers outbound calls carry).
+    pub fn new(config: FunctionConfig, http: reqwest::Client, outbound: HttpTraceLayer) -> Self {
+        metrics::describe_counter!(
+            GREETINGS_METRIC,
+            metrics::Unit::Count,
+            "greetings sent, by the package manager they name"
+        );
         let reserved: serde_json::Map<String, Value> = config
             .reserved
             .iter()
@@ -69,7 +78,7 @@ impl ExecutionContext {
         Self {
             reserved_json: Value::Object(reserved).to_string(),
             config,
-            http: HttpTraceLayer::new().layer(http),
+            http: outbound.layer(http),
             static_random: static_random(),
             invocations: AtomicU64::new(0),
         }
@@ -163,6 +172,11 @@ async fn handle(
 
     let greeting = process_request(&payload, &context.config.package_management_system)?;
     tracing::info!(greeting = %greeting.greeting, result = %greeting.result, "request processed");
+    metrics::counter!(
+        GREETINGS_METRIC,
+        "PackageManager" => context.config.package_management_system.clone()
+    )
+    .increment(1);
     Ok(greeting)
 }
 
@@ -233,7 +247,11 @@ mod tests {
     fn each_execution_context_draws_its_own_static_random() {
         let context = || {
             let http = http_client(false).expect("client");
-            ExecutionContext::new(FunctionConfig::from_lookup(|_| None), http)
+            ExecutionContext::new(
+                FunctionConfig::from_lookup(|_| None),
+                http,
+                HttpTraceLayer::new(),
+            )
         };
         // Independent draws: equal values are a 1 in 2^32 event.
         assert_ne!(context().static_random, context().static_random);

@@ -15,7 +15,7 @@ use lambda_observability::{
     BoxError, ErrorMapLayer, ObservabilityLayer,
     config::{TelemetrySettings, telemetry::TracesExporter},
     export::{Telemetry, spawn_shutdown_flush},
-    log_format::{self, LogConfig},
+    log_format::{self, LogConfig, LogFormat},
 };
 use lambda_runtime::{LambdaEvent, Runtime};
 use serde_json::{Value, json};
@@ -50,7 +50,10 @@ async fn child() -> Result<(), BoxError> {
         ..TelemetrySettings::default()
     };
     let telemetry = Telemetry::init(&settings, None)?;
-    log_format::init(&LogConfig::from_env(), telemetry.tracer())?;
+    log_format::init(
+        &LogConfig::new().format(LogFormat::Json),
+        telemetry.tracer(),
+    )?;
     spawn_shutdown_flush(telemetry.clone());
     let handler = ServiceBuilder::new()
         .layer(ErrorMapLayer::new())

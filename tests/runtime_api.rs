@@ -167,11 +167,39 @@ async fn answers_every_event_with_a_response_or_a_typed_error_and_keeps_serving(
         .find(|l| l["requestId"] == "ok-2")
         .expect("ok-2 lines");
     assert_eq!(later["coldStart"], false);
+    // EMF: the cold start once (with the init time), and the handler's `Greetings` once per
+    // greeting sent (ok-1, snake, ok-2). No `Duration`: Lambda publishes its own.
     let emf: Vec<&serde_json::Value> = logs.iter().filter(|l| l.get("_aws").is_some()).collect();
-    assert_eq!(emf.len(), 9, "one EMF line per invocation");
-    assert_eq!(emf[0]["ColdStart"], 1);
-    assert!(emf[0]["InitDuration"].is_number());
-    assert_eq!(emf[1]["ColdStart"], 0);
+    assert_eq!(emf.len(), 4, "{emf:?}");
+    let cold: Vec<&&serde_json::Value> = emf
+        .iter()
+        .filter(|d| d.get("ColdStart").is_some())
+        .collect();
+    assert_eq!(cold.len(), 1, "{emf:?}");
+    assert_eq!(cold[0]["ColdStart"], 1);
+    assert!(cold[0]["InitDuration"][0].is_number(), "{}", cold[0]);
+    assert_eq!(cold[0]["FunctionName"], "hello-it");
+    let greetings: Vec<&&serde_json::Value> = emf
+        .iter()
+        .filter(|d| d.get("Greetings").is_some())
+        .collect();
+    assert_eq!(greetings.len(), 3, "{emf:?}");
+    for doc in greetings {
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "HelloLambda");
+        assert_eq!(
+            directive["Dimensions"],
+            json!([["service", "FunctionName", "PackageManager"]])
+        );
+        assert_eq!(
+            directive["Metrics"],
+            json!([{"Name": "Greetings", "Unit": "Count"}])
+        );
+        assert_eq!(doc["Greetings"], 1);
+        assert_eq!(doc["PackageManager"], "cargo");
+        assert_eq!(doc["service"], "hello-it");
+    }
+    assert!(emf.iter().all(|d| d.get("Duration").is_none()), "{emf:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,7 +38,8 @@ use lambda_observability::{
     BoxError, ObservabilityLayer, TimingLayer,
     config::{TelemetrySettings, telemetry::TracesExporter},
     export::{ANNOTATIONS, Telemetry, resource},
-    log_format::{InvocationLogContext, LogFormat, LogLayer, attach},
+    log_format::{self, InvocationLogContext, LogConfig, LogFormat, attach},
+    metrics::{Metrics, MetricsConfig},
 };
 use lambda_runtime::{
     Config, Context, LambdaInvocation,
@@ -116,19 +117,17 @@ fn bench_hello_lambda_stack(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     name: &str,
     exporters: Vec<TracesExporter>,
+    metrics: &Metrics,
 ) {
     let telemetry = Telemetry::init(&settings(exporters), None).expect("telemetry");
-    let subscriber = tracing_subscriber::registry()
-        .with(LogLayer::new(LogFormat::Json, std::io::sink).with_filter(EnvFilter::new("info")))
-        .with(
-            telemetry
-                .tracer()
-                .map(lambda_observability::log_format::otel_layer),
-        );
+    let subscriber = log_format::subscriber(
+        &LogConfig::new().format(LogFormat::Json),
+        std::io::sink,
+        telemetry.tracer(),
+    )
+    .expect("valid filter");
     let _guard = tracing::subscriber::set_default(subscriber);
-    let timing = TimingLayer::new()
-        .namespace("HelloLambda")
-        .metrics_sink(Some(Box::new(std::io::sink())));
+    let timing = TimingLayer::new().metrics(metrics.clone());
     let service = ServiceBuilder::new()
         .layer(ObservabilityLayer::new(telemetry.flusher()).timing(timing))
         .service(service_fn(inner));
@@ -188,6 +187,14 @@ fn bench_service<S>(
 
 fn warm_invocation(c: &mut Criterion, daemon: &XrayDaemon) {
     let mut group = c.benchmark_group("warm_invocation");
+    // As in production: the process-wide collector, flushed (to a sink) after every invocation.
+    let metrics = Metrics::install(
+        &MetricsConfig::new("HelloLambda")
+            .dimension("service", FUNCTION_NAME)
+            .dimension("FunctionName", FUNCTION_NAME),
+    )
+    .expect("the bench's only recorder")
+    .writer(std::io::sink);
 
     bench_service(&mut group, "none", service_fn(inner));
 
@@ -234,6 +241,7 @@ fn warm_invocation(c: &mut Criterion, daemon: &XrayDaemon) {
             vec![TracesExporter::XraySegments {
                 daemon: daemon.address,
             }],
+            &metrics,
         );
         // Not a timing assertion: proof that the stack measured really exported its spans.
         std::thread::sleep(Duration::from_millis(50));
@@ -244,7 +252,12 @@ fn warm_invocation(c: &mut Criterion, daemon: &XrayDaemon) {
     }
     // The same stack with `OTEL_TRACES_EXPORTER=none`: logs, EMF line and span bookkeeping
     // without OpenTelemetry, to tell the export's share of the cost.
-    bench_hello_lambda_stack(&mut group, "hello_lambda_layers_no_export", Vec::new());
+    bench_hello_lambda_stack(
+        &mut group,
+        "hello_lambda_layers_no_export",
+        Vec::new(),
+        &metrics,
+    );
 
     group.finish();
 }
@@ -272,6 +285,7 @@ fn log_line(c: &mut Criterion) {
         span_id: Some("53995c3f42cd8ad8".into()),
         cold_start: false,
         function_name: FUNCTION_NAME.into(),
+        tenant_id: None,
     };
     let log = || tracing::info!(elapsed_ms = 1.25, bytes = 83_u64, "invocation finished");
 
@@ -279,7 +293,9 @@ fn log_line(c: &mut Criterion) {
         ("hello_lambda_json", LogFormat::Json),
         ("hello_lambda_text", LogFormat::Text),
     ] {
-        let subscriber = tracing_subscriber::registry().with(LogLayer::new(format, std::io::sink));
+        let subscriber =
+            log_format::subscriber(&LogConfig::new().format(format), std::io::sink, None)
+                .expect("valid filter");
         tracing::subscriber::with_default(subscriber, || {
             let span = tracing::info_span!("invocation");
             attach(&span, invocation_context());

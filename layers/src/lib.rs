@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | [`TraceLayer`] | invocation | continues the X-Ray trace of the invocation as an OpenTelemetry span, flushes spans before the next event |
 //! | [`LoggingLayer`] | invocation | start/end log lines carrying the request id, optional payload logging |
-//! | [`TimingLayer`] | invocation | measures durations, records them on the span, prints CloudWatch EMF metrics |
+//! | [`TimingLayer`] | invocation | measures durations, records them on the span, flushes the invocation's [`metrics`] as CloudWatch EMF |
 //! | [`MalformedEventLayer`] | invocation | turns a body that is not JSON into an event the handler can reject with a typed error |
 //! | [`ErrorMapLayer`] | handler | maps typed errors (and panics) to [`lambda_runtime::Diagnostic`] and records them on the span |
 //! | [`HttpTraceLayer`] | `reqwest` client | a client span per outbound request, trace context injected into its headers |
@@ -64,6 +64,7 @@ pub mod http_client;
 pub mod log_format;
 pub mod logging;
 pub mod malformed_event;
+pub mod metrics;
 pub mod observability;
 pub mod timing;
 pub mod trace;

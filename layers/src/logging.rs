@@ -3,7 +3,9 @@
 //! Lines are written inside the invocation span, so with [`TraceLayer`](crate::TraceLayer)
 //! outside this layer they carry `requestId`, `xrayTraceId` and the trace ids (see
 //! [`log_format`](crate::log_format)). The event payload is never logged unless enabled, since it
-//! may carry personal data: `LOG_EVENT_PAYLOAD=true` or [`LoggingLayer::log_payload`].
+//! may carry personal data: [`LoggingLayer::log_payload`] (which the configuration sets from
+//! `LOG_EVENT_PAYLOAD`). The remaining time comes from the invocation's
+//! [`InvocationFacts`] when present.
 //!
 //! ```
 //! use lambda_observability::LoggingLayer;
@@ -27,31 +29,25 @@ use lambda_runtime::LambdaInvocation;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
+use crate::facts::InvocationFacts;
+
 /// Layer that applies [`Logging`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct LoggingLayer {
     log_payload: bool,
 }
 
 impl LoggingLayer {
-    /// Start/end lines; payload logging from `LOG_EVENT_PAYLOAD` (read once, here).
+    /// Start and end lines, without the payload.
     pub fn new() -> Self {
-        Self {
-            log_payload: std::env::var("LOG_EVENT_PAYLOAD")
-                .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
-        }
+        Self::default()
     }
 
-    /// Whether to log the raw event payload at `INFO` (it is only logged when asked for). Defaults to `LOG_EVENT_PAYLOAD`, else `false`.
+    /// Whether to log the raw event payload at `INFO` (it is only logged when asked for).
+    /// Defaults to `false`.
     pub fn log_payload(mut self, enabled: bool) -> Self {
         self.log_payload = enabled;
         self
-    }
-}
-
-impl Default for LoggingLayer {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -73,6 +69,23 @@ pub struct Logging<S> {
     log_payload: bool,
 }
 
+impl<S> Logging<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 impl<S> Service<LambdaInvocation> for Logging<S>
 where
     S: Service<LambdaInvocation, Response = ()>,
@@ -87,10 +100,14 @@ where
     }
 
     fn call(&mut self, req: LambdaInvocation) -> Self::Future {
-        let remaining_ms = crate::deadline::remaining_in(&req.context).as_millis() as u64;
+        let remaining = match InvocationFacts::of(&req) {
+            Some(facts) => crate::deadline::remaining(facts.deadline),
+            None => crate::deadline::remaining_in(&req.context),
+        };
+        let remaining_ms = remaining.as_millis() as u64;
         tracing::info!(remaining_ms, bytes = req.body.len(), "invocation started");
         if self.log_payload {
-            tracing::info!(payload = %String::from_utf8_lossy(&req.body), "event payload (LOG_EVENT_PAYLOAD is on)");
+            tracing::info!(payload = %String::from_utf8_lossy(&req.body), "event payload (payload logging is on)");
         }
         ResponseFuture {
             inner: self.inner.call(req),
@@ -165,5 +182,31 @@ mod tests {
         })
         .await;
         assert!(lines.join("\n").contains("visible-payload"));
+    }
+
+    #[tokio::test]
+    async fn the_remaining_time_comes_from_the_facts() {
+        use crate::{cold_start::InitializationType, facts::EnvironmentFacts};
+        // The context says 30 s are left; the facts (what the runtime decided) say 5 s.
+        let mut req = invocation(b"{}", None);
+        EnvironmentFacts::new(InitializationType::OnDemand, Instant::now())
+            .next_invocation(5_000)
+            .attach(&mut req);
+        let lines = capture_logs(async {
+            LoggingLayer::new()
+                .layer(service_fn(|_: LambdaInvocation| async {
+                    Ok::<(), lambda_runtime::Error>(())
+                }))
+                .oneshot(req)
+                .await
+        })
+        .await;
+        let started: serde_json::Value = lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+            .find(|l| l["message"] == "invocation started")
+            .expect("start line");
+        let remaining_ms = started["remaining_ms"].as_u64().expect("remaining_ms");
+        assert!(remaining_ms <= 5_000, "{started}");
     }
 }

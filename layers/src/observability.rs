@@ -1,17 +1,19 @@
 //! Middleware that stacks every invocation-level layer in the order they are meant to run.
 //!
 //! From the outside in: [`TraceLayer`] (the span, and the export after the response),
-//! [`LoggingLayer`] (start and end lines inside the span), [`TimingLayer`] (durations on the span
-//! and EMF metrics) and [`MalformedEventLayer`] (bodies that are not JSON). Use it when you want
+//! [`LoggingLayer`] (start and end lines inside the span), [`TimingLayer`] (durations on the span,
+//! and the invocation's metrics flushed as EMF) and [`MalformedEventLayer`] (bodies that are not JSON). Use it when you want
 //! all of them; compose them yourself when you want a different set.
 //!
 //! ```
-//! use lambda_observability::{ObservabilityLayer, TimingLayer, export::SpanFlusher};
+//! use lambda_observability::{
+//!     ObservabilityLayer, TimingLayer, export::SpanFlusher, metrics::Metrics,
+//! };
 //! use lambda_runtime::LambdaInvocation;
 //! use tower::{ServiceBuilder, service_fn};
 //!
 //! let layer = ObservabilityLayer::new(SpanFlusher::disabled())
-//!     .timing(TimingLayer::new().namespace("HelloLambda"));
+//!     .timing(TimingLayer::new().metrics(Metrics::disabled()));
 //! let service = ServiceBuilder::new()
 //!     .layer(layer)
 //!     .service(service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) }));

@@ -15,11 +15,10 @@ use opentelemetry_sdk::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{Instrument, subscriber::DefaultGuard};
-use tracing_subscriber::layer::SubscriberExt;
 
 use crate::{
     export::{SpanFlusher, Telemetry},
-    log_format::{LogFormat, LogLayer},
+    log_format::{self, LogConfig, LogFormat},
 };
 
 pub(crate) const FUNCTION: &str = "hello-test";
@@ -28,6 +27,11 @@ pub(crate) const TRACE_HEADER: &str =
 
 /// A Lambda context as `lambda_runtime` builds it from `/next` headers.
 pub(crate) fn context(xray: Option<&str>) -> Context {
+    tenant_context(xray, None)
+}
+
+/// [`context`] of a tenant-isolated function, invoked for `tenant`.
+pub(crate) fn tenant_context(xray: Option<&str>, tenant: Option<&str>) -> Context {
     let mut headers = http::HeaderMap::new();
     headers.insert(
         "lambda-runtime-aws-request-id",
@@ -51,6 +55,12 @@ pub(crate) fn context(xray: Option<&str>) -> Context {
             xray.parse().expect("header value"),
         );
     }
+    if let Some(tenant) = tenant {
+        headers.insert(
+            "lambda-runtime-aws-tenant-id",
+            tenant.parse().expect("header value"),
+        );
+    }
     let config = Config {
         function_name: FUNCTION.into(),
         memory: 256,
@@ -62,11 +72,20 @@ pub(crate) fn context(xray: Option<&str>) -> Context {
 }
 
 pub(crate) fn invocation(body: &'static [u8], xray: Option<&str>) -> LambdaInvocation {
+    tenant_invocation(body, xray, None)
+}
+
+/// [`invocation`] of a tenant-isolated function, invoked for `tenant`.
+pub(crate) fn tenant_invocation(
+    body: &'static [u8],
+    xray: Option<&str>,
+    tenant: Option<&str>,
+) -> LambdaInvocation {
     let (parts, ()) = http::Response::new(()).into_parts();
     LambdaInvocation {
         parts,
         body: bytes::Bytes::from_static(body),
-        context: context(xray),
+        context: tenant_context(xray, tenant),
     }
 }
 
@@ -101,12 +120,17 @@ impl SharedBuf {
     }
 }
 
-/// Runs `body` with JSON logs captured, on this thread.
+/// The production log configuration with JSON lines, as the tests read them.
+pub(crate) fn json_logs() -> LogConfig {
+    LogConfig::new().format(LogFormat::Json)
+}
+
+/// Runs `body` with JSON logs captured, on this thread, through the production subscriber.
 pub(crate) async fn capture_logs<F: Future>(body: F) -> Vec<String> {
     let buf = SharedBuf::default();
     let writer = buf.clone();
     let subscriber =
-        tracing_subscriber::registry().with(LogLayer::new(LogFormat::Json, move || writer.clone()));
+        log_format::subscriber(&json_logs(), move || writer.clone(), None).expect("valid filter");
     let _guard = tracing::subscriber::set_default(subscriber);
     body.await;
     buf.lines()
@@ -122,6 +146,11 @@ pub(crate) struct TestTelemetry {
 
 impl TestTelemetry {
     pub(crate) fn new() -> Self {
+        Self::with_logs(&json_logs())
+    }
+
+    /// The pipeline with log lines as `config` says.
+    pub(crate) fn with_logs(config: &LogConfig) -> Self {
         let exporter = InMemorySpanExporter::default();
         let telemetry = Telemetry::with_exporter(
             exporter.clone(),
@@ -130,10 +159,8 @@ impl TestTelemetry {
         );
         let logs = SharedBuf::default();
         let writer = logs.clone();
-        let otel = telemetry.tracer().map(crate::log_format::otel_layer);
-        let subscriber = tracing_subscriber::registry()
-            .with(LogLayer::new(LogFormat::Json, move || writer.clone()))
-            .with(otel);
+        let subscriber = log_format::subscriber(config, move || writer.clone(), telemetry.tracer())
+            .expect("valid filter");
         let guard = tracing::subscriber::set_default(subscriber);
         Self {
             exporter,

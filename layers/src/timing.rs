@@ -1,99 +1,75 @@
-//! Middleware that measures each invocation and emits CloudWatch Embedded Metric Format lines.
+//! Middleware that measures each invocation, records the durations on the span, and flushes the
+//! invocation's metrics as CloudWatch Embedded Metric Format lines.
 //!
 //! For every invocation it records `lambda.duration_ms` on the current span (the invocation span
-//! when [`TraceLayer`](crate::TraceLayer) is outside this layer) and writes one EMF line to
-//! stdout with the `Duration` (milliseconds) and `ColdStart` (count) metrics, dimension
-//! `FunctionName`. The first invocation also carries `InitDuration`: the time from the process
-//! start given to [`TimingLayer::init_started_at`] until the stack was built.
+//! when [`TraceLayer`](crate::TraceLayer) is outside this layer), and `lambda.init_duration_ms`
+//! on the first. With [`Metrics`] enabled ([`TimingLayer::metrics`]) it then records its own
+//! metrics through the same API handler code uses ([`crate::metrics`]) and flushes everything the
+//! invocation recorded, once, after the handler:
+//!
+//! * `ColdStart` (Count), on a cold start only;
+//! * `InitDuration` (Milliseconds), on the environment's first invocation, when the init was
+//!   measured;
+//! * `Duration` (Milliseconds), only with [`TimingLayer::duration_metric`]: Lambda already
+//!   publishes `Duration` for every function in `AWS/Lambda` at no cost, so a custom copy is off by
+//!   default.
+//!
+//! Cold start and init time are read from the invocation's
+//! [`InvocationFacts`] (attached by the runtime loop or by
+//! [`TraceLayer`](crate::TraceLayer)); without them neither is reported.
 //!
 //! ```
-//! use lambda_observability::TimingLayer;
+//! use lambda_observability::{TimingLayer, metrics::Metrics};
 //! use lambda_runtime::LambdaInvocation;
 //! use tower::{ServiceBuilder, service_fn};
 //!
-//! let started = std::time::Instant::now();
 //! let service = ServiceBuilder::new()
-//!     .layer(TimingLayer::new().namespace("HelloLambda").init_started_at(started))
+//!     .layer(TimingLayer::new().metrics(Metrics::disabled()).duration_metric(false))
 //!     .service(service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) }));
 //! # drop(service);
 //! ```
 
 use std::{
     future::Future,
-    io::Write,
     pin::Pin,
-    sync::{Arc, Mutex},
     task::{Context, Poll, ready},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use lambda_runtime::LambdaInvocation;
 use pin_project_lite::pin_project;
-use serde_json::json;
 use tower::{Layer, Service};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::cold_start::{ColdStart, InitializationType};
-
-type MetricsSink = Arc<Mutex<Box<dyn Write + Send>>>;
+use crate::{
+    facts::InvocationFacts,
+    metrics::{self, Metrics, Unit},
+};
 
 /// Layer that applies [`Timing`].
-#[derive(Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TimingLayer {
-    namespace: Arc<str>,
-    init_started: Option<Instant>,
-    init_type: InitializationType,
-    sink: Option<MetricsSink>,
-}
-
-impl std::fmt::Debug for TimingLayer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TimingLayer")
-            .field("namespace", &self.namespace)
-            .field("emits_metrics", &self.sink.is_some())
-            .finish()
-    }
+    metrics: Metrics,
+    duration_metric: bool,
 }
 
 impl TimingLayer {
-    /// Timing with EMF metrics on stdout in the `LambdaObservability` namespace.
+    /// Durations on the span, no metrics.
     pub fn new() -> Self {
-        Self {
-            namespace: Arc::from("LambdaObservability"),
-            init_started: None,
-            init_type: InitializationType::from_env(),
-            sink: Some(Arc::new(Mutex::new(Box::new(std::io::stdout())))),
-        }
+        Self::default()
     }
 
-    /// The CloudWatch metrics namespace. Defaults to `LambdaObservability`.
-    pub fn namespace(mut self, namespace: impl Into<Arc<str>>) -> Self {
-        self.namespace = namespace.into();
+    /// The metrics to record into and flush after each invocation. Defaults to
+    /// [`Metrics::disabled`] (nothing recorded, nothing written).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
-    /// When the process started, to report `InitDuration` once. Defaults to not reporting it.
-    pub fn init_started_at(mut self, started: Instant) -> Self {
-        self.init_started = Some(started);
+    /// Whether to publish the `Duration` metric (a copy of Lambda's own). Defaults to `false`.
+    pub fn duration_metric(mut self, enabled: bool) -> Self {
+        self.duration_metric = enabled;
         self
-    }
-
-    /// Where EMF lines go; `None` records on the span only. Defaults to stdout.
-    pub fn metrics_sink(mut self, sink: Option<Box<dyn Write + Send>>) -> Self {
-        self.sink = sink.map(|s| Arc::new(Mutex::new(s)));
-        self
-    }
-
-    /// How the environment was initialised. Defaults to `AWS_LAMBDA_INITIALIZATION_TYPE`.
-    pub fn initialization_type(mut self, init_type: InitializationType) -> Self {
-        self.init_type = init_type;
-        self
-    }
-}
-
-impl Default for TimingLayer {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -101,31 +77,45 @@ impl<S> Layer<S> for TimingLayer {
     type Service = Timing<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        if self.metrics.is_enabled() {
+            metrics::describe_counter!("ColdStart", Unit::Count, "cold starts");
+            metrics::describe_histogram!(
+                "InitDuration",
+                Unit::Milliseconds,
+                "execution environment init time"
+            );
+            metrics::describe_histogram!("Duration", Unit::Milliseconds, "invocation time");
+        }
         Timing {
             inner,
-            namespace: self.namespace.clone(),
-            sink: self.sink.clone(),
-            cold_start: Arc::new(ColdStart::new(self.init_type)),
-            init_duration: self.init_started.map(|started| started.elapsed()),
+            metrics: self.metrics.clone(),
+            duration_metric: self.duration_metric,
         }
     }
 }
 
 /// Middleware that times each invocation; see the [module docs](self).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Timing<S> {
     inner: S,
-    namespace: Arc<str>,
-    sink: Option<MetricsSink>,
-    cold_start: Arc<ColdStart>,
-    init_duration: Option<Duration>,
+    metrics: Metrics,
+    duration_metric: bool,
 }
 
-impl<S: std::fmt::Debug> std::fmt::Debug for Timing<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Timing")
-            .field("inner", &self.inner)
-            .finish_non_exhaustive()
+impl<S> Timing<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 
@@ -142,40 +132,31 @@ where
     }
 
     fn call(&mut self, req: LambdaInvocation) -> Self::Future {
-        let cold_start = self.cold_start.take();
-        // InitDuration belongs to the first invocation only.
-        let init_duration = self.init_duration.take();
-        let function_name = req.context.env_config.function_name.clone();
+        let (cold_start, init_duration) = InvocationFacts::of(&req)
+            .map_or((false, None), |facts| {
+                (facts.cold_start, facts.init_duration)
+            });
         ResponseFuture {
             started: Instant::now(),
             inner: self.inner.call(req),
             report: Some(Report {
-                namespace: self.namespace.clone(),
-                function_name,
                 cold_start,
                 init_duration,
-                sink: self.sink.clone(),
+                metrics: self.metrics.clone(),
+                duration_metric: self.duration_metric,
                 span: tracing::Span::current(),
             }),
         }
     }
 }
 
+#[derive(Debug)]
 struct Report {
-    namespace: Arc<str>,
-    function_name: String,
     cold_start: bool,
     init_duration: Option<Duration>,
-    sink: Option<MetricsSink>,
+    metrics: Metrics,
+    duration_metric: bool,
     span: tracing::Span,
-}
-
-impl std::fmt::Debug for Report {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Report")
-            .field("cold_start", &self.cold_start)
-            .finish_non_exhaustive()
-    }
 }
 
 impl Report {
@@ -186,55 +167,21 @@ impl Report {
         if let Some(init_ms) = init_ms {
             self.span.set_attribute("lambda.init_duration_ms", init_ms);
         }
-        let Some(sink) = self.sink else { return };
-        let line = emf_line(
-            &self.namespace,
-            &self.function_name,
-            duration_ms,
-            self.cold_start,
-            init_ms,
-        );
-        let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = sink.write_all(line.as_bytes()).and_then(|()| sink.flush());
+        if !self.metrics.is_enabled() {
+            return;
+        }
+        if self.cold_start {
+            metrics::counter!("ColdStart").increment(1);
+        }
+        if let Some(init_ms) = init_ms {
+            metrics::histogram!("InitDuration").record(init_ms);
+        }
+        if self.duration_metric {
+            metrics::histogram!("Duration").record(duration_ms);
+        }
+        // Everything the invocation recorded, the handler's metrics included, in one flush.
+        self.metrics.flush();
     }
-}
-
-/// One EMF document (a line) for an invocation.
-pub fn emf_line(
-    namespace: &str,
-    function_name: &str,
-    duration_ms: f64,
-    cold_start: bool,
-    init_ms: Option<f64>,
-) -> String {
-    let timestamp = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let mut metrics = vec![
-        json!({"Name": "Duration", "Unit": "Milliseconds"}),
-        json!({"Name": "ColdStart", "Unit": "Count"}),
-    ];
-    let mut doc = json!({
-        "_aws": {
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["FunctionName"]],
-                "Metrics": [],
-            }],
-        },
-        "FunctionName": function_name,
-        "Duration": duration_ms,
-        "ColdStart": u8::from(cold_start),
-    });
-    if let Some(init_ms) = init_ms {
-        metrics.push(json!({"Name": "InitDuration", "Unit": "Milliseconds"}));
-        doc["InitDuration"] = json!(init_ms);
-    }
-    doc["_aws"]["CloudWatchMetrics"][0]["Metrics"] = json!(metrics);
-    let mut line = doc.to_string();
-    line.push('\n');
-    line
 }
 
 pin_project! {
@@ -264,44 +211,137 @@ impl<F: Future> Future for ResponseFuture<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{SharedBuf, invocation};
+    use crate::{
+        cold_start::InitializationType, facts::EnvironmentFacts,
+        metrics::test_support::metrics as test_metrics, test_support::invocation,
+    };
+    use serde_json::Value;
     use tower::{ServiceExt, service_fn};
 
+    /// An invocation carrying the facts `environment` gives it.
+    fn with_facts(environment: &EnvironmentFacts) -> LambdaInvocation {
+        let mut req = invocation(b"{}", None);
+        environment
+            .next_invocation(req.context.deadline)
+            .attach(&mut req);
+        req
+    }
+
+    fn docs(lines: Vec<String>) -> Vec<Value> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("EMF line is JSON"))
+            .collect()
+    }
+
     #[tokio::test]
-    async fn emits_one_emf_line_per_invocation_and_init_duration_once() {
-        let buf = SharedBuf::default();
-        let layer = TimingLayer::new()
-            .namespace("Test")
-            .initialization_type(InitializationType::OnDemand)
-            .init_started_at(Instant::now())
-            .metrics_sink(Some(Box::new(buf.clone())));
-        let mut service = layer.layer(service_fn(|_: LambdaInvocation| async {
-            Ok::<(), lambda_runtime::Error>(())
-        }));
+    async fn reports_the_facts_and_flushes_the_handlers_metrics_once_per_invocation() {
+        let (metrics, out, _guard) = test_metrics().await;
+        let environment = EnvironmentFacts::new(InitializationType::OnDemand, Instant::now());
+        environment.init_done();
+        let mut service = TimingLayer::new()
+            .metrics(metrics)
+            .duration_metric(true)
+            .layer(service_fn(|_: LambdaInvocation| async {
+                crate::metrics::counter!("TimingTestGreetings", "PackageManager" => "cargo")
+                    .increment(1);
+                Ok::<(), lambda_runtime::Error>(())
+            }));
         for _ in 0..2 {
-            service.ready().await.ok();
-            service.call(invocation(b"{}", None)).await.ok();
+            service.ready().await.expect("ready");
+            service.call(with_facts(&environment)).await.expect("ok");
         }
-        let lines = buf.lines();
-        assert_eq!(lines.len(), 2, "{lines:?}");
-        let first: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
-        let second: serde_json::Value = serde_json::from_str(&lines[1]).expect("json");
-        assert_eq!(first["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Test");
-        assert_eq!(
-            first["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
-            "FunctionName"
-        );
-        assert_eq!(first["ColdStart"], 1);
-        assert_eq!(second["ColdStart"], 0);
-        assert!(first["Duration"].as_f64().is_some_and(|d| d > 0.0));
-        assert!(first["InitDuration"].is_number());
-        assert!(second.get("InitDuration").is_none());
-        let names: Vec<&str> = first["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        let docs = docs(out.lines());
+        // Per invocation: the layer's own line (no label) and the handler's (PackageManager).
+        assert_eq!(docs.len(), 4, "{docs:?}");
+        let (first, second) = (&docs[..2], &docs[2..]);
+        let own = |docs: &[Value]| {
+            docs.iter()
+                .find(|d| d.get("PackageManager").is_none())
+                .cloned()
+                .expect("the layer's line")
+        };
+        let (first_own, second_own) = (own(first), own(second));
+        assert_eq!(first_own["ColdStart"], 1);
+        assert!(first_own["InitDuration"][0].is_number(), "{first_own}");
+        assert!(second_own.get("ColdStart").is_none(), "counted once");
+        assert!(second_own.get("InitDuration").is_none(), "reported once");
+        assert!(second_own["Duration"][0].as_f64().is_some_and(|d| d > 0.0));
+        let units: Vec<(String, String)> = first_own["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m["Name"].as_str())
+            .expect("metrics")
+            .iter()
+            .map(|m| (m["Name"].to_string(), m["Unit"].to_string()))
             .collect();
-        assert_eq!(names, ["Duration", "ColdStart", "InitDuration"]);
+        for expected in [
+            ("\"ColdStart\"", "\"Count\""),
+            ("\"InitDuration\"", "\"Milliseconds\""),
+            ("\"Duration\"", "\"Milliseconds\""),
+        ] {
+            assert!(
+                units.contains(&(expected.0.into(), expected.1.into())),
+                "{units:?}"
+            );
+        }
+        for half in [first, second] {
+            let handler = half
+                .iter()
+                .find(|d| d["PackageManager"] == "cargo")
+                .expect("the handler's line");
+            assert_eq!(handler["TimingTestGreetings"], 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn without_facts_or_duration_metric_nothing_of_its_own_is_written() {
+        let (metrics, out, _guard) = test_metrics().await;
+        TimingLayer::new()
+            .metrics(metrics)
+            .layer(service_fn(|_: LambdaInvocation| async {
+                Ok::<(), lambda_runtime::Error>(())
+            }))
+            .oneshot(invocation(b"{}", None))
+            .await
+            .expect("ok");
+        assert!(out.lines().is_empty(), "{:?}", out.lines());
+    }
+
+    #[tokio::test]
+    async fn a_layer_given_a_cold_start_reports_it() {
+        let (metrics, out, _guard) = test_metrics().await;
+        let environment = EnvironmentFacts::new(InitializationType::OnDemand, Instant::now());
+        TimingLayer::new()
+            .metrics(metrics)
+            .layer(service_fn(|_: LambdaInvocation| async {
+                Ok::<(), lambda_runtime::Error>(())
+            }))
+            .oneshot(with_facts(&environment))
+            .await
+            .expect("ok");
+        let docs = docs(out.lines());
+        assert_eq!(docs.len(), 1, "{docs:?}");
+        assert_eq!(docs[0]["ColdStart"], 1);
+        assert!(
+            docs[0].get("InitDuration").is_none(),
+            "init not measured: not reported"
+        );
+    }
+
+    #[tokio::test]
+    async fn disabled_metrics_write_nothing() {
+        let (installed, out, _guard) = test_metrics().await;
+        let environment = EnvironmentFacts::new(InitializationType::OnDemand, Instant::now());
+        TimingLayer::new()
+            .duration_metric(true)
+            .layer(service_fn(|_: LambdaInvocation| async {
+                Ok::<(), lambda_runtime::Error>(())
+            }))
+            .oneshot(with_facts(&environment))
+            .await
+            .expect("ok");
+        // The layer neither flushed nor recorded: the process-wide collector holds nothing.
+        assert!(out.lines().is_empty());
+        installed.flush();
+        assert!(out.lines().is_empty(), "{:?}", out.lines());
     }
 }

@@ -7,15 +7,8 @@ use super::env::Env;
 /// The filter when no variable sets one.
 pub const DEFAULT_LOG_FILTER: &str = "info";
 
-/// Line format, from `AWS_LAMBDA_LOG_FORMAT`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// Tab-separated text (Lambda's default).
-    #[default]
-    Text,
-    /// One JSON object per line (`AWS_LAMBDA_LOG_FORMAT=JSON`).
-    Json,
-}
+/// Line format, from `AWS_LAMBDA_LOG_FORMAT`: the subscriber's own type.
+pub use crate::log_format::LogFormat;
 
 /// What the log subscriber and the logging layer are asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,9 +1,9 @@
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use tower::Layer;
 
 use super::Trace;
-use crate::{cold_start::ColdStart, export::SpanFlusher};
+use crate::{cold_start::InitializationType, export::SpanFlusher, facts::EnvironmentFacts};
 
 /// Layer that applies [`Trace`] to a `lambda_runtime` invocation service.
 #[derive(Debug, Clone)]
@@ -11,7 +11,7 @@ pub struct TraceLayer {
     pub(super) flusher: SpanFlusher,
     pub(super) trigger: &'static str,
     pub(super) service_name: Option<Arc<str>>,
-    pub(super) init_type: crate::cold_start::InitializationType,
+    pub(super) environment: Arc<EnvironmentFacts>,
 }
 
 impl TraceLayer {
@@ -21,7 +21,10 @@ impl TraceLayer {
             flusher,
             trigger: "other",
             service_name: None,
-            init_type: crate::cold_start::InitializationType::from_env(),
+            environment: Arc::new(EnvironmentFacts::new(
+                InitializationType::OnDemand,
+                Instant::now(),
+            )),
         }
     }
 
@@ -38,10 +41,12 @@ impl TraceLayer {
         self
     }
 
-    /// How the environment was initialised, which decides the first `ColdStart`.
-    /// Defaults to `AWS_LAMBDA_INITIALIZATION_TYPE`.
-    pub fn initialization_type(mut self, init_type: crate::cold_start::InitializationType) -> Self {
-        self.init_type = init_type;
+    /// The environment whose facts ([`InvocationFacts`](crate::facts::InvocationFacts)) this
+    /// layer attaches to invocations that arrive without them (under `lambda_runtime::Runtime`,
+    /// which attaches none). Share it with the runtime loop so that there is one cold start per
+    /// environment. Defaults to an on-demand environment whose init time is not measured.
+    pub fn environment(mut self, environment: Arc<EnvironmentFacts>) -> Self {
+        self.environment = environment;
         self
     }
 }
@@ -55,7 +60,7 @@ impl<S> Layer<S> for TraceLayer {
             flusher: self.flusher.clone(),
             trigger: self.trigger,
             service_name: self.service_name.clone(),
-            cold_start: Arc::new(ColdStart::new(self.init_type)),
+            environment: self.environment.clone(),
         }
     }
 }

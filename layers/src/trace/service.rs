@@ -1,6 +1,7 @@
 use std::{
     sync::Arc,
     task::{Context, Poll},
+    time::SystemTime,
 };
 
 use lambda_runtime::LambdaInvocation;
@@ -11,8 +12,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::ResponseFuture;
 use crate::{
-    cold_start::ColdStart,
     export::SpanFlusher,
+    facts::{EnvironmentFacts, InvocationFacts},
     log_format::{InvocationLogContext, attach},
 };
 
@@ -23,7 +24,24 @@ pub struct Trace<S> {
     pub(super) flusher: SpanFlusher,
     pub(super) trigger: &'static str,
     pub(super) service_name: Option<Arc<str>>,
-    pub(super) cold_start: Arc<ColdStart>,
+    pub(super) environment: Arc<EnvironmentFacts>,
+}
+
+impl<S> Trace<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S> Service<LambdaInvocation> for Trace<S>
@@ -40,14 +58,22 @@ where
     }
 
     fn call(&mut self, mut req: LambdaInvocation) -> Self::Future {
-        // Fix the deadline once for everything inside (emulators send a relative one).
-        let deadline = crate::deadline::normalize(&mut req.context);
-        let (span, trace_id) = invocation_span(
-            &req,
-            self.trigger,
-            self.service_name.as_deref(),
-            self.cold_start.take(),
-        );
+        // The runtime loop attaches the facts; `lambda_runtime::Runtime` does not, and then this
+        // layer, the outermost, does it once for every layer inside.
+        let (cold_start, deadline) = match InvocationFacts::of(&req) {
+            Some(facts) => (facts.cold_start, facts.deadline),
+            None => {
+                let facts = self.environment.next_invocation(req.context.deadline);
+                let known = (facts.cold_start, facts.deadline);
+                facts.attach(&mut req);
+                known
+            }
+        };
+        // `Context::deadline` (what the handler reads) agrees with the facts' deadline, which is
+        // already absolute even when an emulator sent a relative one.
+        req.context.deadline = epoch_ms(deadline).unwrap_or(req.context.deadline);
+        let (span, trace_id) =
+            invocation_span(&req, self.trigger, self.service_name.as_deref(), cold_start);
         let future = {
             // Entered so that spans created by `call` itself hang under the invocation span.
             let _entered = span.enter();
@@ -60,6 +86,12 @@ where
             deadline,
         )
     }
+}
+
+fn epoch_ms(time: SystemTime) -> Option<u64> {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as u64)
 }
 
 /// Creates the invocation span under the Lambda segment and attaches the log context to it.
@@ -77,10 +109,6 @@ fn invocation_span(
     let mut arn_parts = arn.split(':');
     let region = arn_parts.nth(3).filter(|r| !r.is_empty());
     let account = arn_parts.next().filter(|a| !a.is_empty());
-    let region = region
-        .map(str::to_owned)
-        .or_else(|| std::env::var("AWS_REGION").ok())
-        .unwrap_or_default();
     let span = tracing::info_span!(
         target: "lambda_observability::invocation",
         "invocation",
@@ -96,11 +124,15 @@ fn invocation_span(
         faas.max_memory = i64::from(config.memory) * 1024 * 1024,
         cloud.provider = "aws",
         cloud.platform = "aws_lambda",
-        cloud.region = %region,
+        // From the ARN, not the environment (read once, by the configuration); emulators' ARNs
+        // have none, and then the attribute is left out.
+        cloud.region = region,
         cloud.account.id = account.unwrap_or_default(),
         // The function's ARN: the invoked one without an alias or version qualifier.
         cloud.resource_id = arn.split(':').take(7).collect::<Vec<_>>().join(":"),
         aws.lambda.invoked_arn = %arn,
+        // No semantic convention names the tenant yet: this follows `aws.lambda.invoked_arn`.
+        aws.lambda.tenant_id = ctx.tenant_id.as_deref(),
         ColdStart = cold_start,
         Service = service_name.unwrap_or(&config.function_name),
     );
@@ -139,6 +171,7 @@ fn invocation_span(
             span_id: ids.is_valid().then(|| ids.span_id().to_string()),
             cold_start,
             function_name: config.function_name.clone(),
+            tenant_id: ctx.tenant_id.clone(),
         },
     );
     (span, ids.trace_id())

@@ -1,4 +1,7 @@
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant, SystemTime},
+};
 
 use lambda_runtime::LambdaInvocation;
 use opentelemetry::trace::{SpanKind, Status, TraceId};
@@ -6,9 +9,14 @@ use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
 use super::TraceLayer;
 use crate::{
-    HttpTraceLayer,
+    HttpTraceLayer, ObservabilityLayer, TimingLayer,
     cold_start::InitializationType,
-    test_support::{TRACE_HEADER, TestTelemetry, attr, http_server, invocation},
+    facts::{EnvironmentFacts, InvocationFacts},
+    log_format::{LogConfig, LogFormat},
+    metrics::test_support::metrics as test_metrics,
+    test_support::{
+        TRACE_HEADER, TestTelemetry, attr, http_server, invocation, json_logs, tenant_invocation,
+    },
 };
 
 /// A stand-in for the function: a `getRuntimeInfo` span and an outbound call to `url`.
@@ -28,9 +36,8 @@ async fn handler_like(url: String) -> Result<(), lambda_runtime::Error> {
 async fn invocation_span_continues_the_xray_trace_and_nests_children() {
     let telemetry = TestTelemetry::new();
     let (url, request_head) = http_server(200).await;
-    let service = TraceLayer::new(telemetry.flusher())
-        .initialization_type(InitializationType::OnDemand)
-        .layer(service_fn(move |_: LambdaInvocation| {
+    let service =
+        TraceLayer::new(telemetry.flusher()).layer(service_fn(move |_: LambdaInvocation| {
             handler_like(url.clone())
         }));
     service
@@ -197,4 +204,201 @@ fn flush_does_not_deadlock_on_a_current_thread_runtime_or_one_worker() {
         });
         assert_eq!(exported, 1, "multi_thread={multi}");
     }
+}
+
+/// What the handler of these tests saw of its invocation's facts.
+type Seen = Arc<Mutex<Vec<InvocationFacts>>>;
+
+fn recording(
+    seen: &Seen,
+) -> impl Fn(LambdaInvocation) -> std::future::Ready<Result<(), lambda_runtime::Error>> + Clone {
+    let seen = seen.clone();
+    move |req: LambdaInvocation| {
+        let facts = InvocationFacts::of(&req).cloned().expect("facts attached");
+        // The context's deadline agrees with the facts': one normalized deadline.
+        let context_deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(req.context.deadline);
+        let drift = facts
+            .deadline
+            .duration_since(context_deadline)
+            .unwrap_or_else(|e| e.duration());
+        assert!(drift < Duration::from_millis(1), "{drift:?}");
+        seen.lock().expect("lock").push(facts);
+        std::future::ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn attaches_facts_when_absent_once_per_environment() {
+    let telemetry = TestTelemetry::new();
+    let seen = Seen::default();
+    let environment = Arc::new(EnvironmentFacts::new(
+        InitializationType::OnDemand,
+        Instant::now(),
+    ));
+    environment.init_done();
+    let mut service = TraceLayer::new(telemetry.flusher())
+        .environment(environment)
+        .layer(service_fn(recording(&seen)));
+    for _ in 0..2 {
+        let mut req = invocation(b"{}", None);
+        // An emulator's relative deadline: made absolute once, for the facts and the context.
+        req.context.deadline = 600_000;
+        service.ready().await.expect("ready");
+        service.call(req).await.expect("ok");
+    }
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen.iter()
+            .map(|f| (f.cold_start, f.init_duration.is_some()))
+            .collect::<Vec<_>>(),
+        [(true, true), (false, false)]
+    );
+    assert!(
+        seen[0].deadline > SystemTime::now() + Duration::from_secs(500),
+        "a relative deadline counts from now"
+    );
+}
+
+#[tokio::test]
+async fn facts_already_attached_are_read_not_replaced() {
+    let telemetry = TestTelemetry::new();
+    let seen = Seen::default();
+    // The runtime loop's environment already served its cold start…
+    let runtime_environment = EnvironmentFacts::new(InitializationType::OnDemand, Instant::now());
+    let _first = runtime_environment.next_invocation(600_000);
+    // …so this invocation is warm, whatever the layer's own (fresh) environment would say.
+    let mut req = invocation(b"{}", Some(TRACE_HEADER));
+    runtime_environment
+        .next_invocation(req.context.deadline)
+        .attach(&mut req);
+    TraceLayer::new(telemetry.flusher())
+        .layer(service_fn(recording(&seen)))
+        .oneshot(req)
+        .await
+        .expect("ok");
+    assert!(!seen.lock().expect("lock")[0].cold_start);
+    let spans = telemetry.exported();
+    assert_eq!(attr(&spans[0], "ColdStart"), Some(false.into()));
+    assert_eq!(attr(&spans[0], "faas.coldstart"), Some(false.into()));
+}
+
+/// Trace, logging and timing layers agree on the one cold start: the span, every log line and the
+/// `ColdStart` metric of the first invocation, and none of the second's.
+#[tokio::test]
+async fn one_cold_start_across_the_layers() {
+    let (metrics, emf, _guard) = test_metrics().await;
+    let telemetry = TestTelemetry::new();
+    let mut service = ObservabilityLayer::new(telemetry.flusher())
+        .timing(TimingLayer::new().metrics(metrics))
+        .layer(service_fn(|_: LambdaInvocation| async {
+            tracing::info!("handled");
+            Ok::<(), lambda_runtime::Error>(())
+        }));
+    for _ in 0..2 {
+        service.ready().await.expect("ready");
+        service
+            .call(invocation(b"{}", Some(TRACE_HEADER)))
+            .await
+            .expect("ok");
+    }
+    let spans = telemetry.exported();
+    let cold: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "hello-test")
+        .map(|s| attr(s, "ColdStart"))
+        .collect();
+    assert_eq!(cold, [Some(true.into()), Some(false.into())]);
+    let lines: Vec<serde_json::Value> = telemetry
+        .logs
+        .lines()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let handled: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "handled")
+        .map(|l| &l["coldStart"])
+        .collect();
+    assert_eq!(handled, [true, false]);
+    let emf = emf.lines();
+    assert_eq!(emf.len(), 1, "ColdStart once, nothing else: {emf:?}");
+    assert!(emf[0].contains("\"ColdStart\":1"), "{emf:?}");
+}
+
+/// The production subscriber at `WARN`, at `ERROR` and with a target-scoped filter, in JSON and
+/// text: every line the handler writes carries the invocation's context.
+#[tokio::test]
+async fn handler_lines_keep_their_context_at_every_level_and_filter() {
+    for (filter, expected) in [
+        ("warn", 2),
+        ("error", 1),
+        ("hello_lambda=warn", 2),
+        ("info", 5),
+    ] {
+        for format in [LogFormat::Json, LogFormat::Text] {
+            let telemetry =
+                TestTelemetry::with_logs(&LogConfig::new().format(format).filter(filter));
+            ObservabilityLayer::new(telemetry.flusher())
+                .layer(service_fn(|_: LambdaInvocation| async {
+                    tracing::info!(target: "hello_lambda", "info line");
+                    tracing::warn!(target: "hello_lambda", "warn line");
+                    tracing::error!(target: "hello_lambda", "error line");
+                    Ok::<(), lambda_runtime::Error>(())
+                }))
+                .oneshot(tenant_invocation(b"{}", Some(TRACE_HEADER), Some("blue")))
+                .await
+                .expect("ok");
+            let lines = telemetry.logs.lines();
+            // At `info` the layer's own start and end lines are written too.
+            assert_eq!(lines.len(), expected, "{filter} {format:?}: {lines:?}");
+            for line in &lines {
+                match format {
+                    LogFormat::Json => {
+                        let line: serde_json::Value = serde_json::from_str(line).expect("json");
+                        assert_eq!(line["requestId"], "req-1", "{filter}: {line}");
+                        assert_eq!(line["traceId"], "5759e988bd862e3fe1be46a994272793");
+                        assert_eq!(line["coldStart"], true);
+                        assert_eq!(line["functionName"], "hello-test");
+                        assert_eq!(line["tenantId"], "blue");
+                    }
+                    LogFormat::Text => {
+                        assert_eq!(line.split('\t').nth(1), Some("req-1"), "{line}");
+                        for key in [
+                            "traceId=5759e988bd862e3fe1be46a994272793",
+                            "coldStart=true",
+                            "functionName=hello-test",
+                            "tenantId=blue",
+                        ] {
+                            assert!(line.contains(key), "{filter}: {key} missing in {line}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_tenant_is_on_the_span_and_absent_without_one() {
+    let telemetry = TestTelemetry::with_logs(&json_logs());
+    let service =
+        TraceLayer::new(telemetry.flusher()).layer(service_fn(|_: LambdaInvocation| async {
+            Ok::<(), lambda_runtime::Error>(())
+        }));
+    service
+        .clone()
+        .oneshot(tenant_invocation(b"{}", Some(TRACE_HEADER), Some("blue")))
+        .await
+        .expect("ok");
+    service
+        .oneshot(invocation(b"{}", Some(TRACE_HEADER)))
+        .await
+        .expect("ok");
+    let spans = telemetry.exported();
+    assert_eq!(spans.len(), 2);
+    assert_eq!(
+        attr(&spans[0], "aws.lambda.tenant_id").map(|v| v.to_string()),
+        Some("blue".into())
+    );
+    assert_eq!(attr(&spans[1], "aws.lambda.tenant_id"), None);
 }
