@@ -56,13 +56,14 @@ pub mod cold_start;
 pub mod config;
 pub mod deadline;
 pub mod error;
-pub mod facts;
 pub mod export;
+pub mod facts;
 pub mod http_client;
 pub mod log_format;
 pub mod logging;
 pub mod malformed_event;
 pub mod observability;
+pub mod sigv4;
 pub mod timing;
 pub mod trace;
 
