@@ -12,6 +12,7 @@
 //! ```
 //! use lambda_observability::{
 //!     config::telemetry::{Credentials, SigV4},
+//!     http_client::install_crypto_provider,
 //!     sigv4::SigV4Client,
 //! };
 //! use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig};
@@ -26,6 +27,7 @@
 //!         session_token: Some("session-token".into()),
 //!     }),
 //! };
+//! install_crypto_provider(); // reqwest is built without a rustls provider of its own.
 //! let exporter = SpanExporter::builder()
 //!     .with_http()
 //!     .with_http_client(SigV4Client::new(reqwest::Client::new(), sigv4))
