@@ -66,6 +66,7 @@ pub mod logging;
 pub mod malformed_event;
 pub mod metrics;
 pub mod observability;
+pub mod sigv4;
 pub mod timing;
 pub mod trace;
 

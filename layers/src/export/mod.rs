@@ -63,7 +63,6 @@ use opentelemetry_sdk::{
 
 pub use console::{ConsoleExporter, render_timeline};
 pub use flusher::{DropCounts, ExportStats, FlushOutcome, SpanFlusher};
-pub use otlp_http::{needs_tls, sign_requests};
 pub use otlp_udp::{MAX_DATAGRAM_BYTES, OtlpUdpExporter};
 pub use pipeline::{InvocationSpanProcessor, MAX_BUFFERED_SPANS};
 pub use shutdown::{SHUTDOWN_FLUSH_BOUND, spawn_shutdown_flush};
@@ -105,15 +104,18 @@ impl Telemetry {
                 TracesExporter::OtlpUdp { daemon } => {
                     Destination::new("otlp-udp", timeout, OtlpUdpExporter::connect(*daemon)?)
                 }
-                TracesExporter::OtlpHttp(otlp) => Destination::new(
-                    "otlp-http",
-                    otlp.timeout,
-                    Plain(otlp_http::exporter(otlp, http.clone())?),
-                ),
+                TracesExporter::OtlpHttp(otlp) => match otlp_http::exporter(otlp, http.clone())? {
+                    Some(exporter) => Destination::new("otlp-http", otlp.timeout, Plain(exporter)),
+                    None => continue,
+                },
                 TracesExporter::Console => {
                     Destination::new("console", timeout, Plain(ConsoleExporter::stderr()))
                 }
             });
+        }
+        if destinations.is_empty() {
+            // Only signed OTLP/HTTP was asked for, without credentials: nothing can be sent.
+            return Ok(Self::disabled());
         }
         Ok(Self::with_destinations(
             destinations,

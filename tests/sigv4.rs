@@ -1,0 +1,295 @@
+//! SigV4-signed OTLP/HTTP, as to X-Ray's OTLP endpoint: opentelemetry-otlp's span exporter sends
+//! through `SigV4Client` to a local receiver, and botocore (`tests/sigv4/verify.py`), a signer
+//! independent of aws-sigv4, checks the signature the receiver saw.
+
+mod support;
+
+use std::{
+    borrow::Cow,
+    io::Write,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use lambda_observability::{
+    config::telemetry::{Credentials, SigV4},
+    http_client::install_crypto_provider,
+    sigv4::SigV4Client,
+};
+use opentelemetry::{
+    InstrumentationScope, KeyValue,
+    trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState},
+};
+use opentelemetry_http::HttpClient;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_sdk::{
+    error::OTelSdkResult,
+    trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks},
+};
+use prost::Message;
+use support::{Request, hex, serve_http, write_response};
+
+const REGION: &str = "eu-west-1";
+const SERVICE: &str = "xray";
+const ACCESS_KEY_ID: &str = "AKIAIOSFODNN7EXAMPLE";
+const SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLE//////////session+token/=";
+
+fn credentials() -> Credentials {
+    Credentials {
+        access_key_id: ACCESS_KEY_ID.into(),
+        secret_access_key: SECRET_ACCESS_KEY.into(),
+        session_token: Some(SESSION_TOKEN.into()),
+    }
+}
+
+fn sigv4(credentials: Option<Credentials>) -> SigV4 {
+    SigV4 {
+        region: REGION.into(),
+        service: SERVICE.into(),
+        credentials,
+    }
+}
+
+/// An OTLP/HTTP receiver on 127.0.0.1 that keeps each request as it arrived.
+struct Receiver {
+    endpoint: String,
+    requests: Arc<Mutex<Vec<Request>>>,
+}
+
+impl Receiver {
+    async fn start() -> Self {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let address = serve_http(move |request, mut write| {
+            seen.lock().expect("lock").push(request);
+            async move {
+                // An empty body is an empty ExportTraceServiceResponse: everything accepted.
+                write_response(
+                    &mut write,
+                    200,
+                    &[("content-type", "application/x-protobuf".into())],
+                    &[],
+                )
+                .await
+                .ok()?;
+                Some(write)
+            }
+        })
+        .await;
+        Self {
+            endpoint: format!("http://{address}/v1/traces"),
+            requests,
+        }
+    }
+
+    fn requests(&self) -> Vec<Request> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+/// The same three spans on every call (fixed ids and times), so two exports encode alike.
+fn spans() -> Vec<SpanData> {
+    let trace_id = TraceId::from_hex("5759e988bd862e3fe1be46a994272793").expect("trace id");
+    let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_760_000_000);
+    ["invocation", "handler", "GET checkip"]
+        .into_iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let span_id = SpanId::from_hex(&format!("53995c3f42cd8ad{i}")).expect("span id");
+            SpanData {
+                span_context: SpanContext::new(
+                    trace_id,
+                    span_id,
+                    TraceFlags::SAMPLED,
+                    false,
+                    TraceState::default(),
+                ),
+                parent_span_id: SpanId::INVALID,
+                parent_span_is_remote: false,
+                span_kind: SpanKind::Internal,
+                name: Cow::Borrowed(name),
+                start_time: start,
+                end_time: start + Duration::from_millis(10),
+                attributes: vec![KeyValue::new("faas.invocation_id", format!("request-{i}"))],
+                dropped_attributes_count: 0,
+                events: SpanEvents::default(),
+                links: SpanLinks::default(),
+                status: Status::Ok,
+                instrumentation_scope: InstrumentationScope::builder("sigv4-test").build(),
+            }
+        })
+        .collect()
+}
+
+fn reqwest_client() -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::new()
+}
+
+/// Exports [`spans`] to `endpoint` through `client`, as the pipeline's OTLP/HTTP exporter does.
+async fn export(client: impl HttpClient + 'static, endpoint: &str) -> OTelSdkResult {
+    let exporter = SpanExporter::builder()
+        .with_http()
+        .with_http_client(client)
+        .with_endpoint(endpoint)
+        .build()
+        .expect("exporter");
+    exporter.export(spans()).await
+}
+
+/// A Python that can import botocore: the worktree's `.venv` (`make tools`), else `python3`.
+fn python_with_botocore() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    [venv, PathBuf::from("python3")].into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", "import botocore"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    })
+}
+
+/// Whether botocore accepts `request`'s signature for these credentials, region and service,
+/// with its output (why not).
+fn botocore_verifies(
+    python: &Path,
+    request: &Request,
+    region: &str,
+    body: &[u8],
+) -> (bool, String) {
+    let recorded = serde_json::json!({
+        "method": request.method,
+        "path": request.path,
+        "headers": request.headers,
+        "body_hex": hex(body),
+        "region": region,
+        "service": SERVICE,
+        "access_key_id": ACCESS_KEY_ID,
+        "secret_access_key": SECRET_ACCESS_KEY,
+        "session_token": SESSION_TOKEN,
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigv4/verify.py");
+    let mut child = Command::new(python)
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run verify.py");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(recorded.to_string().as_bytes())
+        .expect("write the request");
+    let output = child.wait_with_output().expect("verify.py output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match output.status.code() {
+        Some(0) => (true, text),
+        Some(1) => (false, text),
+        _ => panic!("verify.py failed to run: {text}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn botocore_verifies_the_signature_and_rejects_another_region_or_body() {
+    let receiver = Receiver::start().await;
+    let client = SigV4Client::new(reqwest_client(), sigv4(Some(credentials())));
+    export(client, &receiver.endpoint).await.expect("export");
+
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/v1/traces");
+    let authorization = request.header("authorization").expect("authorization");
+    assert!(
+        authorization.starts_with(&format!("AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/"))
+            && authorization.contains(&format!("/{REGION}/{SERVICE}/aws4_request, ")),
+        "{authorization}"
+    );
+    assert!(request.header("x-amz-date").is_some());
+    assert_eq!(request.header("x-amz-security-token"), Some(SESSION_TOKEN));
+    assert_eq!(request.header("x-amz-content-sha256"), None);
+
+    let Some(python) = python_with_botocore() else {
+        let message = "botocore not found (run `bash scripts/tools.sh`): signature not verified";
+        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+            panic!("{message}");
+        }
+        eprintln!("SKIPPED: {message}");
+        return;
+    };
+    let (verified, output) = botocore_verifies(&python, request, REGION, &request.body);
+    assert!(verified, "botocore rejects the signature: {output}");
+
+    let (verified, output) = botocore_verifies(&python, request, "us-east-1", &request.body);
+    assert!(!verified, "another region must not verify: {output}");
+    assert!(output.contains("signature mismatch"), "{output}");
+
+    let mut tampered = request.body.clone();
+    tampered.push(0);
+    let (verified, output) = botocore_verifies(&python, request, REGION, &tampered);
+    assert!(!verified, "another body must not verify: {output}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signed_body_is_the_protobuf_an_unsigned_exporter_sends() {
+    let receiver = Receiver::start().await;
+    export(reqwest_client(), &receiver.endpoint)
+        .await
+        .expect("unsigned export");
+    let client = SigV4Client::new(reqwest_client(), sigv4(Some(credentials())));
+    export(client, &receiver.endpoint)
+        .await
+        .expect("signed export");
+
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 2);
+    let (unsigned, signed) = (&requests[0], &requests[1]);
+    assert_eq!(unsigned.header("authorization"), None);
+    assert!(signed.header("authorization").is_some());
+    assert_eq!(
+        signed.header("content-type"),
+        Some("application/x-protobuf")
+    );
+    assert_eq!(signed.body, unsigned.body, "same bytes for the same batch");
+
+    let decoded = ExportTraceServiceRequest::decode(signed.body.as_slice()).expect("protobuf");
+    let names: Vec<&str> = decoded
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|span| span.name.as_str())
+        .collect();
+    assert_eq!(names, ["invocation", "handler", "GET checkip"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_credentials_the_export_fails_and_nothing_is_sent() {
+    let receiver = Receiver::start().await;
+    let client = SigV4Client::new(reqwest_client(), sigv4(None));
+    let error = export(client, &receiver.endpoint)
+        .await
+        .expect_err("an export without credentials fails");
+    eprintln!("export error: {error}");
+    assert!(
+        receiver.requests().is_empty(),
+        "nothing reaches the receiver"
+    );
+
+    // The receiver works: a signed export from the same test reaches it.
+    let client = SigV4Client::new(reqwest_client(), sigv4(Some(credentials())));
+    export(client, &receiver.endpoint).await.expect("export");
+    assert_eq!(receiver.requests().len(), 1);
+}
