@@ -411,8 +411,9 @@ async fn unset_propagates_both_headers() {
 
 /// Runs one invocation exported to both the daemon and the OTLP receiver, with JSON logs, and
 /// asserts that `expected` is the one service name: the OTLP resource's `service.name`, the
-/// invocation span's name (OTLP span, X-Ray subsegment), the `Service` annotation, every log
-/// line of the invocation and every EMF document.
+/// invocation span's name (OTLP span, X-Ray subsegment under Lambda's segment, X-Ray segment
+/// without one), the `Service` annotation, every log line of the invocation and every EMF
+/// document.
 async fn assert_service_name(env: &[(&str, &str)], expected: &str) {
     let sinks = Sinks::start().await;
     let endpoint = sinks.otlp.endpoint.clone();
@@ -421,7 +422,9 @@ async fn assert_service_name(env: &[(&str, &str)], expected: &str) {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
     ];
     vars.extend_from_slice(env);
-    let run = sinks.run(vec![sampled("ok", 1)], &vars).await;
+    // The second invocation has no trace header: its span is the root, an X-Ray segment.
+    let events = vec![sampled("ok", 1), Event::fixture("untraced", "success.json")];
+    let run = sinks.run(events, &vars).await;
     run.assert_all_answered();
 
     let spans = sinks.otlp.spans();
@@ -444,6 +447,14 @@ async fn assert_service_name(env: &[(&str, &str)], expected: &str) {
     let segment = run.invocation_segment(1);
     assert_eq!(segment["name"], expected, "{segment}");
     assert_eq!(segment["annotations"]["Service"], expected, "{segment}");
+    let roots: Vec<Value> = run
+        .segments()
+        .into_iter()
+        .filter(|doc| doc.get("parent_id").is_none())
+        .collect();
+    assert_eq!(roots.len(), 1, "{:#?}", run.segments());
+    assert_eq!(roots[0]["name"], expected, "{}", roots[0]);
+    assert_eq!(roots[0]["annotations"]["Service"], expected, "{}", roots[0]);
 
     let logs = run.logs();
     let lines: Vec<&Value> = logs.iter().filter(|l| l["requestId"] == "ok").collect();
