@@ -102,7 +102,10 @@ async fn otlp_export_carries_the_span_tree_resource_and_trace_ids() {
         .iter()
         .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
         .expect("invocation span under Lambda's");
-    assert_eq!(invocation.name, "hello-it");
+    assert_eq!(
+        invocation.name, "hello-otlp",
+        "the service name names the span"
+    );
     assert_eq!(invocation.kind(), SpanKind::Internal);
     assert_eq!(
         span_attr(invocation, "faas.invocation_id").as_deref(),

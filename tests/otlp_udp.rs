@@ -91,7 +91,10 @@ async fn datagrams_carry_the_span_tree_before_the_next_event() {
         .iter()
         .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
         .expect("invocation span under Lambda's");
-    assert_eq!(invocation.name, "hello-it");
+    assert_eq!(
+        invocation.name, "hello-otlp",
+        "the service name names the span"
+    );
     assert_eq!(invocation.kind(), SpanKind::Internal);
     assert_eq!(
         span_attr(invocation, "faas.invocation_id").as_deref(),

@@ -769,3 +769,42 @@ impl OtlpDatagram {
 /// The Lambda daemon's UDP socket receiving OTLP datagrams (the same socket as the X-Ray one:
 /// the daemon tells the formats apart by the prefix).
 pub type OtlpUdpDaemon = XrayDaemon;
+
+impl Function {
+    /// [`Function::start`] with the variables in `unset` removed from the environment it would
+    /// get, the defaults included: tests of a variable's unset case (`OTEL_TRACES_EXPORTER`,
+    /// which the defaults set to `none`) remove it instead of setting it empty.
+    pub fn start_unsetting(runtime: &MockRuntimeApi, env: &[(&str, &str)], unset: &[&str]) -> Self {
+        if unset.is_empty() {
+            return Self::start(runtime, env);
+        }
+        // A wrapper that runs `env -u NAME … bootstrap`, so that `start_exe` still sets the
+        // defaults and the log file. One per list of names, in Cargo's per-target temporary
+        // directory; written aside and renamed into place, so that a script being run is never
+        // rewritten.
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let wrapper = dir.join(format!("bootstrap-unsetting-{}.sh", unset.join("-")));
+        if !wrapper.exists() {
+            let mut script = String::from("#!/bin/sh\nexec env");
+            for name in unset {
+                script.push_str(&format!(" -u {name}"));
+            }
+            script.push_str(&format!(" '{}'\n", env!("CARGO_BIN_EXE_bootstrap")));
+            let aside = dir.join(format!(
+                "bootstrap-unsetting-{}.{}.tmp",
+                std::process::id(),
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ));
+            std::fs::write(&aside, script).expect("wrapper script");
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&aside, std::fs::Permissions::from_mode(0o755))
+                    .expect("make the wrapper executable");
+            }
+            std::fs::rename(&aside, &wrapper).expect("wrapper in place");
+        }
+        Self::start_exe(&wrapper, runtime, env)
+    }
+}

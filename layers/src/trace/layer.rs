@@ -35,7 +35,8 @@ impl TraceLayer {
         self
     }
 
-    /// The `Service` annotation. Defaults to the function name.
+    /// The service name: the invocation span's name (X-Ray's segment or subsegment name) and
+    /// its `Service` annotation. Defaults to the function name.
     pub fn service_name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.service_name = Some(name.into());
         self

@@ -109,10 +109,13 @@ fn invocation_span(
     let mut arn_parts = arn.split(':');
     let region = arn_parts.nth(3).filter(|r| !r.is_empty());
     let account = arn_parts.next().filter(|a| !a.is_empty());
+    // One name for the function everywhere: the span (X-Ray's segment or subsegment name), the
+    // `Service` annotation, the resource and the log lines.
+    let name = service_name.unwrap_or(&config.function_name);
     let span = tracing::info_span!(
         target: "lambda_observability::invocation",
         "invocation",
-        otel.name = %config.function_name,
+        otel.name = %name,
         otel.kind = Empty,
         otel.status_code = Empty,
         otel.status_description = Empty,
@@ -134,7 +137,7 @@ fn invocation_span(
         // No semantic convention names the tenant yet: this follows `aws.lambda.invoked_arn`.
         aws.lambda.tenant_id = ctx.tenant_id.as_deref(),
         ColdStart = cold_start,
-        Service = service_name.unwrap_or(&config.function_name),
+        Service = name,
     );
     if !config.log_group.is_empty() {
         // A string array by the semantic conventions, which tracing fields cannot express.

@@ -402,3 +402,37 @@ async fn the_tenant_is_on_the_span_and_absent_without_one() {
     );
     assert_eq!(attr(&spans[1], "aws.lambda.tenant_id"), None);
 }
+
+#[tokio::test]
+async fn the_service_name_names_the_span_and_the_annotation_else_the_function_name() {
+    let telemetry = TestTelemetry::new();
+    let handler = service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) });
+    TraceLayer::new(telemetry.flusher())
+        .service_name("checkout")
+        .layer(handler)
+        .oneshot(invocation(b"{}", Some(TRACE_HEADER)))
+        .await
+        .expect("ok");
+    TraceLayer::new(telemetry.flusher())
+        .layer(handler)
+        .oneshot(invocation(b"{}", Some(TRACE_HEADER)))
+        .await
+        .expect("ok");
+    let spans = telemetry.exported();
+    let named: Vec<(String, Option<String>)> = spans
+        .iter()
+        .map(|s| {
+            (
+                s.name.to_string(),
+                attr(s, "Service").map(|v| v.to_string()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("checkout".to_owned(), Some("checkout".to_owned())),
+            ("hello-test".to_owned(), Some("hello-test".to_owned())),
+        ]
+    );
+}
