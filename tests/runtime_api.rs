@@ -96,8 +96,8 @@ async fn answers_every_event_with_a_response_or_a_typed_error_and_keeps_serving(
         error_type_header, ..
     } = &outcomes[1]
     {
-        // lambda_runtime reports every handler error to the Runtime API as "unhandled".
-        assert_eq!(error_type_header.as_deref(), Some("unhandled"));
+        // The errorType travels in the header too, for Lambda's metrics and the caller.
+        assert_eq!(error_type_header.as_deref(), Some("SimpleException"));
     }
 
     // Still alive and asking for the next event.
