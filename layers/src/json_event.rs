@@ -273,11 +273,18 @@ mod tests {
 
     #[tokio::test]
     async fn broken_json_and_non_utf8_become_the_handlers_error() {
-        for body in [&b"{not json"[..], &b"\xff\xfe"[..], &b""[..], &b"\"\xff\""[..]] {
+        for body in [
+            &b"{not json"[..],
+            &b"\xff\xfe"[..],
+            &b""[..],
+            &b"\"\xff\""[..],
+        ] {
             let Rejected(error) = decode::<Value>(body).await.expect_err("malformed");
             assert!(error.is_not_json(), "{error}");
             assert!(
-                error.to_string().starts_with("the event is not valid JSON: "),
+                error
+                    .to_string()
+                    .starts_with("the event is not valid JSON: "),
                 "{error}"
             );
             assert!(!error.parser_message().is_empty());

@@ -62,7 +62,10 @@ impl fmt::Debug for SigV4 {
         f.debug_struct("SigV4")
             .field("region", &self.region)
             .field("service", &self.service)
-            .field("credentials", &self.credentials.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "[REDACTED]"),
+            )
             .finish()
     }
 }

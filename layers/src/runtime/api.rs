@@ -123,7 +123,11 @@ fn accepted(answer: &Answer, what: &str) -> Result<(), BoxError> {
 
 fn invocation_uri(request_id: &str, kind: &str) -> Result<Uri, BoxError> {
     // The request id comes from a header: refuse one that would change the path.
-    if request_id.is_empty() || !request_id.bytes().all(|b| b.is_ascii_graphic() && b != b'/') {
+    if request_id.is_empty()
+        || !request_id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/')
+    {
         return Err(format!("unusable request id {request_id:?}").into());
     }
     Ok(format!("/2018-06-01/runtime/invocation/{request_id}/{kind}").parse()?)

@@ -90,19 +90,20 @@ pub(crate) fn invocation(
     parts
         .headers
         .insert(DEADLINE_MS, HeaderValue::from(deadline_ms));
-    let context =
-        Context::new(&request_id, config.clone(), &parts.headers).map_err(|err| {
-            Unusable::Context {
-                request_id: request_id.clone(),
-                reason: err.to_string(),
-            }
-        })?;
+    let context = Context::new(&request_id, config.clone(), &parts.headers).map_err(|err| {
+        Unusable::Context {
+            request_id: request_id.clone(),
+            reason: err.to_string(),
+        }
+    })?;
     let mut invocation = LambdaInvocation {
         parts,
         body,
         context,
     };
-    environment.next_invocation(deadline_ms).attach(&mut invocation);
+    environment
+        .next_invocation(deadline_ms)
+        .attach(&mut invocation);
     Ok(invocation)
 }
 

@@ -207,9 +207,7 @@ where
                 "_X_AMZN_TRACE_ID is not set: one process-wide variable cannot name concurrent invocations"
             );
         }
-        let service = self
-            .layer
-            .layer(Respond::new(self.handler, api.clone()));
+        let service = self.layer.layer(Respond::new(self.handler, api.clone()));
         let worker = Worker {
             api,
             config: self.config,

@@ -207,7 +207,11 @@ fn ascii_json(value: &impl Serialize) -> String {
 
 /// An `errorType` usable as a header value: visible ASCII, else `Unhandled`.
 fn header_safe(error_type: &str) -> String {
-    if !error_type.is_empty() && error_type.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+    if !error_type.is_empty()
+        && error_type
+            .bytes()
+            .all(|b| b.is_ascii_graphic() || b == b' ')
+    {
         truncate(error_type, MAX_LABEL_BYTES).to_owned()
     } else {
         "Unhandled".to_owned()
@@ -280,10 +284,8 @@ mod tests {
 
     #[test]
     fn a_panic_cause_names_its_location() {
-        let error = InvocationError::from_panic(
-            &"boom",
-            Some(CodeLocation::new("src/handler.rs", 42, 9)),
-        );
+        let error =
+            InvocationError::from_panic(&"boom", Some(CodeLocation::new("src/handler.rs", 42, 9)));
         let cause = parse(&xray_cause(&error));
         assert_eq!(cause["exceptions"][0]["type"], "Panic");
         assert_eq!(cause["exceptions"][0]["message"], "boom");
@@ -307,7 +309,9 @@ mod tests {
         assert!(text.len() <= MAX_XRAY_CAUSE_BYTES, "{}", text.len());
         assert!(text.is_ascii());
         let cause = parse(&text);
-        let message = cause["exceptions"][0]["message"].as_str().unwrap_or_default();
+        let message = cause["exceptions"][0]["message"]
+            .as_str()
+            .unwrap_or_default();
         assert!(message.len() <= MAX_MESSAGE_BYTES && message.starts_with('é'));
         let label = cause["exceptions"][0]["stack"][0]["label"]
             .as_str()
