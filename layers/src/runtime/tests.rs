@@ -33,17 +33,20 @@ impl Post {
     }
 }
 
+/// A queued event: its request id (`None`: the header is left out) and body.
+type QueuedEvent = (Option<&'static str>, &'static str);
+
 /// Serves the queued events on `/next` (`None` as request id: the header is left out), records
 /// posts, and closes the connection on `/next` once the queue is empty: the API is gone.
 #[derive(Clone)]
 struct MiniApi {
     address: SocketAddr,
-    events: Arc<Mutex<VecDeque<(Option<&'static str>, &'static str)>>>,
+    events: Arc<Mutex<VecDeque<QueuedEvent>>>,
     posts: Arc<Mutex<Vec<Post>>>,
 }
 
 impl MiniApi {
-    async fn start(events: Vec<(Option<&'static str>, &'static str)>) -> Self {
+    async fn start(events: Vec<QueuedEvent>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let api = Self {
             address: listener.local_addr().expect("address"),
