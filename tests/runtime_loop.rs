@@ -57,43 +57,25 @@ fn main() {
         }
         return;
     }
+    // (name, ignored, test): the name is the function's, spelled once.
+    macro_rules! test {
+        ($name:ident) => {
+            (stringify!($name), false, (|| Box::pin($name())) as Test)
+        };
+        (ignored $name:ident) => {
+            (stringify!($name), true, (|| Box::pin($name())) as Test)
+        };
+    }
     let tests: &[(&str, bool, Test)] = &[
-        (
-            "errors_are_posted_with_their_type_cause_and_stack_trace",
-            false,
-            || Box::pin(errors_are_posted_with_their_type_cause_and_stack_trace()),
-        ),
-        (
-            "a_panic_is_posted_with_its_location_and_the_loop_goes_on",
-            false,
-            || Box::pin(a_panic_is_posted_with_its_location_and_the_loop_goes_on()),
-        ),
-        (
-            "an_init_failure_is_posted_to_init_error_and_exits_non_zero",
-            false,
-            || Box::pin(an_init_failure_is_posted_to_init_error_and_exits_non_zero()),
-        ),
-        (
-            "max_concurrency_4_serves_four_invocations_at_once",
-            false,
-            || Box::pin(max_concurrency_4_serves_four_invocations_at_once()),
-        ),
-        (
-            "without_max_concurrency_one_invocation_at_a_time",
-            false,
-            || Box::pin(without_max_concurrency_one_invocation_at_a_time()),
-        ),
-        ("the_trace_env_opt_in_is_observable", false, || {
-            Box::pin(the_trace_env_opt_in_is_observable())
-        }),
-        ("soak_short_flat_memory_and_no_trace_env", false, || {
-            Box::pin(soak_short_flat_memory_and_no_trace_env())
-        }),
-        (
-            "soak_long_rss_curve_against_plain_lambda_runtime",
-            true,
-            || Box::pin(soak_long_rss_curve_against_plain_lambda_runtime()),
-        ),
+        test!(errors_are_posted_with_their_type_cause_and_stack_trace),
+        test!(a_panic_is_posted_with_its_location_and_the_loop_goes_on),
+        test!(an_init_failure_is_posted_to_init_error_and_exits_non_zero),
+        test!(an_unreachable_runtime_api_ends_the_process_non_zero),
+        test!(max_concurrency_4_serves_four_invocations_at_once),
+        test!(without_max_concurrency_one_invocation_at_a_time),
+        test!(the_trace_env_opt_in_is_observable),
+        test!(soak_short_flat_memory_and_no_trace_env),
+        test!(ignored soak_long_rss_curve_against_plain_lambda_runtime),
     ];
     let args: Vec<String> = std::env::args().skip(1).collect();
     let only_ignored = args.iter().any(|a| a == "--ignored");
@@ -363,6 +345,36 @@ async fn an_init_failure_is_posted_to_init_error_and_exits_non_zero() {
     assert_eq!(lines.len(), 1, "one clear line: {logs}");
     assert!(lines[0].starts_with("init failed: Runtime."), "{logs}");
     assert_eq!(runtime.max_in_flight(), 0, "no invocation was asked for");
+}
+
+async fn an_unreachable_runtime_api_ends_the_process_non_zero() {
+    let runtime = MockRuntimeApi::start(vec![]).await;
+    // Port 9 on loopback: nothing listens, every /next is refused.
+    let mut function = Function::start(&runtime, &[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")]);
+    let status = function
+        .wait_exit(Duration::from_secs(20))
+        .expect("gives up after its retries");
+    assert!(!status.success(), "non-zero exit: {status:?}");
+    let logs = function.json_logs();
+    let retries = logs
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("could not get the next event, retrying"))
+        })
+        .count();
+    assert_eq!(
+        retries,
+        lambda_observability::runtime::NEXT_ATTEMPTS as usize - 1
+    );
+    assert!(
+        logs.iter().any(|l| l["message"].as_str().is_some_and(
+            |m| m.starts_with("the runtime stopped: the Runtime API could not be reached")
+        )),
+        "{}",
+        function.logs()
+    );
 }
 
 /// Waits until `condition` holds (checked every 10 ms), up to the support timeout.
