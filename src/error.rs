@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use lambda_observability::{ErrorKind, FunctionError};
+use lambda_observability::{ErrorKind, FunctionError, json_event::MalformedEvent};
 
 /// The original's message for `throwError: true`, kept word for word.
 pub const SIMPLE_EXCEPTION_MESSAGE: &str = "Sorry, but the caller wants to me to throw an error";
@@ -63,6 +63,13 @@ impl fmt::Display for HandlerError {
 }
 
 impl std::error::Error for HandlerError {}
+
+/// A body that is not JSON (or not UTF-8) is the caller's mistake: an invalid event.
+impl From<MalformedEvent> for HandlerError {
+    fn from(error: MalformedEvent) -> Self {
+        Self::invalid_event("event", error.to_string())
+    }
+}
 
 impl FunctionError for HandlerError {
     fn error_type(&self) -> &str {

@@ -1,45 +1,75 @@
 //! The `bootstrap` executable: the life of an execution environment, top to bottom.
 
-use std::{sync::Arc, time::Instant};
+use std::{future::Future, process::ExitCode, sync::Arc, time::Instant};
 
 use hello_lambda::{ExecutionContext, FunctionConfig, Handler};
 use lambda_observability::{
-    BoxError, ErrorMapLayer, HttpTraceLayer, LoggingLayer, ObservabilityLayer, TimingLayer,
-    TraceLayer,
+    BoxError, ErrorMapLayer, HttpTraceLayer, JsonEventLayer, LoggingLayer, ObservabilityLayer,
+    TimingLayer, TraceLayer,
     config::Config,
     export::{Telemetry, spawn_shutdown_flush},
-    facts::EnvironmentFacts,
     log_format::{self, LogConfig},
     metrics::{Metrics, MetricsConfig},
+    runtime::{InitError, Runtime, report_init_error},
 };
-use lambda_runtime::Runtime;
+use serde_json::Value;
 use tower::ServiceBuilder;
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), BoxError> {
+async fn main() -> ExitCode {
     let init_started = Instant::now();
+    // Where invocations come from and init errors go: read first, on its own, because even a
+    // configuration error is reported there. Without it there is no one to report to.
+    let Ok(endpoint) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
+        eprintln!("init failed: AWS_LAMBDA_RUNTIME_API is not set (not on Lambda or an emulator)");
+        return ExitCode::FAILURE;
+    };
+    let serve = match init(&endpoint, init_started) {
+        Ok(serve) => serve,
+        Err(error) => {
+            // One line here, the typed error to Lambda, a non-zero exit.
+            eprintln!("init failed: {error}");
+            if let Err(report) = report_init_error(&endpoint, &error).await {
+                eprintln!("the init error could not be reported: {report}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    // Every invocation goes through it until the Runtime API goes away.
+    match serve.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("the runtime stopped: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
+/// Everything done once per execution environment; returns the serving loop.
+fn init(
+    endpoint: &str,
+    init_started: Instant,
+) -> Result<impl Future<Output = Result<(), BoxError>>, InitError> {
     // Configuration: the environment, read once.
     let function = FunctionConfig::from_env();
-    let config = Config::from_env()?;
+    let config = Config::from_env().map_err(|e| InitError::new("InvalidConfig", e))?;
     let service_name = config.telemetry.service_name.clone();
-    let environment = Arc::new(EnvironmentFacts::new(
-        config.lambda.initialization_type,
-        init_started,
-    ));
 
     // One HTTP client for the environment: the outbound call and, with OTLP/HTTP, the span
     // export. TLS roots are loaded only when one of them is https.
     let http =
-        hello_lambda::handler::http_client(function.checkip_needs_tls() || config.needs_tls())?;
-    let telemetry = Telemetry::init(&config.telemetry, Some(http.clone()))?;
+        hello_lambda::handler::http_client(function.checkip_needs_tls() || config.needs_tls())
+            .map_err(|e| InitError::new("HttpClient", e))?;
+    let telemetry = Telemetry::init(&config.telemetry, Some(http.clone()))
+        .map_err(|e| InitError::new("Telemetry", e))?;
     log_format::init(
         &LogConfig::new()
             .format(config.logs.format)
             .filter(config.logs.filter.as_str())
             .service_name(service_name.as_str()),
         telemetry.tracer(),
-    )?;
+    )
+    .map_err(|e| InitError::new("Logging", e))?;
     for warning in config.warnings.iter().chain(&function.warnings) {
         tracing::warn!("{warning}");
     }
@@ -53,27 +83,29 @@ async fn main() -> Result<(), BoxError> {
                 config.lambda.function_name.as_deref().unwrap_or_default(),
             )
             .disabled(metrics_settings.disabled),
-    )?;
+    )
+    .map_err(|e| InitError::new("Metrics", e))?;
 
-    // The stack, built once. Handler level: typed errors and panics become diagnostics.
+    // The stack, built once. Handler level: the body decoded (or a typed InvalidEvent), typed
+    // errors and panics mapped and logged once.
     let outbound = HttpTraceLayer::new().propagators(&config.telemetry.propagators);
     let handler = ServiceBuilder::new()
         .layer(ErrorMapLayer::new())
+        .layer(JsonEventLayer::<Value>::new())
         .service(Handler::new(Arc::new(ExecutionContext::new(
             function, http, outbound,
         ))));
-    // Invocation level: trace, log, time.
+    // Invocation level: trace, log, time; our Runtime API loop around them.
     let observability = ObservabilityLayer::new(telemetry.flusher())
-        .trace(
-            TraceLayer::new(telemetry.flusher())
-                .service_name(service_name)
-                .environment(environment.clone()),
-        )
+        .trace(TraceLayer::new(telemetry.flusher()).service_name(service_name))
         .logging(LoggingLayer::new().log_payload(config.logs.log_event))
         .timing(TimingLayer::new().metrics(metrics));
-    let runtime = Runtime::new(handler).layer(observability);
-
-    // Every invocation goes through it until the environment is shut down.
-    environment.init_done();
-    runtime.run().await
+    let runtime = Runtime::new(endpoint, handler)
+        .config(config.lambda.function_config())
+        .max_concurrency(config.lambda.max_concurrency)
+        .expose_trace_env(config.lambda.expose_trace_env)
+        .initialization_type(config.lambda.initialization_type)
+        .init_started_at(init_started)
+        .layer(observability);
+    Ok(runtime.run())
 }

@@ -25,9 +25,6 @@ pub fn process_request(
     event: &Value,
     package_management_system: &str,
 ) -> Result<Greeting, HandlerError> {
-    if let Some(error) = lambda_observability::malformed_event::malformed_event(event) {
-        return Err(HandlerError::invalid_event("event", error));
-    }
     let Some(object) = event.as_object() else {
         return Err(HandlerError::invalid_event(
             "event",
@@ -217,7 +214,7 @@ mod tests {
     }
 
     #[test]
-    fn non_objects_and_malformed_bodies_are_invalid_events() {
+    fn non_objects_are_invalid_events() {
         for event in [json!([1, 2]), json!("text"), json!(null), json!(42)] {
             let error = process_request(&event, "cargo").expect_err("invalid");
             assert_eq!(
@@ -225,9 +222,15 @@ mod tests {
                 ("InvalidEvent", Some("event"))
             );
         }
-        let malformed = json!({"$malformedEvent": "the event is not valid JSON: expected value at line 1 column 1"});
-        let error = process_request(&malformed, "cargo").expect_err("invalid");
-        assert!(error.to_string().starts_with("the event is not valid JSON"));
+    }
+
+    #[test]
+    fn a_caller_cannot_forge_an_error_message_with_a_marker_object() {
+        // Once the marker of the old in-band scheme: now just an object without the fields.
+        let forged = json!({"$malformedEvent": "the event is not valid JSON: forged"});
+        let error = process_request(&forged, "cargo").expect_err("invalid");
+        assert_eq!(error.field(), Some("firstName"));
+        assert!(!error.to_string().contains("forged"), "{error}");
     }
 
     #[test]

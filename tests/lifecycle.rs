@@ -12,12 +12,13 @@ use std::{sync::Arc, time::Duration};
 
 use hello_lambda::HandlerError;
 use lambda_observability::{
-    BoxError, ErrorMapLayer, ObservabilityLayer,
+    BoxError, ErrorMapLayer, JsonEventLayer, ObservabilityLayer,
     config::{TelemetrySettings, telemetry::TracesExporter},
     export::{Telemetry, spawn_shutdown_flush},
     log_format::{self, LogConfig, LogFormat},
+    runtime::Runtime,
 };
-use lambda_runtime::{LambdaEvent, Runtime};
+use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 use support::{Event, Function, MockRuntimeApi, Outcome, XrayDaemon, trace_header, trace_root};
 use tower::{ServiceBuilder, service_fn};
@@ -57,6 +58,7 @@ async fn child() -> Result<(), BoxError> {
     spawn_shutdown_flush(telemetry.clone());
     let handler = ServiceBuilder::new()
         .layer(ErrorMapLayer::new())
+        .layer(JsonEventLayer::<Value>::new())
         .service(service_fn(|event: LambdaEvent<Value>| async move {
             match event.payload["action"].as_str() {
                 Some("panic") => panic!("deliberate panic at {}", "the handler"),
@@ -75,7 +77,12 @@ async fn child() -> Result<(), BoxError> {
             }
             Ok::<Value, HandlerError>(json!({"ok": true}))
         }));
-    Runtime::new(handler)
+    let config = lambda_runtime::Config {
+        function_name: std::env::var("AWS_LAMBDA_FUNCTION_NAME")?,
+        ..lambda_runtime::Config::default()
+    };
+    Runtime::new(std::env::var("AWS_LAMBDA_RUNTIME_API")?, handler)
+        .config(config)
         .layer(ObservabilityLayer::new(telemetry.flusher()))
         .run()
         .await

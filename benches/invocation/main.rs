@@ -8,8 +8,8 @@
 //!   `SdkTracerProvider::force_flush`, batch processor, X-Ray exporter) around
 //!   `lambda_runtime::layers::TracingLayer`, with `lambda_runtime`'s default JSON `fmt`
 //!   subscriber plus `tracing-opentelemetry`, as the `lambda_runtime` examples wire it.
-//! * `hello_lambda_layers`: `ObservabilityLayer` (`TraceLayer` → `LoggingLayer` → `TimingLayer` →
-//!   `MalformedEventLayer`) configured as `src/main.rs` does, with the `Telemetry` pipeline exporting to the X-Ray
+//! * `hello_lambda_layers`: `ObservabilityLayer` (`TraceLayer` → `LoggingLayer` → `TimingLayer`)
+//!   configured as `src/main.rs` does, with the `Telemetry` pipeline exporting to the X-Ray
 //!   daemon and the subscriber `log_format::init` installs (JSON lines).
 //! * `hello_lambda_layers_no_export`: the same with `OTEL_TRACES_EXPORTER=none` (no OpenTelemetry
 //!   layer, nothing exported): the difference to the above is the span pipeline's share.

@@ -1,13 +1,17 @@
-//! Middleware that maps a handler's typed errors, and its panics, to
-//! [`lambda_runtime::Diagnostic`] and records them on the invocation span.
+//! Middleware that maps a handler's typed errors, and its panics, to an [`InvocationError`]
+//! and records them on the invocation span.
 //!
 //! The handler's error type implements [`FunctionError`]: an `errorType` and whether the error is
 //! the caller's ([`ErrorKind::Client`], e.g. an invalid event) or ours ([`ErrorKind::Fault`]).
-//! `lambda_runtime` sends X-Ray nothing about an error, so this layer puts it on the current span:
-//! status error, an `exception` event (`exception.type`, `exception.message`), `error.type`, and
-//! the `ErrorKind` annotation (`client` or `fault`); a client error also gets
-//! `http.response.status_code = 400`, which is how X-Ray tells an error from a fault. A panic
-//! becomes a fault with `errorType` `Panic` and the panic message.
+//! This layer puts the error on the current span: status error, an `exception` event
+//! (`exception.type`, `exception.message`), `error.type`, and the `ErrorKind` annotation
+//! (`client` or `fault`); a client error also gets `http.response.status_code = 400`, which is how
+//! X-Ray tells an error from a fault. It logs the error once (WARN for a client error, ERROR for a
+//! fault): nothing downstream logs it again. A panic becomes a fault with `errorType` `Panic`, the
+//! panic message, and the panic's `file:line:col` as its stack trace.
+//!
+//! The [`InvocationError`] carries what the runtime posts to `/invocation/{id}/error`: the type,
+//! the message, the kind and a stack trace (the error's source chain, or the panic location).
 //!
 //! ```
 //! use lambda_observability::{ErrorKind, ErrorMapLayer, FunctionError};
@@ -34,14 +38,15 @@
 
 use std::{
     any::Any,
+    cell::{Cell, RefCell},
     fmt,
     future::Future,
     panic::{AssertUnwindSafe, catch_unwind},
     pin::Pin,
+    sync::Once,
     task::{Context, Poll},
 };
 
-use futures_util::FutureExt;
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use opentelemetry::{KeyValue, trace::Status};
 use pin_project_lite::pin_project;
@@ -78,6 +83,154 @@ pub trait FunctionError: std::error::Error {
     }
 }
 
+/// Where in the source a panic happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeLocation {
+    file: String,
+    line: u32,
+    column: u32,
+}
+
+impl CodeLocation {
+    /// A location in `file` at `line`:`column`.
+    pub fn new(file: impl Into<String>, line: u32, column: u32) -> Self {
+        Self {
+            file: file.into(),
+            line,
+            column,
+        }
+    }
+
+    /// The source file, as the compiler named it (e.g. `src/handler.rs`).
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+
+    /// The 1-based line.
+    pub fn line(&self) -> u32 {
+        self.line
+    }
+
+    /// The 1-based column.
+    pub fn column(&self) -> u32 {
+        self.column
+    }
+}
+
+impl fmt::Display for CodeLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&format!("{}:{}:{}", self.file, self.line, self.column))
+    }
+}
+
+/// How an invocation failed, as the runtime reports it to Lambda: the `errorType`, the message,
+/// whose fault it was, and a stack trace.
+///
+/// The stack trace of a returned error is its chain: the error's own message, then one entry per
+/// [`source`](std::error::Error::source). The stack trace of a panic is its location,
+/// `file:line:col` (see [`panic_location`](Self::panic_location)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvocationError {
+    error_type: String,
+    message: String,
+    kind: ErrorKind,
+    stack_trace: Vec<String>,
+    panic_location: Option<CodeLocation>,
+}
+
+/// The `errorType` of a handler panic.
+pub const PANIC_ERROR_TYPE: &str = "Panic";
+
+impl InvocationError {
+    /// An error with no stack trace.
+    pub fn new(error_type: impl Into<String>, message: impl Into<String>, kind: ErrorKind) -> Self {
+        Self {
+            error_type: error_type.into(),
+            message: message.into(),
+            kind,
+            stack_trace: Vec::new(),
+            panic_location: None,
+        }
+    }
+
+    /// The report of a typed error: its type, kind, message and source chain.
+    pub fn from_error<E: FunctionError + ?Sized>(err: &E) -> Self {
+        let message = err.to_string();
+        let mut stack_trace = vec![message.clone()];
+        let mut source = err.source();
+        while let Some(cause) = source {
+            stack_trace.push(cause.to_string());
+            source = cause.source();
+        }
+        Self {
+            stack_trace,
+            ..Self::new(err.error_type(), message, err.kind())
+        }
+    }
+
+    /// The report of a panic with `payload` (what `catch_unwind` returned), raised at `location`.
+    pub fn from_panic(payload: &(dyn Any + Send), location: Option<CodeLocation>) -> Self {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the handler panicked".to_owned());
+        Self {
+            stack_trace: location.iter().map(ToString::to_string).collect(),
+            panic_location: location,
+            ..Self::new(PANIC_ERROR_TYPE, message, ErrorKind::Fault)
+        }
+    }
+
+    /// Replaces the stack trace. Defaults to the error chain, or the panic location.
+    pub fn with_stack_trace(mut self, stack_trace: Vec<String>) -> Self {
+        self.stack_trace = stack_trace;
+        self
+    }
+
+    /// The `errorType`, e.g. `InvalidEvent` or `Panic`.
+    pub fn error_type(&self) -> &str {
+        &self.error_type
+    }
+
+    /// The `errorMessage`.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whose fault it is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The `stackTrace`: the error chain of a returned error, the location of a panic.
+    pub fn stack_trace(&self) -> &[String] {
+        &self.stack_trace
+    }
+
+    /// Where the handler panicked, for a panic whose location was captured.
+    pub fn panic_location(&self) -> Option<&CodeLocation> {
+        self.panic_location.as_ref()
+    }
+}
+
+impl fmt::Display for InvocationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&format!("{}: {}", self.error_type, self.message))
+    }
+}
+
+impl std::error::Error for InvocationError {}
+
+impl From<InvocationError> for Diagnostic {
+    fn from(error: InvocationError) -> Self {
+        Diagnostic {
+            error_type: error.error_type,
+            error_message: error.message,
+        }
+    }
+}
+
 /// Layer that applies [`ErrorMap`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ErrorMapLayer {
@@ -99,10 +252,28 @@ impl<S> Layer<S> for ErrorMapLayer {
     }
 }
 
-/// Middleware mapping typed errors and panics to [`Diagnostic`]; see the [module docs](self).
+/// Middleware mapping typed errors and panics to [`InvocationError`]; see the
+/// [module docs](self).
 #[derive(Debug, Clone)]
 pub struct ErrorMap<S> {
     inner: S,
+}
+
+impl<S> ErrorMap<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 impl<S, T> Service<LambdaEvent<T>> for ErrorMap<S>
@@ -111,24 +282,24 @@ where
     S::Error: FunctionError,
 {
     type Response = S::Response;
-    type Error = Diagnostic;
+    type Error = InvocationError;
     type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner
             .poll_ready(cx)
-            .map_err(|err| record(&tracing::Span::current(), &err))
+            .map_err(|err| record(&tracing::Span::current(), InvocationError::from_error(&err)))
     }
 
     fn call(&mut self, req: LambdaEvent<T>) -> Self::Future {
         let span = tracing::Span::current();
-        match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
+        match catch_panic(|| self.inner.call(req)) {
             Ok(future) => ResponseFuture::Running {
-                inner: AssertUnwindSafe(future).catch_unwind(),
+                inner: future,
                 span,
             },
-            Err(panic) => ResponseFuture::Panicked {
-                diagnostic: Some(record_panic(&span, panic)),
+            Err(error) => ResponseFuture::Panicked {
+                error: Some(record(&span, error)),
             },
         }
     }
@@ -141,11 +312,11 @@ pin_project! {
         /// The handler is running.
         Running {
             #[pin]
-            inner: futures_util::future::CatchUnwind<AssertUnwindSafe<F>>,
+            inner: F,
             span: tracing::Span,
         },
         /// The handler panicked in `call`.
-        Panicked { diagnostic: Option<Diagnostic> },
+        Panicked { error: Option<InvocationError> },
     }
 }
 
@@ -160,33 +331,83 @@ where
     F: Future<Output = Result<R, E>>,
     E: FunctionError,
 {
-    type Output = Result<R, Diagnostic>;
+    type Output = Result<R, InvocationError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            Projection::Running { inner, span } => inner.poll(cx).map(|outcome| match outcome {
-                Ok(Ok(response)) => Ok(response),
-                Ok(Err(err)) => Err(record(span, &err)),
-                Err(panic) => Err(record_panic(span, panic)),
-            }),
-            Projection::Panicked { diagnostic } => Poll::Ready(Err(diagnostic
+            Projection::Running { inner, span } => match catch_panic(|| inner.poll(cx)) {
+                Ok(Poll::Pending) => Poll::Pending,
+                Ok(Poll::Ready(Ok(response))) => Poll::Ready(Ok(response)),
+                Ok(Poll::Ready(Err(err))) => {
+                    Poll::Ready(Err(record(span, InvocationError::from_error(&err))))
+                }
+                Err(error) => Poll::Ready(Err(record(span, error))),
+            },
+            Projection::Panicked { error } => Poll::Ready(Err(error
                 .take()
                 .unwrap_or_else(|| panic!("ResponseFuture polled after completion")))),
         }
     }
 }
 
-fn record<E: FunctionError + ?Sized>(span: &tracing::Span, err: &E) -> Diagnostic {
-    record_parts(span, err.error_type(), &err.to_string(), err.kind())
+thread_local! {
+    /// How many [`catch_panic`] calls are running on this thread.
+    static CATCHING: Cell<u32> = const { Cell::new(0) };
+    /// The location of the last panic caught on this thread, stashed by the panic hook.
+    static CAUGHT_AT: RefCell<Option<CodeLocation>> = const { RefCell::new(None) };
 }
 
-fn record_panic(span: &tracing::Span, panic: Box<dyn Any + Send>) -> Diagnostic {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "the handler panicked".to_owned());
-    record_parts(span, "Panic", &message, ErrorKind::Fault)
+static PANIC_HOOK: Once = Once::new();
+
+/// Installs, once per process, the panic hook that records where a panic happened.
+///
+/// A panic inside [`catch_panic`] (the handler under [`ErrorMap`] or the runtime's respond
+/// service) only has its location stashed for the [`InvocationError`]: it is reported and logged
+/// once, as an error of its invocation. Any other panic goes to the hook that was installed
+/// before (by default, the standard message on stderr).
+pub fn install_panic_hook() {
+    PANIC_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if CATCHING.with(Cell::get) > 0 {
+                let location = info
+                    .location()
+                    .map(|l| CodeLocation::new(l.file(), l.line(), l.column()));
+                CAUGHT_AT.with(|slot| *slot.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Decrements [`CATCHING`] however `catch_panic` ends.
+struct CatchScope;
+
+impl CatchScope {
+    fn enter() -> Self {
+        CATCHING.with(|n| n.set(n.get() + 1));
+        Self
+    }
+}
+
+impl Drop for CatchScope {
+    fn drop(&mut self) {
+        CATCHING.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
+/// Runs `f`, turning a panic into the [`InvocationError`] that reports it, with its location.
+pub fn catch_panic<R>(f: impl FnOnce() -> R) -> Result<R, InvocationError> {
+    install_panic_hook();
+    let outcome = {
+        let _scope = CatchScope::enter();
+        catch_unwind(AssertUnwindSafe(f))
+    };
+    outcome.map_err(|payload| {
+        let location = CAUGHT_AT.with(|slot| slot.borrow_mut().take());
+        InvocationError::from_panic(payload.as_ref(), location)
+    })
 }
 
 /// `err` and its sources, joined by `: `. Many errors' own message hides the cause (reqwest's
@@ -214,14 +435,10 @@ pub fn record_exception(span: &tracing::Span, error_type: String, message: Strin
     );
 }
 
-/// Records an error on `span` (status, exception event, `error.type`, `ErrorKind`), logs it, and
-/// returns the [`Diagnostic`] Lambda will report.
-pub fn record_parts(
-    span: &tracing::Span,
-    error_type: &str,
-    message: &str,
-    kind: ErrorKind,
-) -> Diagnostic {
+/// Records `error` on `span` (status, exception event, `error.type`, `ErrorKind`), logs it once,
+/// and returns it.
+pub fn record(span: &tracing::Span, error: InvocationError) -> InvocationError {
+    let (error_type, message, kind) = (error.error_type(), error.message(), error.kind());
     span.set_status(Status::error(format!("{error_type}: {message}")));
     span.set_attribute("error.type", error_type.to_owned());
     span.set_attribute("ErrorKind", kind.as_str());
@@ -231,18 +448,22 @@ pub fn record_parts(
         span.set_attribute("http.response.status_code", 400_i64);
     }
     record_exception(span, error_type.to_owned(), message.to_owned());
-    match kind {
-        ErrorKind::Client => {
+    match (kind, error.panic_location()) {
+        (ErrorKind::Client, _) => {
             tracing::warn!(parent: span, error_type, error_kind = kind.as_str(), "{message}")
         }
-        ErrorKind::Fault => {
+        (ErrorKind::Fault, None) => {
             tracing::error!(parent: span, error_type, error_kind = kind.as_str(), "{message}")
         }
+        (ErrorKind::Fault, Some(location)) => tracing::error!(
+            parent: span,
+            error_type,
+            error_kind = kind.as_str(),
+            panic_location = %location,
+            "{message}"
+        ),
     }
-    Diagnostic {
-        error_type: error_type.to_owned(),
-        error_message: message.to_owned(),
-    }
+    error
 }
 
 #[cfg(test)]
@@ -272,7 +493,7 @@ mod tests {
     #[tokio::test]
     async fn typed_errors_become_diagnostics_and_span_exceptions() {
         let telemetry = TestTelemetry::new();
-        let diagnostic = telemetry
+        let error = telemetry
             .in_span(async {
                 ErrorMapLayer::new()
                     .layer(service_fn(|_: LambdaEvent<()>| async {
@@ -283,8 +504,11 @@ mod tests {
             })
             .await
             .expect_err("must fail");
+        assert_eq!(error.error_type(), "InvalidEvent");
+        assert_eq!(error.message(), "field `age` is bad");
+        assert_eq!(error.stack_trace(), ["field `age` is bad"]);
+        let diagnostic = Diagnostic::from(error);
         assert_eq!(diagnostic.error_type, "InvalidEvent");
-        assert_eq!(diagnostic.error_message, "field `age` is bad");
         let spans = telemetry.finished().await;
         let root = &spans[0];
         assert!(matches!(root.status, Status::Error { .. }));
@@ -307,7 +531,7 @@ mod tests {
     #[tokio::test]
     async fn panics_become_fault_diagnostics() {
         let telemetry = TestTelemetry::new();
-        let diagnostic = telemetry
+        let error = telemetry
             .in_span(async {
                 ErrorMapLayer::new()
                     .layer(service_fn(|_: LambdaEvent<()>| async {
@@ -322,17 +546,57 @@ mod tests {
             .await
             .expect_err("must fail");
         assert_eq!(
-            (
-                diagnostic.error_type.as_str(),
-                diagnostic.error_message.as_str()
-            ),
+            (error.error_type(), error.message()),
             ("Panic", "boom at 42")
         );
+        let location = error.panic_location().expect("location captured");
+        assert_eq!(location.file(), file!());
+        assert!(location.line() > 0 && location.column() > 0);
+        assert_eq!(error.stack_trace(), [location.to_string()]);
         let spans = telemetry.finished().await;
         assert_eq!(
             crate::test_support::attr(&spans[0], "ErrorKind"),
             Some(Value::from("fault"))
         );
+    }
+
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.pad("could not load")
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    impl FunctionError for Wrapped {
+        fn error_type(&self) -> &str {
+            "LoadFailed"
+        }
+    }
+
+    #[test]
+    fn the_stack_trace_of_a_returned_error_is_its_source_chain() {
+        let error = InvocationError::from_error(&Wrapped(std::io::Error::other("disk on fire")));
+        assert_eq!(error.stack_trace(), ["could not load", "disk on fire"]);
+        assert_eq!(error.kind(), ErrorKind::Fault);
+        assert_eq!(error.panic_location(), None);
+    }
+
+    #[test]
+    fn panics_are_caught_with_their_location_whatever_their_payload() {
+        let caught = catch_panic(|| panic!("in call")).expect_err("caught");
+        assert_eq!(caught.message(), "in call");
+        assert_eq!(
+            caught.panic_location().map(CodeLocation::file),
+            Some(file!())
+        );
+        let next = catch_panic(|| std::panic::panic_any(7_u8)).expect_err("caught");
+        assert_eq!(next.message(), "the handler panicked");
+        assert!(next.panic_location().is_some());
     }
 
     #[tokio::test]

@@ -1,9 +1,9 @@
 //! Middleware that stacks every invocation-level layer in the order they are meant to run.
 //!
 //! From the outside in: [`TraceLayer`] (the span, and the export after the response),
-//! [`LoggingLayer`] (start and end lines inside the span), [`TimingLayer`] (durations on the span,
-//! and the invocation's metrics flushed as EMF) and [`MalformedEventLayer`] (bodies that are not JSON). Use it when you want
-//! all of them; compose them yourself when you want a different set.
+//! [`LoggingLayer`] (start and end lines inside the span) and [`TimingLayer`] (durations on the
+//! span, and the invocation's metrics flushed as EMF). Use it when you want all of them; compose
+//! them yourself when you want a different set.
 //!
 //! ```
 //! use lambda_observability::{
@@ -23,11 +23,11 @@
 use tower::Layer;
 
 use crate::{
-    LoggingLayer, MalformedEventLayer, TimingLayer, TraceLayer, export::SpanFlusher,
-    logging::Logging, malformed_event::MalformedEvent, timing::Timing, trace::Trace,
+    LoggingLayer, TimingLayer, TraceLayer, export::SpanFlusher, logging::Logging, timing::Timing,
+    trace::Trace,
 };
 
-/// Layer applying [`TraceLayer`], [`LoggingLayer`], [`TimingLayer`] and [`MalformedEventLayer`].
+/// Layer applying [`TraceLayer`], [`LoggingLayer`] and [`TimingLayer`].
 #[derive(Debug, Clone)]
 pub struct ObservabilityLayer {
     trace: TraceLayer,
@@ -65,10 +65,9 @@ impl ObservabilityLayer {
 }
 
 impl<S> Layer<S> for ObservabilityLayer {
-    type Service = Trace<Logging<Timing<MalformedEvent<S>>>>;
+    type Service = Trace<Logging<Timing<S>>>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        let inner = MalformedEventLayer::new().layer(inner);
         let inner = self.timing.layer(inner);
         let inner = self.logging.layer(inner);
         self.trace.layer(inner)

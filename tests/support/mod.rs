@@ -101,8 +101,11 @@ pub async fn write_response(
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body).await?;
+    // One write: a head and a body in two small segments would wait out the peer's delayed ACK
+    // (Nagle), 40 ms per answer on loopback.
+    let mut message = head.into_bytes();
+    message.extend_from_slice(body);
+    stream.write_all(&message).await?;
     stream.flush().await
 }
 
@@ -148,6 +151,8 @@ pub enum Outcome {
         request_id: String,
         body: serde_json::Value,
         error_type_header: Option<String>,
+        /// `Lambda-Runtime-Function-XRay-Error-Cause`, as sent.
+        xray_cause_header: Option<String>,
     },
 }
 
@@ -167,6 +172,10 @@ struct State {
     outcomes: Vec<Outcome>,
     next_calls: usize,
     init_errors: Vec<String>,
+    init_error_requests: Vec<Request>,
+    /// Invocations handed out by `/next` and not yet answered, and the most there ever were.
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// A mock Lambda Runtime API (the `2018-06-01` protocol) on 127.0.0.1.
@@ -248,6 +257,12 @@ impl MockRuntimeApi {
                 if let Some(trace) = &event.trace_id {
                     headers.push(("lambda-runtime-trace-id", trace.clone()));
                 }
+                {
+                    let mut state = self.state.lock().expect("lock");
+                    state.in_flight += 1;
+                    state.max_in_flight = state.max_in_flight.max(state.in_flight);
+                }
+                self.changed.notify_waiters();
                 if write_response(&mut write, 200, &headers, &event.body)
                     .await
                     .is_err()
@@ -266,20 +281,32 @@ impl MockRuntimeApi {
             {
                 let mut state = self.state.lock().expect("lock");
                 match (request.method.as_str(), kind) {
-                    ("POST", "response") => state.outcomes.push(Outcome::Response {
-                        request_id: id,
-                        body,
-                    }),
-                    ("POST", "error") => state.outcomes.push(Outcome::Error {
-                        request_id: id,
-                        body,
-                        error_type_header: request
-                            .header("lambda-runtime-function-error-type")
-                            .map(str::to_owned),
-                    }),
-                    _ if path == "/init/error" => state
-                        .init_errors
-                        .push(String::from_utf8_lossy(&request.body).into_owned()),
+                    ("POST", "response") => {
+                        state.in_flight = state.in_flight.saturating_sub(1);
+                        state.outcomes.push(Outcome::Response {
+                            request_id: id,
+                            body,
+                        })
+                    }
+                    ("POST", "error") => {
+                        state.in_flight = state.in_flight.saturating_sub(1);
+                        state.outcomes.push(Outcome::Error {
+                            request_id: id,
+                            body,
+                            error_type_header: request
+                                .header("lambda-runtime-function-error-type")
+                                .map(str::to_owned),
+                            xray_cause_header: request
+                                .header("lambda-runtime-function-xray-error-cause")
+                                .map(str::to_owned),
+                        })
+                    }
+                    _ if path == "/init/error" => {
+                        state
+                            .init_errors
+                            .push(String::from_utf8_lossy(&request.body).into_owned());
+                        state.init_error_requests.push(request.clone());
+                    }
                     _ => {}
                 }
             }
@@ -348,6 +375,17 @@ impl Function {
         runtime: &MockRuntimeApi,
         env: &[(&str, &str)],
     ) -> Self {
+        Self::start_with(exe, runtime, env, &[])
+    }
+
+    /// `exe` with the test environment, `env` on top, and the variables in `unset` removed
+    /// (defaults included).
+    fn start_with(
+        exe: impl AsRef<std::ffi::OsStr>,
+        runtime: &MockRuntimeApi,
+        env: &[(&str, &str)],
+        unset: &[&str],
+    ) -> Self {
         let log_path = std::env::temp_dir().join(format!(
             "bootstrap-{}-{}.log",
             std::process::id(),
@@ -377,6 +415,9 @@ impl Function {
             .stderr(log);
         for (name, value) in env {
             command.env(name, value);
+        }
+        for name in unset {
+            command.env_remove(name);
         }
         Self {
             child: command.spawn().expect("spawn bootstrap"),
@@ -775,36 +816,119 @@ impl Function {
     /// get, the defaults included: tests of a variable's unset case (`OTEL_TRACES_EXPORTER`,
     /// which the defaults set to `none`) remove it instead of setting it empty.
     pub fn start_unsetting(runtime: &MockRuntimeApi, env: &[(&str, &str)], unset: &[&str]) -> Self {
-        if unset.is_empty() {
-            return Self::start(runtime, env);
-        }
-        // A wrapper that runs `env -u NAME … bootstrap`, so that `start_exe` still sets the
-        // defaults and the log file. One per list of names, in Cargo's per-target temporary
-        // directory; written aside and renamed into place, so that a script being run is never
-        // rewritten.
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let wrapper = dir.join(format!("bootstrap-unsetting-{}.sh", unset.join("-")));
-        if !wrapper.exists() {
-            let mut script = String::from("#!/bin/sh\nexec env");
-            for name in unset {
-                script.push_str(&format!(" -u {name}"));
-            }
-            script.push_str(&format!(" '{}'\n", env!("CARGO_BIN_EXE_bootstrap")));
-            let aside = dir.join(format!(
-                "bootstrap-unsetting-{}.{}.tmp",
-                std::process::id(),
-                SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos())
-            ));
-            std::fs::write(&aside, script).expect("wrapper script");
-            {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&aside, std::fs::Permissions::from_mode(0o755))
-                    .expect("make the wrapper executable");
-            }
-            std::fs::rename(&aside, &wrapper).expect("wrapper in place");
-        }
-        Self::start_exe(&wrapper, runtime, env)
+        Self::start_with(env!("CARGO_BIN_EXE_bootstrap"), runtime, env, unset)
     }
+}
+
+impl MockRuntimeApi {
+    /// The requests posted to `/runtime/init/error` so far (headers and body).
+    pub fn init_error_requests(&self) -> Vec<Request> {
+        self.state.lock().expect("lock").init_error_requests.clone()
+    }
+
+    /// Waits until something was posted to `/runtime/init/error`.
+    pub async fn wait_init_error(&self) -> Request {
+        let started = Instant::now();
+        loop {
+            let notified = self.changed.notified();
+            if let Some(request) = self.init_error_requests().into_iter().next() {
+                return request;
+            }
+            assert!(
+                started.elapsed() < TIMEOUT,
+                "timed out waiting for /init/error"
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+
+    /// Waits until `count` outcomes were posted, without copying them.
+    pub async fn wait_outcome_count(&self, count: usize) {
+        let started = Instant::now();
+        loop {
+            let notified = self.changed.notified();
+            if self.state.lock().expect("lock").outcomes.len() >= count {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "timed out waiting for {count} outcomes"
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+
+    /// The most invocations that were handed out and not yet answered at one time.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().expect("lock").max_in_flight
+    }
+
+    /// Waits until `count` invocations are handed out and not yet answered.
+    pub async fn wait_in_flight(&self, count: usize) {
+        let started = Instant::now();
+        loop {
+            let notified = self.changed.notified();
+            if self.state.lock().expect("lock").in_flight >= count {
+                return;
+            }
+            assert!(
+                started.elapsed() < TIMEOUT,
+                "timed out waiting for {count} invocations in flight"
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
+        }
+    }
+}
+
+/// A public-IP stand-in that holds every request until [`GatedCheckIp::release`]: invocations
+/// stay in flight for as long as the test wants, whatever the machine's speed.
+pub struct GatedCheckIp {
+    pub url: String,
+    pub waiting: Arc<std::sync::atomic::AtomicUsize>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl GatedCheckIp {
+    pub async fn start() -> Self {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (g, w) = (gate.clone(), waiting.clone());
+        let address = serve_http(move |_request, mut write| {
+            let (gate, waiting) = (g.clone(), w.clone());
+            async move {
+                waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                gate.acquire().await.ok()?.forget();
+                waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                write_response(&mut write, 200, &[], b"198.51.100.7\n")
+                    .await
+                    .ok()?;
+                Some(write)
+            }
+        })
+        .await;
+        Self {
+            url: format!("http://{address}/"),
+            waiting,
+            gate,
+        }
+    }
+
+    /// Lets `count` held (or future) requests through.
+    pub fn release(&self, count: usize) {
+        self.gate.add_permits(count);
+    }
+
+    /// Requests held right now.
+    pub fn held(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Resident set size of process `pid`, in KiB (`VmRSS` of `/proc/<pid>/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

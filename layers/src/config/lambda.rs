@@ -22,8 +22,6 @@ pub struct LambdaSettings {
     pub region: Option<String>,
     /// `AWS_LAMBDA_INITIALIZATION_TYPE`; on-demand when unset.
     pub initialization_type: InitializationType,
-    /// `AWS_LAMBDA_RUNTIME_API`, the `host:port` of the Runtime API.
-    pub runtime_api: Option<String>,
     /// `AWS_LAMBDA_MAX_CONCURRENCY`: how many invocations one environment serves at once
     /// (Lambda Managed Instances). Defaults to 1.
     pub max_concurrency: usize,
@@ -38,6 +36,21 @@ impl LambdaSettings {
     pub fn in_lambda(&self) -> bool {
         self.function_name.is_some()
     }
+
+    /// The function's facts as `lambda_runtime` carries them in every `Context`.
+    pub fn function_config(&self) -> lambda_runtime::Config {
+        let text = |value: &Option<String>| value.clone().unwrap_or_default();
+        lambda_runtime::Config {
+            function_name: text(&self.function_name),
+            memory: self
+                .memory_mb
+                .and_then(|mb| i32::try_from(mb).ok())
+                .unwrap_or_default(),
+            version: text(&self.function_version),
+            log_stream: text(&self.log_stream),
+            log_group: text(&self.log_group),
+        }
+    }
 }
 
 impl Default for LambdaSettings {
@@ -51,7 +64,6 @@ impl Default for LambdaSettings {
             log_stream: None,
             region: None,
             initialization_type: InitializationType::OnDemand,
-            runtime_api: None,
             max_concurrency: 1,
             expose_trace_env: false,
         }
@@ -94,7 +106,6 @@ pub(super) fn read(env: &mut Env<'_>) -> LambdaSettings {
         initialization_type: InitializationType::parse(
             env.get("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref(),
         ),
-        runtime_api: env.get("AWS_LAMBDA_RUNTIME_API"),
         max_concurrency,
         expose_trace_env: env.flag("EXPOSE_X_AMZN_TRACE_ID").unwrap_or(false),
     }
@@ -115,7 +126,6 @@ mod tests {
             ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/27/[$LATEST]abc"),
             ("AWS_DEFAULT_REGION", "eu-west-1"),
             ("AWS_LAMBDA_INITIALIZATION_TYPE", "snap-start"),
-            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
             ("AWS_LAMBDA_MAX_CONCURRENCY", "8"),
             ("EXPOSE_X_AMZN_TRACE_ID", "TRUE"),
             ("OTEL_TRACES_EXPORTER", "none"),
@@ -132,7 +142,6 @@ mod tests {
         );
         assert_eq!(lambda.region.as_deref(), Some("eu-west-1"));
         assert_eq!(lambda.initialization_type, InitializationType::SnapStart);
-        assert_eq!(lambda.runtime_api.as_deref(), Some("127.0.0.1:9001"));
         assert_eq!(lambda.max_concurrency, 8);
         assert!(lambda.expose_trace_env);
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);

@@ -1,0 +1,190 @@
+//! The requests of the Runtime API (`2018-06-01`), sent through `lambda_runtime_api_client`.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, Uri, header::CONTENT_TYPE, response::Parts};
+use lambda_runtime_api_client::{PooledClient, body::Body, build_request};
+
+use super::report::ErrorReport;
+use crate::BoxError;
+
+/// Sent on `/next` by runtimes that support it, echoed on `/response` and `/error` so that Lambda
+/// can reject a late answer to an invocation that already timed out.
+pub(crate) const INVOCATION_ID: &str = "lambda-runtime-invocation-id";
+const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+const XRAY_ERROR_CAUSE: &str = "lambda-runtime-function-xray-error-cause";
+
+/// One connection pool to the Runtime API, shared by every worker.
+#[derive(Debug)]
+pub(crate) struct RuntimeApi {
+    client: PooledClient,
+}
+
+/// A Runtime API answer, its body read.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) parts: Parts,
+    pub(crate) body: Bytes,
+}
+
+impl RuntimeApi {
+    /// A client for `endpoint`, the value of `AWS_LAMBDA_RUNTIME_API` (`host:port`, or a URL).
+    pub(crate) fn new(endpoint: &str, pool_size: usize) -> Result<Self, BoxError> {
+        Ok(Self {
+            client: PooledClient::builder()
+                .with_endpoint(endpoint_uri(endpoint)?)
+                .with_pool_size(pool_size)
+                .build(),
+        })
+    }
+
+    /// Sends `request`, reads the whole answer.
+    async fn send(&self, request: Request<Body>) -> Result<Answer, BoxError> {
+        let (parts, incoming) = self.client.call(request).await?.into_parts();
+        let body = Body::new(incoming).collect().await?.to_bytes();
+        Ok(Answer { parts, body })
+    }
+
+    /// `GET /runtime/invocation/next`: blocks until Lambda has an event.
+    pub(crate) async fn next(&self) -> Result<Answer, BoxError> {
+        let request = build_request()
+            .method(Method::GET)
+            .uri("/2018-06-01/runtime/invocation/next")
+            .body(Body::empty())?;
+        self.send(request).await
+    }
+
+    /// `POST /runtime/invocation/{id}/response` with the serialized response.
+    pub(crate) async fn respond(
+        &self,
+        request_id: &str,
+        invocation_id: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<(), BoxError> {
+        let mut request = build_request()
+            .method(Method::POST)
+            .uri(invocation_uri(request_id, "response")?)
+            .header(CONTENT_TYPE, "application/json");
+        if let Some(id) = invocation_id {
+            request = request.header(INVOCATION_ID, id);
+        }
+        let answer = self.send(request.body(Body::from(body))?).await?;
+        accepted(&answer, "response")
+    }
+
+    /// `POST /runtime/invocation/{id}/error` with the report, its type and X-Ray cause as headers.
+    pub(crate) async fn report_error(
+        &self,
+        request_id: &str,
+        invocation_id: Option<&str>,
+        report: &ErrorReport,
+    ) -> Result<(), BoxError> {
+        let mut request = build_request()
+            .method(Method::POST)
+            .uri(invocation_uri(request_id, "error")?)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ERROR_TYPE, report.error_type_header())
+            .header(XRAY_ERROR_CAUSE, report.xray_cause());
+        if let Some(id) = invocation_id {
+            request = request.header(INVOCATION_ID, id);
+        }
+        let answer = self.send(request.body(Body::from(report.body()))?).await?;
+        accepted(&answer, "error")
+    }
+
+    /// `POST /runtime/init/error`.
+    pub(crate) async fn report_init_error(&self, report: &ErrorReport) -> Result<(), BoxError> {
+        let request = build_request()
+            .method(Method::POST)
+            .uri("/2018-06-01/runtime/init/error")
+            .header(CONTENT_TYPE, "application/json")
+            .header(ERROR_TYPE, report.error_type_header())
+            .body(Body::from(report.body()))?;
+        let answer = self.send(request).await?;
+        accepted(&answer, "init/error")
+    }
+}
+
+/// The Runtime API's answer to a post, as an error unless it accepted it.
+fn accepted(answer: &Answer, what: &str) -> Result<(), BoxError> {
+    let status = answer.parts.status;
+    if status.is_success() {
+        return Ok(());
+    }
+    let reason = match status {
+        StatusCode::GONE => " (the invocation timed out or was already answered)",
+        StatusCode::PAYLOAD_TOO_LARGE => " (the payload is larger than Lambda accepts)",
+        _ => "",
+    };
+    let detail = String::from_utf8_lossy(&answer.body[..answer.body.len().min(256)]).into_owned();
+    Err(format!("the Runtime API answered {status} to the {what}{reason}: {detail}").into())
+}
+
+fn invocation_uri(request_id: &str, kind: &str) -> Result<Uri, BoxError> {
+    // The request id comes from a header: refuse one that would change the path.
+    if request_id.is_empty()
+        || !request_id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/')
+    {
+        return Err(format!("unusable request id {request_id:?}").into());
+    }
+    Ok(format!("/2018-06-01/runtime/invocation/{request_id}/{kind}").parse()?)
+}
+
+/// `AWS_LAMBDA_RUNTIME_API` is `host:port`; a full URL is accepted too.
+pub(crate) fn endpoint_uri(endpoint: &str) -> Result<Uri, BoxError> {
+    let endpoint = endpoint.trim();
+    if endpoint.is_empty() {
+        return Err("the Runtime API endpoint is empty".into());
+    }
+    let text = if endpoint.contains("://") {
+        endpoint.to_owned()
+    } else {
+        format!("http://{endpoint}")
+    };
+    let uri: Uri = text
+        .parse()
+        .map_err(|e| format!("the Runtime API endpoint {endpoint:?} is not usable: {e}"))?;
+    if uri.authority().is_none() {
+        return Err(format!("the Runtime API endpoint {endpoint:?} names no host").into());
+    }
+    Ok(uri)
+}
+
+/// Waits between attempts to reach the Runtime API: 50 ms, then doubling.
+pub(crate) fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(50u64 << attempt.min(6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_host_port_or_urls() {
+        assert_eq!(
+            endpoint_uri("127.0.0.1:9001").map(|u| u.to_string()).ok(),
+            Some("http://127.0.0.1:9001/".to_owned())
+        );
+        assert!(endpoint_uri("http://localhost:9001/base").is_ok());
+        assert!(endpoint_uri("").is_err());
+        assert!(endpoint_uri("not an address").is_err());
+    }
+
+    #[test]
+    fn request_ids_cannot_escape_the_invocation_path() {
+        assert!(invocation_uri("8476a536-e9f4-11e8-9739-2dfe598c3fcd", "response").is_ok());
+        for id in ["", "../init/error", "a b", "a/b"] {
+            assert!(invocation_uri(id, "response").is_err(), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_millis(50));
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(30), backoff(6));
+    }
+}

@@ -1,0 +1,257 @@
+//! The loop pieces against a minimal Runtime API on 127.0.0.1.
+
+use std::{
+    collections::VecDeque,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpListener,
+};
+use tower::{ServiceExt, service_fn};
+
+use super::*;
+
+/// What the function posted.
+#[derive(Debug, Clone)]
+struct Post {
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Post {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A queued event: its request id (`None`: the header is left out) and body.
+type QueuedEvent = (Option<&'static str>, &'static str);
+
+/// Serves the queued events on `/next` (`None` as request id: the header is left out), records
+/// posts, and closes the connection on `/next` once the queue is empty: the API is gone.
+#[derive(Clone)]
+struct MiniApi {
+    address: SocketAddr,
+    events: Arc<Mutex<VecDeque<QueuedEvent>>>,
+    posts: Arc<Mutex<Vec<Post>>>,
+}
+
+impl MiniApi {
+    async fn start(events: Vec<QueuedEvent>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let api = Self {
+            address: listener.local_addr().expect("address"),
+            events: Arc::new(Mutex::new(events.into())),
+            posts: Arc::default(),
+        };
+        let server = api.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut reader = BufReader::new(read);
+                    while let Some((method, path, headers, body)) = read_request(&mut reader).await
+                    {
+                        let answer = if method == "GET" {
+                            let next = server.events.lock().expect("lock").pop_front();
+                            let Some((id, body)) = next else { return };
+                            let id = id.map_or(String::new(), |id| {
+                                format!("lambda-runtime-aws-request-id: {id}\r\n")
+                            });
+                            format!(
+                                "HTTP/1.1 200 OK\r\n{id}lambda-runtime-deadline-ms: 600000\r\ncontent-length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                        } else {
+                            server.posts.lock().expect("lock").push(Post {
+                                path,
+                                headers,
+                                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                            });
+                            "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_owned()
+                        };
+                        if write.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        api
+    }
+
+    fn posts(&self) -> Vec<Post> {
+        self.posts.lock().expect("lock").clone()
+    }
+
+    fn client(&self) -> Arc<RuntimeApi> {
+        Arc::new(RuntimeApi::new(&self.address.to_string(), 4).expect("client"))
+    }
+}
+
+type Head = (String, String, Vec<(String, String)>, Vec<u8>);
+
+async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Head> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).await.ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).await.ok()?;
+        let Some((name, value)) = header.trim_end().split_once(':') else {
+            break;
+        };
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).await.ok()?;
+    Some((method, path, headers, body))
+}
+
+fn invocation_for(request_id: &str) -> LambdaInvocation {
+    let mut context = lambda_runtime::Context::default();
+    context.request_id = request_id.to_owned();
+    let (parts, ()) = http::Response::new(()).into_parts();
+    LambdaInvocation {
+        parts,
+        body: Bytes::from_static(b"{}"),
+        context,
+    }
+}
+
+#[tokio::test]
+async fn respond_posts_the_serialized_response() {
+    let api = MiniApi::start(vec![]).await;
+    let respond = Respond::new(
+        service_fn(|event: LambdaEvent<Bytes>| async move {
+            Ok::<_, InvocationError>(json!({"echo": String::from_utf8_lossy(&event.payload)}))
+        }),
+        api.client(),
+    );
+    respond
+        .oneshot(invocation_for("r-1"))
+        .await
+        .expect("posted");
+    let posts = api.posts();
+    assert_eq!(posts[0].path, "/2018-06-01/runtime/invocation/r-1/response");
+    assert_eq!(posts[0].body, json!({"echo": "{}"}));
+}
+
+#[tokio::test]
+async fn respond_posts_errors_with_their_type_cause_and_stack_trace() {
+    let api = MiniApi::start(vec![]).await;
+    let respond = Respond::new(
+        service_fn(|_: LambdaEvent<Bytes>| async {
+            Err::<Value, _>(
+                InvocationError::new("Oops", "it broke", ErrorKind::Fault)
+                    .with_stack_trace(vec!["it broke".into(), "disk full".into()]),
+            )
+        }),
+        api.client(),
+    );
+    respond
+        .oneshot(invocation_for("r-2"))
+        .await
+        .expect("posted");
+    let post = &api.posts()[0];
+    assert_eq!(post.path, "/2018-06-01/runtime/invocation/r-2/error");
+    assert_eq!(
+        post.body,
+        json!({"errorType": "Oops", "errorMessage": "it broke", "stackTrace": ["it broke", "disk full"]})
+    );
+    assert_eq!(
+        post.header("lambda-runtime-function-error-type"),
+        Some("Oops")
+    );
+    let cause: Value = serde_json::from_str(
+        post.header("lambda-runtime-function-xray-error-cause")
+            .unwrap_or_default(),
+    )
+    .expect("cause is JSON");
+    assert_eq!(cause["exceptions"][0]["stack"][0]["label"], "disk full");
+}
+
+#[tokio::test]
+async fn respond_catches_a_panic_no_layer_below_caught() {
+    let api = MiniApi::start(vec![]).await;
+    let respond = Respond::new(
+        service_fn(|_: LambdaEvent<Bytes>| async {
+            if true {
+                panic!("unguarded");
+            }
+            Ok::<Value, InvocationError>(Value::Null)
+        }),
+        api.client(),
+    );
+    respond
+        .oneshot(invocation_for("r-3"))
+        .await
+        .expect("posted");
+    let post = &api.posts()[0];
+    assert_eq!(post.body["errorType"], "Panic");
+    assert_eq!(post.body["errorMessage"], "unguarded");
+    assert!(
+        post.body["stackTrace"][0]
+            .as_str()
+            .is_some_and(|l| l.starts_with(file!())),
+        "{}",
+        post.body
+    );
+}
+
+#[tokio::test]
+async fn the_loop_serves_concurrently_skips_unanswerable_events_and_ends_when_the_api_is_gone() {
+    let api = MiniApi::start(vec![
+        (Some("a"), "1"),
+        (None, "lost"),
+        (Some("b"), "2"),
+        (Some("c"), "3"),
+    ])
+    .await;
+    // Completes only once three invocations wait on it together.
+    let barrier = Arc::new(tokio::sync::Barrier::new(3));
+    let handler = service_fn(move |event: LambdaEvent<Bytes>| {
+        let barrier = barrier.clone();
+        async move {
+            barrier.wait().await;
+            Ok::<_, InvocationError>(json!({"request": event.context.request_id}))
+        }
+    });
+    let runtime = Runtime::new(api.address.to_string(), handler).max_concurrency(3);
+    let outcome = tokio::time::timeout(Duration::from_secs(20), runtime.run())
+        .await
+        .expect("three at once, then the API is gone");
+    let error = outcome.expect_err("the Runtime API went away");
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("{NEXT_ATTEMPTS} attempts")),
+        "{error}"
+    );
+    let mut answered: Vec<String> = api
+        .posts()
+        .iter()
+        .map(|p| p.body["request"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    answered.sort();
+    assert_eq!(answered, ["a", "b", "c"]);
+}
