@@ -144,7 +144,7 @@ fn bench_cold_start(c: &mut Criterion, environment: &Environment, roles: &[Role]
                 (0..iters)
                     .map(|_| {
                         environment
-                            .cold_start(role)
+                            .cold_start(role, AfterResponse::Kill)
                             .unwrap_or_else(|err| panic!("{err}"))
                             .total
                     })
@@ -155,6 +155,15 @@ fn bench_cold_start(c: &mut Criterion, environment: &Environment, roles: &[Role]
     group.finish();
 }
 
+/// What to do once the response has arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterResponse {
+    /// Kill the process at once (criterion: only the total is measured).
+    Kill,
+    /// Wait up to [`DONE_TIMEOUT`] for the second `/next` first, i.e. for the export to finish.
+    AwaitDone,
+}
+
 /// One cold start, timed from just before `spawn`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ColdStart {
@@ -163,7 +172,7 @@ pub(crate) struct ColdStart {
     /// exec → `/response` read.
     pub(crate) total: Duration,
     /// exec → second `/next`: the invocation completely done, spans exported included. `None`
-    /// when it did not come within [`DONE_TIMEOUT`].
+    /// when it did not come within [`DONE_TIMEOUT`] or was not awaited.
     pub(crate) done: Option<Duration>,
 }
 
@@ -220,9 +229,9 @@ impl Environment {
         command
     }
 
-    /// Spawns `role`, serves it one event, measures until its response and waits (up to
-    /// [`DONE_TIMEOUT`]) for its second `/next`, then kills it.
-    fn cold_start(&self, role: Role) -> Result<ColdStart, String> {
+    /// Spawns `role`, serves it one event, measures until its response (and, with
+    /// [`AfterResponse::AwaitDone`], its second `/next`), then kills it.
+    fn cold_start(&self, role: Role, after: AfterResponse) -> Result<ColdStart, String> {
         let n = self.invocations.fetch_add(1, Ordering::Relaxed);
         let api = OneShotRuntimeApi::start(n, EVENT);
         let mut command = self.command(role, &api);
@@ -232,8 +241,8 @@ impl Environment {
             .map_err(|err| format!("{}: spawn: {err}", role.name()))?;
         let arrivals = api.wait(TIMEOUT);
         let done = match arrivals {
-            Ok(_) => api.wait_second_next(DONE_TIMEOUT),
-            Err(_) => None,
+            Ok(_) if after == AfterResponse::AwaitDone => api.wait_second_next(DONE_TIMEOUT),
+            _ => None,
         };
         let _ = child.kill();
         let _ = child.wait();
@@ -259,7 +268,7 @@ impl Environment {
         let mut working = Vec::new();
         for &role in candidates {
             let before = self.sinks(role).received();
-            let outcome = self.cold_start(role);
+            let outcome = self.cold_start(role, AfterResponse::AwaitDone);
             // Datagrams may still be on their way when the second /next arrives.
             std::thread::sleep(Duration::from_millis(50));
             let received = self.sinks(role).received().since(&before);
@@ -303,7 +312,7 @@ impl Environment {
                 order.swap(i, (random % (i as u64 + 1)) as usize);
             }
             for &i in &order {
-                measured[i].push(self.cold_start(roles[i]));
+                measured[i].push(self.cold_start(roles[i], AfterResponse::AwaitDone));
             }
         }
         for ((m, &role), before) in measured.iter_mut().zip(roles).zip(&before) {
