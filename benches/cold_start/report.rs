@@ -152,7 +152,7 @@ impl Report {
             self.rounds
         );
         println!(
-            "  {:<17} {:>7} {:>11} {:>11} {:>23} {:>11} {:>8} {:>8} {:>8} {:>9}  reached the sinks",
+            "  {:<17} {:>7} {:>11} {:>11} {:>25} {:>11} {:>8} {:>8} {:>8} {:>9}  reached the sinks",
             "role",
             "ok",
             "init",
@@ -176,7 +176,7 @@ impl Report {
                 _ => "",
             };
             println!(
-                "  {:<17} {:>7} {:>11} {:>11} {:>23} {:>11} {:>8} {:>8} {:>8} {:>9}  {}{exported}",
+                "  {:<17} {:>7} {:>11} {:>11} {:>25} {:>11} {:>8} {:>8} {:>8} {:>9}  {}{exported}",
                 measured.role.name(),
                 format!("{}/{}", measured.ok().count(), measured.runs.len()),
                 cell(measured.init()),
