@@ -27,6 +27,18 @@ lint: ## rustfmt and clippy, warnings denied
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
+.PHONY: bench
+bench: ## Benchmarks (release build): cold start per exporter vs bare work and the Python original, warm overhead; docs/cold-start.svg
+	@start=$$(date +%s); status=0; \
+	rm -f target/cold-start.json; \
+	bash benches/python/install.sh || echo "bench: the Python original's packages are missing; its role is skipped"; \
+	COLD_START_JSON="$(CURDIR)/target/cold-start.json" $(CARGO) bench $(BENCH_ARGS) || status=$$?; \
+	if [ $$status -eq 0 ] && [ -f target/cold-start.json ]; then \
+	  python3 scripts/chart.py target/cold-start.json docs/cold-start.svg $(if $(CHART_NOTE),--note "$(CHART_NOTE)") || status=$$?; \
+	fi; \
+	echo "make bench: $$(( $$(date +%s) - start )) s; criterion's report: target/criterion/report/index.html"; \
+	exit $$status
+
 .PHONY: ci
 ci: lint test ## What CI runs: lint, every test, the release package and its checks, deploy targets against moto
 	$(MAKE) --no-print-directory package SKIP_TESTS=1

@@ -3,18 +3,15 @@
 //! README shows it, on the same current-thread runtime `#[tokio::main(flavor = "current_thread")]`
 //! builds for `bootstrap`.
 //!
-//! It lives inside the bench executable, which re-executes itself with [`ROLE_VARIABLE`] set:
-//! that way the baseline is compiled by the same `cargo bench` (same profile, target, toolchain
-//! and flags as `bootstrap`) without adding a binary to the package, which `cargo lambda` would
-//! otherwise package, and without a workspace member that plain `cargo bench` would not build.
+//! A reference point next to [`bare_work`](crate::bare_work) (the baseline the ratios use): what
+//! `lambda_runtime` alone costs. It lives inside the bench executable, which re-executes itself
+//! with the role variable set (see [`crate::roles`]): that way the baselines are compiled by the
+//! same `cargo bench` (same profile, target, toolchain and flags as `bootstrap`) without adding a
+//! binary to the package, which `cargo lambda` would otherwise package, and without a workspace
+//! member that plain `cargo bench` would not build.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
-
-/// Set in the environment of the re-executed bench binary to make it the bare hello world.
-pub(crate) const ROLE_VARIABLE: &str = "HELLO_LAMBDA_BENCH_ROLE";
-/// The value of [`ROLE_VARIABLE`] that selects this function.
-pub(crate) const ROLE: &str = "bare-hello";
 
 async fn hello(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let first_name = event

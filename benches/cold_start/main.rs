@@ -1,37 +1,52 @@
 //! COLD START: from exec to the first response, against a local Runtime API, with full
-//! observability on, compared to a bare `lambda_runtime` hello world measured the same way.
+//! observability on, compared with the same work done with no observability, once per exporter,
+//! and (optionally) with the Python original.
 //!
-//! One iteration spawns a fresh process against its own one-event Runtime API (see
-//! [`runtime_api`]), takes the time from just before `spawn` to the moment the
-//! `POST /invocation/{id}/response` has been read, then kills the process. The event is
-//! `events/success.json` with a sampled `Lambda-Runtime-Trace-Id`; `bootstrap` runs with JSON logs,
-//! the X-Ray exporter (UDP, to a local socket) and its public-IP call answered by a local stand-in.
-//! Output of the child goes to `/dev/null` (`COLD_START_STDIO=inherit` shows it).
+//! One cold start spawns a fresh process against its own one-event Runtime API (see
+//! [`runtime_api`]) and timestamps, from just before `spawn`: the first `GET /invocation/next`
+//! (**init**), the `POST /invocation/{id}/response` (**total**), and the second `/next` (**done**:
+//! the span export runs between the response and the next `/next`). Then the process is killed.
+//! The event is `events/success.json` with a sampled `Lambda-Runtime-Trace-Id`. Every role gets
+//! Lambda's variables (JSON logs at INFO, the X-Ray daemon address), its own local X-Ray daemon
+//! socket, OTLP/HTTP receiver and public-IP service, so what each role sent can be counted.
+//! Output of the children goes to `/dev/null` (`COLD_START_STDIO=inherit` shows it).
 //!
-//! Bench group `cold_start`:
-//! * `cold_start/bare_hello`: the baseline, [`bare_hello`], the same process image re-executed.
-//! * `cold_start/hello_lambda`: `bootstrap`, the function of this package.
+//! Roles (see [`roles`]): `bare-work` (the baseline: greeting + one reqwest GET on plain
+//! `lambda_runtime`, no observability, [`bare_work`]), `bare-hello` ([`bare_hello`]), `bootstrap`
+//! with each exporter (`segments`, `otlp-udp`, `otlp-http`, `otlp-http-signed`, `console`,
+//! `none`), and `python` (`benches/python` under `awslambdaric`, with `--bench` only, skipped with
+//! a message when `.venv` lacks its packages; `COLD_START_PYTHON=/path/to/python` picks another
+//! interpreter, `COLD_START_PYTHON=none` skips it).
 //!
-//! After the criterion runs (with `--bench` only) the two are measured again interleaved,
-//! `COLD_START_PAIRS` pairs (default 60, 0 skips it), to print medians, the split into init
-//! (exec → first `/next`) and first invocation (`/next` → `/response`), and the ratio.
-//! `COLD_START_BASELINE=/path/to/executable` replaces the embedded baseline with another one.
+//! First a preflight: one cold start per role, run to its second `/next`, showing what arrived
+//! at its sinks. `segments` must have exported a segment; any other role that fails or exports
+//! nothing is reported and (if it failed) left out. Then criterion's group `cold_start`, one
+//! benchmark per Rust role. Then, with `--bench` only, `COLD_START_ROUNDS` rounds (default 60, 0
+//! skips them) in which every role runs once, in a shuffled order, for the medians and the tax
+//! ratios that drift on the machine cannot skew; the raw results go to `target/cold-start.json`
+//! (`COLD_START_JSON` overrides the path; `scripts/chart.py` draws it).
+//! `COLD_START_BASELINE=/path/to/executable` replaces the bare-work baseline with another one.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod bare_hello;
+mod bare_work;
+mod report;
+mod roles;
 mod runtime_api;
 
 use std::{
     ffi::OsString,
+    path::PathBuf,
     process::{Command, Stdio},
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
-use common::{FUNCTION_NAME, Stats, XrayDaemon, ms};
 use criterion::{Criterion, SamplingMode};
+use report::{Measured, Report};
+use roles::{Exporter, Role, Sinks};
 use runtime_api::OneShotRuntimeApi;
 
 const EVENT: &[u8] = include_bytes!("../../events/success.json");
@@ -39,46 +54,100 @@ const EVENT: &[u8] = include_bytes!("../../events/success.json");
 /// How long one cold start may take before the bench gives up on it.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long to wait after the response for the second `/next` (the end of the span export).
+const DONE_TIMEOUT: Duration = Duration::from_secs(5);
+
 fn main() {
-    if std::env::var(bare_hello::ROLE_VARIABLE).as_deref() == Ok(bare_hello::ROLE) {
-        if let Err(err) = bare_hello::main() {
-            eprintln!("bare hello: {err}");
+    if let Some(role) = Role::from_environment() {
+        let result = match role {
+            Role::BareHello => bare_hello::main(),
+            _ => bare_work::main(),
+        };
+        if let Err(err) = result {
+            eprintln!("{}: {err}", role.name());
             std::process::exit(1);
         }
         return;
     }
 
+    let started = Instant::now();
+    let args: Vec<String> = std::env::args().collect();
+    let benchmarking = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list");
+
     let environment = Environment::start();
-    environment.check_observability();
+    let mut candidates = Role::RUST.to_vec();
+    if benchmarking {
+        match python_wanted() {
+            Ok(()) => candidates.push(Role::Python),
+            Err(reason) => println!("python: skipped: {reason}"),
+        }
+    }
+    let roles = environment.preflight(&candidates);
 
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(8))
+        .measurement_time(Duration::from_secs(5))
         .sample_size(20)
         .configure_from_args();
-    bench_cold_start(&mut criterion, &environment);
+    bench_cold_start(&mut criterion, &environment, &roles);
     criterion.final_summary();
 
-    let args: Vec<String> = std::env::args().collect();
-    let benchmarking = args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--list");
     if benchmarking {
-        let pairs = std::env::var("COLD_START_PAIRS")
+        let rounds = std::env::var("COLD_START_ROUNDS")
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(60);
-        environment.interleaved_summary(pairs);
+        if rounds > 0 {
+            let report = environment.rounds(&roles, rounds);
+            report.print();
+            let path = json_path();
+            match report.write_json(&path) {
+                Ok(()) => println!("  raw results: {}", path.display()),
+                Err(err) => println!("  could not write {}: {err}", path.display()),
+            }
+        }
+        println!(
+            "cold_start bench: {:.0} s in all",
+            started.elapsed().as_secs_f64()
+        );
     }
 }
 
-fn bench_cold_start(c: &mut Criterion, environment: &Environment) {
+/// Whether to run the Python original, and if not, why.
+fn python_wanted() -> Result<(), String> {
+    if std::env::var("COLD_START_PYTHON").as_deref() == Ok("none") {
+        return Err("COLD_START_PYTHON=none".into());
+    }
+    roles::python_unavailable().map_or(Ok(()), Err)
+}
+
+/// `COLD_START_JSON`, else `cold-start.json` in the target directory this bench was built in.
+fn json_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("COLD_START_JSON").filter(|v| !v.is_empty()) {
+        return path.into();
+    }
+    // The bench executable is target/<profile>/deps/cold_start-<hash>.
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("cold-start.json")
+}
+
+fn bench_cold_start(c: &mut Criterion, environment: &Environment, roles: &[Role]) {
     let mut group = c.benchmark_group("cold_start");
     // Every iteration is a whole process life: flat sampling, few and long iterations.
     group.sampling_mode(SamplingMode::Flat);
-    for function in [Function::BareHello, Function::HelloLambda] {
-        group.bench_function(function.name(), |b| {
+    for &role in roles.iter().filter(|role| **role != Role::Python) {
+        group.bench_function(role.name(), |b| {
             b.iter_custom(|iters| {
                 (0..iters)
-                    .map(|_| environment.cold_start(function).total)
+                    .map(|_| {
+                        environment
+                            .cold_start(role, AfterResponse::Kill)
+                            .unwrap_or_else(|err| panic!("{err}"))
+                            .total
+                    })
                     .sum()
             });
         });
@@ -86,55 +155,30 @@ fn bench_cold_start(c: &mut Criterion, environment: &Environment) {
     group.finish();
 }
 
+/// What to do once the response has arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Function {
-    /// A minimal `lambda_runtime` hello world.
-    BareHello,
-    /// `bootstrap`, with full observability.
-    HelloLambda,
+enum AfterResponse {
+    /// Kill the process at once (criterion: only the total is measured).
+    Kill,
+    /// Wait up to [`DONE_TIMEOUT`] for the second `/next` first, i.e. for the export to finish.
+    AwaitDone,
 }
 
-impl Function {
-    fn name(self) -> &'static str {
-        match self {
-            Function::BareHello => "bare_hello",
-            Function::HelloLambda => "hello_lambda",
-        }
-    }
-
-    fn command(self) -> Command {
-        match self {
-            Function::HelloLambda => Command::new(env!("CARGO_BIN_EXE_bootstrap")),
-            // The role variable is set with the rest of the environment.
-            Function::BareHello => Command::new(baseline_override().unwrap_or_else(|| {
-                std::env::current_exe()
-                    .expect("path of the bench executable")
-                    .into()
-            })),
-        }
-    }
-}
-
-/// `COLD_START_BASELINE`: another executable to use as the baseline.
-fn baseline_override() -> Option<OsString> {
-    std::env::var_os("COLD_START_BASELINE").filter(|v| !v.is_empty())
-}
-
-/// One cold start, split at the first `/next`.
+/// One cold start, timed from just before `spawn`.
 #[derive(Debug, Clone, Copy)]
-struct ColdStart {
-    /// exec → `/response` read.
-    total: Duration,
+pub(crate) struct ColdStart {
     /// exec → first `/next`: process start and the function's init.
-    init: Duration,
-    /// first `/next` → `/response`: the first invocation.
-    invoke: Duration,
+    pub(crate) init: Duration,
+    /// exec → `/response` read.
+    pub(crate) total: Duration,
+    /// exec → second `/next`: the invocation completely done, spans exported included. `None`
+    /// when it did not come within [`DONE_TIMEOUT`] or was not awaited.
+    pub(crate) done: Option<Duration>,
 }
 
-/// What stays up for the whole bench: the X-Ray daemon and the public-IP stand-ins.
+/// What stays up for the whole bench: one set of sinks per role.
 struct Environment {
-    checkip_url: String,
-    xray: XrayDaemon,
+    sinks: Vec<(Role, Sinks)>,
     stdio_inherit: bool,
     invocations: AtomicU64,
 }
@@ -142,161 +186,159 @@ struct Environment {
 impl Environment {
     fn start() -> Self {
         Self {
-            checkip_url: runtime_api::start_checkip(),
-            xray: XrayDaemon::start(),
+            sinks: Role::RUST
+                .into_iter()
+                .chain([Role::Python])
+                .map(|role| (role, Sinks::start()))
+                .collect(),
             stdio_inherit: std::env::var("COLD_START_STDIO").as_deref() == Ok("inherit"),
             invocations: AtomicU64::new(0),
         }
     }
 
-    /// A Lambda-like environment: the reserved variables, JSON logs, X-Ray export to the local
-    /// daemon, the public-IP call to the local stand-in. Nothing from the bench's own environment.
-    fn command(&self, function: Function, runtime_api: &OneShotRuntimeApi) -> Command {
-        let mut command = function.command();
-        let xray: OsString = self.xray.address.to_string().into();
-        command
-            .env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", runtime_api.address.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION_NAME)
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/hello-bench")
-            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/27/[$LATEST]bench")
-            .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
-            .env("AWS_REGION", "eu-west-1")
-            .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .env("OTEL_TRACES_EXPORTER", "xray")
-            .env("AWS_XRAY_DAEMON_ADDRESS", xray)
-            .env("CHECKIP_URL", &self.checkip_url)
-            .env("PACKAGE_MANAGEMENT_SYSTEM", "cargo")
-            .stdin(Stdio::null());
+    fn sinks(&self, role: Role) -> &Sinks {
+        self.sinks
+            .iter()
+            .find_map(|(r, sinks)| (*r == role).then_some(sinks))
+            .expect("every role has sinks")
+    }
+
+    fn command(&self, role: Role, runtime_api: &OneShotRuntimeApi) -> Command {
+        let mut command = match role {
+            Role::Ours(_) => Command::new(env!("CARGO_BIN_EXE_bootstrap")),
+            Role::Python => {
+                let mut python = Command::new(roles::python_interpreter());
+                python.args(["-m", "awslambdaric", "lambda_function.handler"]);
+                python
+            }
+            Role::BareWork => Command::new(baseline_override().unwrap_or_else(bench_executable)),
+            Role::BareHello => Command::new(bench_executable()),
+        };
+        roles::configure(
+            &mut command,
+            role,
+            &runtime_api.address.to_string(),
+            self.sinks(role),
+        );
+        command.stdin(Stdio::null());
         if self.stdio_inherit {
             command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
         } else {
             command.stdout(Stdio::null()).stderr(Stdio::null());
         }
-        if function == Function::BareHello && baseline_override().is_none() {
-            command.env(bare_hello::ROLE_VARIABLE, bare_hello::ROLE);
-        }
         command
     }
 
-    /// Spawns `function`, serves it one event, measures until its response, kills it.
-    fn cold_start(&self, function: Function) -> ColdStart {
-        self.run(function, |_| ())
-    }
-
-    /// Like [`cold_start`](Self::cold_start), running `after_response` before the kill.
-    fn run(
-        &self,
-        function: Function,
-        after_response: impl FnOnce(&OneShotRuntimeApi),
-    ) -> ColdStart {
+    /// Spawns `role`, serves it one event, measures until its response (and, with
+    /// [`AfterResponse::AwaitDone`], its second `/next`), then kills it.
+    fn cold_start(&self, role: Role, after: AfterResponse) -> Result<ColdStart, String> {
         let n = self.invocations.fetch_add(1, Ordering::Relaxed);
         let api = OneShotRuntimeApi::start(n, EVENT);
-        let mut command = self.command(function, &api);
+        let mut command = self.command(role, &api);
         let started = Instant::now();
         let mut child = command
             .spawn()
-            .unwrap_or_else(|err| panic!("spawn {}: {err}", function.name()));
+            .map_err(|err| format!("{}: spawn: {err}", role.name()))?;
         let arrivals = api.wait(TIMEOUT);
-        if arrivals.is_ok() {
-            after_response(&api);
-        }
+        let done = match arrivals {
+            Ok(_) if after == AfterResponse::AwaitDone => api.wait_second_next(DONE_TIMEOUT),
+            _ => None,
+        };
         let _ = child.kill();
         let _ = child.wait();
         drop(api);
-        let arrivals = arrivals.unwrap_or_else(|err| {
-            panic!(
+        let arrivals = arrivals.map_err(|err| {
+            format!(
                 "{}: {err} (COLD_START_STDIO=inherit shows its output)",
-                function.name()
+                role.name()
             )
-        });
-        ColdStart {
-            total: arrivals.response - started,
+        })?;
+        Ok(ColdStart {
             init: arrivals.first_next - started,
-            invoke: arrivals.response - arrivals.first_next,
-        }
+            total: arrivals.response - started,
+            done: done.map(|at| at - started),
+        })
     }
 
-    /// Makes sure the measured configuration really exports spans: one invocation run to its end
-    /// (the second `/next`, which comes after the export), then the daemon must have a segment.
-    fn check_observability(&self) {
-        let before = self.xray.received();
-        self.run(Function::HelloLambda, |api| {
-            assert!(
-                api.wait_next_calls(2, TIMEOUT),
-                "hello_lambda did not ask for a second event after its first response"
-            );
-        });
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.xray.received() == before && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        assert!(
-            self.xray.received() > before,
-            "hello_lambda exported no segment to the X-Ray daemon: the cold start would be measured without tracing"
-        );
-    }
-
-    /// Both functions again, alternately (the order flips every pair), for a ratio that drift
-    /// on the machine cannot skew.
-    fn interleaved_summary(&self, pairs: usize) {
-        if pairs == 0 {
-            return;
-        }
-        let mut bare = Vec::with_capacity(pairs);
-        let mut ours = Vec::with_capacity(pairs);
-        for i in 0..pairs {
-            if i % 2 == 0 {
-                bare.push(self.cold_start(Function::BareHello));
-                ours.push(self.cold_start(Function::HelloLambda));
-            } else {
-                ours.push(self.cold_start(Function::HelloLambda));
-                bare.push(self.cold_start(Function::BareHello));
+    /// One cold start per role, to its end: prints what arrived at the role's sinks and returns
+    /// the roles that work. `segments` must export (else the measurement would be without
+    /// tracing); other roles that export nothing are reported, not dropped.
+    fn preflight(&self, candidates: &[Role]) -> Vec<Role> {
+        println!("cold start preflight: one run per role, what reached its local sinks:");
+        let mut working = Vec::new();
+        for &role in candidates {
+            let before = self.sinks(role).received();
+            let outcome = self.cold_start(role, AfterResponse::AwaitDone);
+            // Datagrams may still be on their way when the second /next arrives.
+            std::thread::sleep(Duration::from_millis(50));
+            let received = self.sinks(role).received().since(&before);
+            match outcome {
+                Err(err) => println!("  {:<17} FAILED, left out: {err}", role.name()),
+                Ok(run) => {
+                    let exports = received.expected_exports(role);
+                    let flag = match (exports, run.done) {
+                        (_, None) => "  <- no second /next: the export did not finish",
+                        (Some(0), _) => {
+                            "  <- NOTHING OF THE EXPECTED KIND ARRIVED (is this exporter in this build?)"
+                        }
+                        _ => "",
+                    };
+                    println!("  {:<17} {}{flag}", role.name(), received.describe());
+                    if role == Role::Ours(Exporter::Segments) {
+                        assert!(
+                            exports.unwrap_or(0) > 0,
+                            "segments exported no segment to the X-Ray daemon: the cold start would be measured without tracing"
+                        );
+                    }
+                    working.push(role);
+                }
             }
         }
-        let stats = |runs: &[ColdStart], part: fn(&ColdStart) -> Duration| {
-            Stats::of(&runs.iter().map(part).collect::<Vec<_>>()).expect("at least one pair")
-        };
-        println!();
-        println!("cold start, {pairs} interleaved pairs, exec -> first /response:");
-        println!(
-            "  {:<14} {:>11} {:>11} {:>11} {:>11} {:>11}   {:>18} {:>20}",
-            "", "median", "mean", "p10", "p90", "min", "init median", "1st invoke median"
-        );
-        for (function, runs) in [(Function::BareHello, &bare), (Function::HelloLambda, &ours)] {
-            let total = stats(runs, |r| r.total);
-            println!(
-                "  {:<14} {:>11} {:>11} {:>11} {:>11} {:>11}   {:>18} {:>20}",
-                function.name(),
-                ms(total.median),
-                ms(total.mean),
-                ms(total.p10),
-                ms(total.p90),
-                ms(total.min),
-                ms(stats(runs, |r| r.init).median),
-                ms(stats(runs, |r| r.invoke).median),
-            );
-        }
-        let (b, o) = (stats(&bare, |r| r.total), stats(&ours, |r| r.total));
-        let ratio = |ours: Duration, bare: Duration| ours.as_secs_f64() / bare.as_secs_f64();
-        let mut paired: Vec<f64> = bare
-            .iter()
-            .zip(&ours)
-            .map(|(b, o)| ratio(o.total, b.total))
-            .collect();
-        paired.sort_by(f64::total_cmp);
-        println!(
-            "  hello_lambda / bare_hello: {:.3}x by median, {:.3}x by mean, {:.3}x median of pair ratios (goal: <= 1.15x)",
-            ratio(o.median, b.median),
-            ratio(o.mean, b.mean),
-            paired[paired.len() / 2],
-        );
-        println!(
-            "  X-Ray daemon datagrams received during the whole run: {}",
-            self.xray.received()
-        );
+        working
     }
+
+    /// `rounds` rounds; in each, every role once, in an order shuffled per round.
+    fn rounds(&self, roles: &[Role], rounds: usize) -> Report {
+        let before: Vec<_> = roles.iter().map(|&r| self.sinks(r).received()).collect();
+        let mut measured: Vec<Measured> = roles.iter().map(|&r| Measured::new(r)).collect();
+        let mut order: Vec<usize> = (0..roles.len()).collect();
+        let mut random = 0x9E37_79B9_7F4A_7C15_u64;
+        for _ in 0..rounds {
+            // Fisher-Yates with xorshift64: no role always follows the same neighbour.
+            for i in (1..order.len()).rev() {
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                order.swap(i, (random % (i as u64 + 1)) as usize);
+            }
+            for &i in &order {
+                measured[i].push(self.cold_start(roles[i], AfterResponse::AwaitDone));
+            }
+        }
+        for ((m, &role), before) in measured.iter_mut().zip(roles).zip(&before) {
+            m.received = self.sinks(role).received().since(before);
+            m.executable_bytes = match role {
+                Role::Ours(_) => file_size(env!("CARGO_BIN_EXE_bootstrap")),
+                Role::BareWork => file_size(baseline_override().unwrap_or_else(bench_executable)),
+                Role::BareHello => file_size(bench_executable()),
+                Role::Python => None,
+            };
+        }
+        Report::new(rounds, measured)
+    }
+}
+
+fn bench_executable() -> OsString {
+    std::env::current_exe()
+        .expect("path of the bench executable")
+        .into()
+}
+
+/// `COLD_START_BASELINE`: another executable to use as the bare-work baseline.
+fn baseline_override() -> Option<OsString> {
+    std::env::var_os("COLD_START_BASELINE").filter(|v| !v.is_empty())
+}
+
+fn file_size(path: impl Into<PathBuf>) -> Option<u64> {
+    std::fs::metadata(path.into()).ok().map(|m| m.len())
 }

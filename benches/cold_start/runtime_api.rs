@@ -1,5 +1,6 @@
 //! Blocking stand-ins for what a cold start talks to: a Lambda Runtime API that serves exactly one
-//! event and timestamps the function's requests, and the public-IP service.
+//! event and timestamps the function's requests, and plain HTTP services (the public-IP service,
+//! an OTLP/HTTP receiver) that answer every request alike and count them.
 //!
 //! The protocol handling follows `tests/support/mod.rs`, on plain threads rather than tokio: a
 //! blocked thread wakes up as soon as the child's request arrives, so the timestamps are as close
@@ -11,7 +12,7 @@ use std::{
     net::{SocketAddr, TcpListener, TcpStream},
     sync::{
         Arc, Condvar, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     thread::JoinHandle,
     time::{Duration, Instant, SystemTime},
@@ -121,6 +122,7 @@ struct State {
     event: Option<(String, String, Vec<u8>)>,
     next_calls: usize,
     first_next: Option<Instant>,
+    second_next: Option<Instant>,
     outcome: Option<Result<Instant, String>>,
 }
 
@@ -201,16 +203,16 @@ impl OneShotRuntimeApi {
 }
 
 impl OneShotRuntimeApi {
-    /// Waits until the function asked for an event `count` times: after the first response, the
-    /// second `/next` comes once the invocation is completely done (spans exported included).
-    pub(crate) fn wait_next_calls(&self, count: usize, timeout: Duration) -> bool {
+    /// Waits for the second `/next`: after the first response, it comes once the invocation is
+    /// completely done (spans exported included). `None` if it did not come within `timeout`.
+    pub(crate) fn wait_second_next(&self, timeout: Duration) -> Option<Instant> {
         let state = self.shared.state.lock().expect("lock");
         let (state, _) = self
             .shared
             .changed
-            .wait_timeout_while(state, timeout, |s| s.next_calls < count)
+            .wait_timeout_while(state, timeout, |s| s.second_next.is_none())
             .expect("lock");
-        state.next_calls >= count
+        state.second_next
     }
 }
 
@@ -238,7 +240,11 @@ fn serve(shared: &Shared, stream: TcpStream) {
             let event = {
                 let mut state = shared.state.lock().expect("lock");
                 state.next_calls += 1;
-                state.first_next.get_or_insert(arrived);
+                match state.next_calls {
+                    1 => state.first_next = Some(arrived),
+                    2 => state.second_next = Some(arrived),
+                    _ => {}
+                }
                 state.event.take()
             };
             shared.changed.notify_all();
@@ -288,33 +294,79 @@ fn serve(shared: &Shared, stream: TcpStream) {
     }
 }
 
-/// A stand-in for the public-IP service (`CHECKIP_URL`), for the life of the bench process.
-pub(crate) fn start_checkip() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the check-ip stand-in");
-    let url = format!(
-        "http://{}/",
-        listener.local_addr().expect("check-ip address")
-    );
-    std::thread::Builder::new()
-        .name("checkip".into())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                let _ = std::thread::Builder::new()
-                    .name("checkip-conn".into())
-                    .spawn(move || {
+/// A plain HTTP service on 127.0.0.1 for the life of the bench process: it answers every request
+/// with the same status and body, and counts the requests (and those signed with SigV4).
+#[derive(Debug)]
+pub(crate) struct HttpStandIn {
+    pub(crate) address: SocketAddr,
+    counts: Arc<HttpCounts>,
+}
+
+#[derive(Debug, Default)]
+struct HttpCounts {
+    requests: AtomicUsize,
+    signed: AtomicUsize,
+}
+
+impl HttpStandIn {
+    /// The public-IP service (`CHECKIP_URL`): `200` with an address from the documentation range.
+    pub(crate) fn checkip() -> Self {
+        Self::start("checkip", "text/plain", b"198.51.100.7\n")
+    }
+
+    /// An OTLP/HTTP receiver: `200` with an empty `ExportTraceServiceResponse` (full success).
+    pub(crate) fn otlp() -> Self {
+        Self::start("otlp", "application/x-protobuf", b"")
+    }
+
+    fn start(name: &str, content_type: &'static str, body: &'static [u8]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an HTTP stand-in");
+        let address = listener.local_addr().expect("stand-in address");
+        let counts = Arc::new(HttpCounts::default());
+        let counting = counts.clone();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                for stream in listener.incoming().flatten() {
+                    let counts = counting.clone();
+                    let _ = std::thread::Builder::new().spawn(move || {
                         let _ = stream.set_nodelay(true);
                         let Ok(mut write) = stream.try_clone() else {
                             return;
                         };
                         let mut reader = BufReader::new(stream);
-                        while read_request(&mut reader).is_some() {
-                            if write_response(&mut write, 200, &[], b"198.51.100.7\n").is_err() {
+                        while let Some(request) = read_request(&mut reader) {
+                            counts.requests.fetch_add(1, Ordering::Relaxed);
+                            if request
+                                .header("authorization")
+                                .is_some_and(|v| v.starts_with("AWS4-HMAC-SHA256 "))
+                            {
+                                counts.signed.fetch_add(1, Ordering::Relaxed);
+                            }
+                            let headers = [("content-type", content_type.to_owned())];
+                            if write_response(&mut write, 200, &headers, body).is_err() {
                                 return;
                             }
                         }
                     });
-            }
-        })
-        .expect("spawn the check-ip thread");
-    url
+                }
+            })
+            .expect("spawn an HTTP stand-in thread");
+        Self { address, counts }
+    }
+
+    /// `http://127.0.0.1:port{path}`.
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Requests answered so far.
+    pub(crate) fn requests(&self) -> usize {
+        self.counts.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests so far that carried a SigV4 `Authorization` header.
+    pub(crate) fn signed(&self) -> usize {
+        self.counts.signed.load(Ordering::Relaxed)
+    }
 }

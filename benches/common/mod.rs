@@ -30,34 +30,63 @@ pub(crate) fn trace_header(n: u64) -> String {
 }
 
 /// A UDP socket on 127.0.0.1 standing in for the X-Ray daemon. A thread drains it, so that the
-/// receive buffer never fills up and datagrams are never dropped on the floor by the kernel.
+/// receive buffer never fills up and datagrams are never dropped on the floor by the kernel. It
+/// tells the two payloads the daemon accepts apart: after the `{"format":"json","version":1}`
+/// header line, a segment document is JSON, an OTLP span batch starts with `T1` (`T1S` sampled,
+/// `T1U` not) followed by base64 protobuf.
 #[derive(Debug)]
 pub(crate) struct XrayDaemon {
     pub(crate) address: SocketAddr,
-    received: Arc<AtomicUsize>,
+    counts: Arc<DaemonCounts>,
+}
+
+#[derive(Debug, Default)]
+struct DaemonCounts {
+    received: AtomicUsize,
+    segments: AtomicUsize,
+    otlp: AtomicUsize,
 }
 
 impl XrayDaemon {
     pub(crate) fn start() -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the X-Ray daemon socket");
         let address = socket.local_addr().expect("X-Ray daemon address");
-        let received = Arc::new(AtomicUsize::new(0));
-        let count = received.clone();
+        let counts = Arc::new(DaemonCounts::default());
+        let counting = counts.clone();
         std::thread::Builder::new()
             .name("xray-daemon".into())
             .spawn(move || {
                 let mut buf = vec![0u8; 65_536];
-                while socket.recv(&mut buf).is_ok() {
-                    count.fetch_add(1, Ordering::Relaxed);
+                while let Ok(n) = socket.recv(&mut buf) {
+                    counting.received.fetch_add(1, Ordering::Relaxed);
+                    let body = buf[..n]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(&[][..], |at| &buf[at + 1..n]);
+                    if body.starts_with(b"{") {
+                        counting.segments.fetch_add(1, Ordering::Relaxed);
+                    } else if body.starts_with(b"T1") {
+                        counting.otlp.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             })
             .expect("spawn the X-Ray daemon thread");
-        Self { address, received }
+        Self { address, counts }
     }
 
-    /// Datagrams (segment documents) received so far.
+    /// Datagrams received so far, whatever they carry.
     pub(crate) fn received(&self) -> usize {
-        self.received.load(Ordering::Relaxed)
+        self.counts.received.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams so far that carried an X-Ray segment document.
+    pub(crate) fn segments(&self) -> usize {
+        self.counts.segments.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams so far that carried an OTLP span batch.
+    pub(crate) fn otlp(&self) -> usize {
+        self.counts.otlp.load(Ordering::Relaxed)
     }
 }
 

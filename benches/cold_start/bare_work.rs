@@ -1,0 +1,56 @@
+//! The baseline: the work `bootstrap` does, with no observability. The same configuration read
+//! ([`FunctionConfig`]), the same HTTP client ([`http_client`]: reqwest on rustls with `ring`,
+//! TLS roots only for an `https://` URL), one GET to `CHECKIP_URL`, the same greeting
+//! ([`process_request`]), on plain `lambda_runtime::run` and the same current-thread runtime. No
+//! tracing subscriber, no log lines, no spans, no metrics, no layers.
+//!
+//! Like [`bare_hello`](crate::bare_hello), it lives inside the bench executable, which re-executes
+//! itself with the role variable set (see [`crate::roles`]).
+
+use std::sync::Arc;
+
+use hello_lambda::{FunctionConfig, Greeting, handler::http_client, process_request};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+/// What an invocation needs, built once at init.
+struct Context {
+    config: FunctionConfig,
+    http: reqwest::Client,
+}
+
+async fn handle(context: &Context, event: LambdaEvent<Value>) -> Result<Greeting, Error> {
+    // The public IP is fetched as the function does, and dropped: nothing logs it here.
+    let public_ip = match context
+        .http
+        .get(&context.config.checkip_url)
+        .timeout(context.config.checkip_timeout)
+        .send()
+        .await
+    {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(err) => err.to_string(),
+    };
+    std::hint::black_box(public_ip);
+    Ok(process_request(
+        &event.payload,
+        &context.config.package_management_system,
+    )?)
+}
+
+/// `main` of the bare-work function.
+pub(crate) fn main() -> Result<(), Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let config = FunctionConfig::from_env();
+            let http = http_client(config.checkip_needs_tls())?;
+            let context = Arc::new(Context { config, http });
+            lambda_runtime::run(service_fn(move |event| {
+                let context = context.clone();
+                async move { handle(&context, event).await }
+            }))
+            .await
+        })
+}
