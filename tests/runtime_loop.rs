@@ -37,6 +37,8 @@ use support::{CheckIp, Event, Function, GatedCheckIp, MockRuntimeApi, Outcome, r
 use tower::{ServiceBuilder, service_fn};
 
 const CHILD: &str = "RUNTIME_LOOP_CHILD";
+/// Set: this executable plays the plain `lambda_runtime` hello (the soak's reference).
+const BARE_HELLO_CHILD: &str = "RUNTIME_LOOP_BARE_HELLO";
 const CHILD_EXPOSES_TRACE_ENV: &str = "RUNTIME_LOOP_EXPOSE_TRACE_ENV";
 /// What the panicking handler panics with; the cause header must carry it, the payload not.
 const PANIC_MESSAGE: &str = "deliberate panic in the runtime_loop child";
@@ -44,7 +46,7 @@ const PANIC_MESSAGE: &str = "deliberate panic in the runtime_loop child";
 type Test = fn() -> Pin<Box<dyn Future<Output = ()>>>;
 
 fn main() {
-    if std::env::var(bare_hello::ROLE_VARIABLE).as_deref() == Ok(bare_hello::ROLE) {
+    if std::env::var_os(BARE_HELLO_CHILD).is_some() {
         if let Err(err) = bare_hello::main() {
             eprintln!("bare hello: {err}");
             std::process::exit(1);
@@ -575,7 +577,7 @@ async fn soak_long_rss_curve_against_plain_lambda_runtime() {
     let plain = Function::start_exe(
         std::env::current_exe().expect("test executable"),
         &plain_api,
-        &[(bare_hello::ROLE_VARIABLE, bare_hello::ROLE)],
+        &[(BARE_HELLO_CHILD, "1")],
     );
     let mut curve = Vec::new();
     let mut done = 0;
