@@ -10,7 +10,7 @@ function name, runtime, handler, architecture, memory, timeout, active tracing, 
 (exactly make's ENV_JSON_<variant>), the layers (make's ADOT_LAYER_ARN), LoggingConfig (JSON,
 make's log levels, the function's own AWS::Logs::LogGroup with LogRetentionDays = 14 days),
 the role's policies (deploy/xray-otlp-policy.json for adot and xray-otlp), and the
-rust-cargolambda build (CodeUri the workspace root, the same target as deploy/package.sh).
+rust-cargolambda build (CodeUri the workspace root; CargoLambda.toml's target = deploy/package.sh's).
 Memory, timeout, tracing and environment must also agree with [package.metadata.lambda.deploy]
 in Cargo.toml. Then runs cfn-lint on it when cfn-lint is installed (it is in .venv, via moto).
 
@@ -172,7 +172,12 @@ def main():
     resources = expanded["Resources"]
     with open(os.path.join(ROOT, "deploy/xray-otlp-policy.json")) as handle:
         otlp_statements = json.load(handle)["Statement"]
-    target = package_target()
+    # SAM passes no --target (it forwards BuildProperties.Binary only): CargoLambda.toml sets it.
+    if tomllib:
+        with open(os.path.join(ROOT, "CargoLambda.toml"), "rb") as handle:
+            cargo_lambda_targets = tomllib.load(handle).get("build", {}).get("target")
+        expect("CargoLambda.toml build.target = deploy/package.sh's x86_64 target",
+               cargo_lambda_targets, [package_target()])
     levels = {"ApplicationLogLevel": make_value("LOG_LEVEL") or "INFO",
               "SystemLogLevel": make_value("SYSTEM_LOG_LEVEL") or "WARN"}
 
@@ -180,8 +185,7 @@ def main():
         label = f"{name} ({variant})"
         metadata = source.get(name, {}).get("Metadata", {})
         expect(f"{label} BuildMethod", metadata.get("BuildMethod"), "rust-cargolambda")
-        expect(f"{label} BuildProperties", metadata.get("BuildProperties"),
-               {"Binary": "bootstrap", "Flags": ["--target", target]})
+        expect(f"{label} BuildProperties", metadata.get("BuildProperties"), {"Binary": "bootstrap"})
         expect(f"{label} Condition", source.get(name, {}).get("Condition"), condition)
         props = resolve(resources.get(name, {}).get("Properties", {}))
         expect(f"{label} Runtime", props.get("Runtime"), "provided.al2023")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make deploy-test`: every deploy target of deploy/deploy.mk, for each of the four variants
 # (otlp-udp, segments, adot, xray-otlp), against moto_server, an AWS API emulator, on 127.0.0.1
-# (no AWS account, fake credentials), and the SAM template. Self-contained: installs the tools,
+# (no AWS account, fake credentials), and the SAM template (checked against the Makefile,
+# expanded by SAM's translator and created as a CloudFormation stack in moto). Self-contained: installs the tools,
 # starts moto on a free port, always stops it. Each step checks its result and fails the script
 # on a mismatch.
 #
@@ -322,6 +323,48 @@ done
 expect_failure "get after delete" "ResourceNotFoundException" m get
 listed="$(m list)" || fail "make list"
 check "$listed" "list is empty after delete" 'd' '[]'
+
+echo "==> the SAM template as a CloudFormation stack (expanded by SAM's translator, created in moto)"
+# What `sam deploy` would upload: the code and the collector configuration layer, in S3.
+python3 - "$work/collector-layer.zip" collector.yaml collector-awsxray.yaml <<'PY'
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as layer:
+    for path in sys.argv[2:]:
+        layer.write(path, os.path.basename(path))
+PY
+"$AWS" s3 mb s3://deploy-test-artifacts >/dev/null || fail "s3 mb"
+"$AWS" s3 cp "$ZIP" s3://deploy-test-artifacts/bootstrap.zip >/dev/null || fail "s3 cp (code)"
+"$AWS" s3 cp "$work/collector-layer.zip" s3://deploy-test-artifacts/collector-layer.zip >/dev/null || fail "s3 cp (layer)"
+"$AWS" cloudformation create-stack --stack-name rust-hello-world --template-body "file://$work/template.json" \
+  --capabilities CAPABILITY_IAM --parameters ParameterKey=AdotLayerAccount,ParameterValue=123456789012 \
+  ParameterKey=AdotLayerVersion,ParameterValue="$layer_version" >/dev/null || fail "create-stack"
+"$AWS" cloudformation wait stack-create-complete --stack-name rust-hello-world || fail "stack-create-complete"
+stack="$("$AWS" cloudformation describe-stacks --stack-name rust-hello-world --output json)"
+check "$stack" "stack CREATE_COMPLETE" 'd["Stacks"][0]["StackStatus"]' '"CREATE_COMPLETE"'
+for variant in otlp-udp segments adot xray-otlp; do
+  got="$(m get VARIANT="$variant")" || fail "get VARIANT=$variant (stack)"
+  expected="${env[$variant]}"
+  # In the stack the adot configurations come from the CollectorConfigLayer, at /opt.
+  if [ "$variant" = adot ]; then expected="${expected//\/var\/task\//\/opt\/}"; fi
+  check "$got" "stack: ${name[$variant]} Environment" 'd["Configuration"]["Environment"]["Variables"]' "$expected"
+done
+groups="$("$AWS" logs describe-log-groups --log-group-name-prefix /aws/lambda/rust-hello-world --output json)"
+check "$groups" "stack: one log group per function, kept 14 days" \
+  'sorted((g["logGroupName"], g.get("retentionInDays")) for g in d["logGroups"])' \
+  '[["/aws/lambda/rust-hello-world", 14], ["/aws/lambda/rust-hello-world-adot", 14], ["/aws/lambda/rust-hello-world-segments", 14], ["/aws/lambda/rust-hello-world-xray-otlp", 14]]'
+role="$("$AWS" cloudformation describe-stack-resource --stack-name rust-hello-world --logical-resource-id XrayOtlpFunctionRole \
+  --query StackResourceDetail.PhysicalResourceId --output text)" || fail "XrayOtlpFunctionRole"
+role_policies="$("$AWS" iam list-role-policies --role-name "$role" --output json)" || fail "list-role-policies"
+policy_name="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["PolicyNames"][0])' "$role_policies")"
+inline="$("$AWS" iam get-role-policy --role-name "$role" --policy-name "$policy_name" --output json)" || fail "get-role-policy"
+check "$inline" "stack: the xray-otlp role may xray:PutSpans" \
+  'sorted(a for s in d["PolicyDocument"]["Statement"] for a in s["Action"])' '["xray:PutSpans", "xray:PutSpansForIndexing"]'
+echo "  note: moto's CloudFormation does not keep TracingConfig, Layers or LoggingConfig; check_template.py"
+echo "        checks them in the expanded template"
+"$AWS" cloudformation delete-stack --stack-name rust-hello-world || fail "delete-stack"
+"$AWS" cloudformation wait stack-delete-complete --stack-name rust-hello-world || fail "stack-delete-complete"
+listed="$(m list)" || fail "make list"
+check "$listed" "no function left after delete-stack" 'd' '[]'
 
 if [ "$ZIP" = "$REAL_ZIP" ]; then
   [ "$(sha256_b64 "$ZIP")" = "$sha" ] || fail "the package zip changed during the test"

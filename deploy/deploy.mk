@@ -102,6 +102,10 @@ export AWS_PAGER :=
 package: $(if $(SKIP_TESTS),,test) ## Run the tests (SKIP_TESTS=1 skips them), build the release bootstrap for provided.al2023 and zip it
 	@ARCH=$(ARCH) ZIP=$(ZIP) COLLECTOR_FILES="$(COLLECTOR_FILES)" bash deploy/package.sh
 
+.PHONY: sam-build
+sam-build: ## `sam build` of template.yaml (rust-cargolambda); after `make package` it reuses that release build (checked)
+	@bash deploy/sam-build.sh
+
 .PHONY: check-glibc
 check-glibc: ## Fail if the packaged bootstrap needs a GLIBC_ symbol version newer than 2.34 (Amazon Linux 2023)
 	@ZIP=$(ZIP) bash deploy/check-glibc.sh
