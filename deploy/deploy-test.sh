@@ -350,7 +350,7 @@ for variant in otlp-udp segments adot xray-otlp; do
 done
 groups="$("$AWS" logs describe-log-groups --log-group-name-prefix /aws/lambda/rust-hello-world --output json)"
 check "$groups" "stack: one log group per function, kept 14 days" \
-  'sorted((g["logGroupName"], g.get("retentionInDays")) for g in d["logGroups"])' \
+  'sorted([g["logGroupName"], g.get("retentionInDays")] for g in d["logGroups"])' \
   '[["/aws/lambda/rust-hello-world", 14], ["/aws/lambda/rust-hello-world-adot", 14], ["/aws/lambda/rust-hello-world-segments", 14], ["/aws/lambda/rust-hello-world-xray-otlp", 14]]'
 role="$("$AWS" cloudformation describe-stack-resource --stack-name rust-hello-world --logical-resource-id XrayOtlpFunctionRole \
   --query StackResourceDetail.PhysicalResourceId --output text)" || fail "XrayOtlpFunctionRole"
