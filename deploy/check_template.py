@@ -7,7 +7,7 @@ Expands the template with SAM's own translator (aws-sam-translator, installed wi
 same Globals merge, conditions and generated roles `sam deploy` gets), then checks the four
 functions against deploy/deploy.mk's variants, with the parameter defaults in us-east-1:
 function name, runtime, handler, architecture, memory, timeout, active tracing, the environment
-(exactly make's ENV_JSON_<variant>), the layers (make's ADOT_LAYER_ARN), LoggingConfig (JSON,
+(exactly make's ENV_JSON for that VARIANT), the layers (make's ADOT_LAYER_ARN), LoggingConfig (JSON,
 make's log levels, the function's own AWS::Logs::LogGroup with LogRetentionDays = 14 days),
 the role's policies (deploy/xray-otlp-policy.json for adot and xray-otlp), and the
 rust-cargolambda build (CodeUri the workspace root; CargoLambda.toml's target = deploy/package.sh's).
@@ -99,15 +99,16 @@ class Resolver:
         return value
 
 
-def make_value(variable):
-    """A deploy/deploy.mk variable as make expands it (REGION=us-east-1), or None without make."""
+def make_value(variable, *assignments):
+    """A deploy/deploy.mk variable as make expands it (REGION=us-east-1 and `assignments`, e.g.
+    VARIANT=adot), or None without make."""
     if not shutil.which("make"):
         return None
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     for name in ("VARIANT", "FUNCTION_NAME", "LOG_LEVEL", "SYSTEM_LOG_LEVEL", "COLLECTOR_CONFIG", variable):
         env.pop(name, None)
     out = subprocess.run(
-        ["make", "--no-print-directory", "-s", "-f", "deploy/deploy.mk", f"REGION={REGION}",
+        ["make", "--no-print-directory", "-s", "-f", "deploy/deploy.mk", f"REGION={REGION}", *assignments,
          "--eval", f"print-var: ; @echo '$({variable})'", "print-var"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=False,
     )
@@ -198,14 +199,14 @@ def main():
         if make_name is not None:
             expect(f"{label} FunctionName = make's", props.get("FunctionName"), make_name)
 
-        env_json = make_value(f"ENV_JSON_{variant}")
+        env_json = make_value("ENV_JSON", f"VARIANT={variant}")
         if env_json is not None:
             expected_env = json.loads(env_json)["Variables"]
             if variant == "adot":
                 # The zip has the configurations in /var/task; `sam build` puts them in a layer.
                 uri = expected_env["OPENTELEMETRY_COLLECTOR_CONFIG_URI"]
                 expected_env["OPENTELEMETRY_COLLECTOR_CONFIG_URI"] = uri.replace("/var/task/", "/opt/")
-            expect(f"{label} Environment = make's ENV_JSON_{variant}",
+            expect(f"{label} Environment = make's ENV_JSON (VARIANT={variant})",
                    props.get("Environment", {}).get("Variables"), expected_env)
 
         expect(f"{label} LoggingConfig", props.get("LoggingConfig"),

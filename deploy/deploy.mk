@@ -76,20 +76,25 @@ FUNCTION_otlp-udp = $(FUNCTION_NAME)
 FUNCTION_segments = $(SEGMENTS_FUNCTION_NAME)
 FUNCTION_adot = $(ADOT_FUNCTION_NAME)
 FUNCTION_xray-otlp = $(XRAY_OTLP_FUNCTION_NAME)
-ENV_JSON_otlp-udp = {"Variables":{"PACKAGE_MANAGEMENT_SYSTEM":"cargo","OTEL_TRACES_EXPORTER":"otlp"}}
-ENV_JSON_segments = {"Variables":{"PACKAGE_MANAGEMENT_SYSTEM":"cargo","OTEL_TRACES_EXPORTER":"xray"}}
-ENV_JSON_adot = {"Variables":{"PACKAGE_MANAGEMENT_SYSTEM":"cargo","OPENTELEMETRY_COLLECTOR_CONFIG_URI":"/var/task/$(COLLECTOR_CONFIG)","OTEL_TRACES_EXPORTER":"otlp","OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":"$(ADOT_OTLP_TRACES_ENDPOINT)"}}
-ENV_JSON_xray-otlp = {"Variables":{"PACKAGE_MANAGEMENT_SYSTEM":"cargo","OTEL_TRACES_EXPORTER":"otlp","OTEL_EXPORTER_OTLP_TRACES_ENDPOINT":"$(XRAY_OTLP_TRACES_ENDPOINT)"}}
-# The same variables as --env-var arguments, for `cargo lambda deploy`.
-ENV_ARGS_otlp-udp = --env-var PACKAGE_MANAGEMENT_SYSTEM=cargo --env-var OTEL_TRACES_EXPORTER=otlp
-ENV_ARGS_segments = --env-var PACKAGE_MANAGEMENT_SYSTEM=cargo --env-var OTEL_TRACES_EXPORTER=xray
-ENV_ARGS_adot = --env-var PACKAGE_MANAGEMENT_SYSTEM=cargo --env-var OPENTELEMETRY_COLLECTOR_CONFIG_URI=/var/task/$(COLLECTOR_CONFIG) --env-var OTEL_TRACES_EXPORTER=otlp --env-var OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=$(ADOT_OTLP_TRACES_ENDPOINT)
-ENV_ARGS_xray-otlp = --env-var PACKAGE_MANAGEMENT_SYSTEM=cargo --env-var OTEL_TRACES_EXPORTER=otlp --env-var OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=$(XRAY_OTLP_TRACES_ENDPOINT)
+# The variables, KEY=VALUE (no spaces, no commas): one list per variant, written out as the
+# AWS CLI's --environment JSON and as `cargo lambda deploy`'s --env-var arguments.
+ENV_otlp-udp = PACKAGE_MANAGEMENT_SYSTEM=cargo OTEL_TRACES_EXPORTER=otlp
+ENV_segments = PACKAGE_MANAGEMENT_SYSTEM=cargo OTEL_TRACES_EXPORTER=xray
+ENV_adot = PACKAGE_MANAGEMENT_SYSTEM=cargo OPENTELEMETRY_COLLECTOR_CONFIG_URI=/var/task/$(COLLECTOR_CONFIG) \
+  OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=$(ADOT_OTLP_TRACES_ENDPOINT)
+ENV_xray-otlp = PACKAGE_MANAGEMENT_SYSTEM=cargo OTEL_TRACES_EXPORTER=otlp \
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=$(XRAY_OTLP_TRACES_ENDPOINT)
+comma := ,
+empty :=
+space := $(empty) $(empty)
+env_key = $(firstword $(subst =, ,$(1)))
+env_json_pair = "$(call env_key,$(1))":"$(patsubst $(call env_key,$(1))=%,%,$(1))"
+ENV_JSON = {"Variables":{$(subst $(space),$(comma),$(strip $(foreach kv,$(ENV_$(VARIANT)),$(call env_json_pair,$(kv)))))}}
+ENV_ARGS = $(addprefix --env-var ,$(ENV_$(VARIANT)))
 LAYERS_CREATE_adot = --layers $(ADOT_LAYER_ARN)
 LAYERS_UPDATE_adot = --layers $(ADOT_LAYER_ARN)
 LAYERS_UPDATE = $(or $(LAYERS_UPDATE_$(VARIANT)),--layers '[]')
 FUNCTION = $(FUNCTION_$(VARIANT))
-ENV_JSON = $(ENV_JSON_$(VARIANT))
 
 AWS_ARGS = --region $(REGION) $(if $(ENDPOINT),--endpoint-url $(ENDPOINT))
 LAMBDA = $(AWS) lambda $(AWS_ARGS)
@@ -214,7 +219,7 @@ cargo-deploy: .role .variant ## Alternative to create/update: `cargo lambda depl
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda deploy --binary-name bootstrap --lambda-dir $(CARGO_DEPLOY_DIR) \
 	  --region $(REGION) $(if $(ENDPOINT),--endpoint-url $(ENDPOINT)) --role $(AWS_ROLE_ARN) \
 	  $(foreach f,$(wildcard $(COLLECTOR_FILES)),--include $(f)) \
-	  $(if $(filter adot,$(VARIANT)),--layer $(ADOT_LAYER_ARN)) $(ENV_ARGS_$(VARIANT)) \
+	  $(if $(filter adot,$(VARIANT)),--layer $(ADOT_LAYER_ARN)) $(ENV_ARGS) \
 	  $(FUNCTION)
 
 # --- tests against moto (an AWS API emulator) --------------------------------------------------
