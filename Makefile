@@ -42,6 +42,7 @@ bench: ## Benchmarks (release build): cold start per exporter vs bare work and t
 .PHONY: ci
 ci: lint test ## What CI runs: lint, every test, the release package and its checks, deploy targets against moto
 	$(MAKE) --no-print-directory package SKIP_TESTS=1
+	$(MAKE) --no-print-directory sam-build
 	$(MAKE) --no-print-directory check-glibc
 	$(MAKE) --no-print-directory deploy-test
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make deploy-test`: every deploy target of deploy/deploy.mk against moto_server, an AWS API
-# emulator, on 127.0.0.1 (no AWS account, fake credentials). Self-contained: installs the tools,
+# `make deploy-test`: every deploy target of deploy/deploy.mk, for each of the four variants
+# (otlp-udp, segments, adot, xray-otlp), against moto_server, an AWS API emulator, on 127.0.0.1
+# (no AWS account, fake credentials), and the SAM template (checked against the Makefile,
+# expanded by SAM's translator and created as a CloudFormation stack in moto). Self-contained: installs the tools,
 # starts moto on a free port, always stops it. Each step checks its result and fails the script
 # on a mismatch.
 #
@@ -28,9 +30,10 @@ export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_ROLE_ARN
 # The Makefile's defaults are what is tested: drop overrides inherited from the caller.
-unset MAKEFLAGS MFLAGS MAKELEVEL FUNCTION_NAME ADOT_FUNCTION_NAME VARIANT REGION ENDPOINT ZIP \
-  LAMBDA_DIR ADOT_ACCOUNT ADOT_VERSION ADOT_LAYER_VERSION ADOT_LAYER_ARN EVENT ERROR_EVENT \
-  FUNCTION_TIMEOUT FUNCTION_MEMORY
+unset MAKEFLAGS MFLAGS MAKELEVEL FUNCTION_NAME ADOT_FUNCTION_NAME SEGMENTS_FUNCTION_NAME \
+  XRAY_OTLP_FUNCTION_NAME VARIANT REGION ENDPOINT ZIP LAMBDA_DIR ADOT_ACCOUNT ADOT_VERSION \
+  ADOT_LAYER_VERSION ADOT_LAYER_ARN EVENT ERROR_EVENT FUNCTION_TIMEOUT FUNCTION_MEMORY \
+  COLLECTOR_CONFIG LOG_LEVEL SYSTEM_LOG_LEVEL
 
 work="$(mktemp -d)"
 moto_pid=""
@@ -106,13 +109,18 @@ if [ -f "$REAL_ZIP" ]; then
 else
   ZIP="$work/stand-in.zip"
   printf '#!/bin/sh\necho "stand-in for moto: run make package for the real bootstrap" >&2\nexit 1\n' >"$work/bootstrap"
-  if [ -f collector.yaml ]; then cp collector.yaml "$work/collector.yaml"; else echo "receivers: {}" >"$work/collector.yaml"; fi
-  python3 deploy/zip.py "$ZIP" "$work/bootstrap" "$work/collector.yaml" >/dev/null
+  python3 deploy/zip.py "$ZIP" "$work/bootstrap" collector.yaml collector-awsxray.yaml >/dev/null
   echo "  NOTE: no $REAL_ZIP ('make package' not run): using a stand-in zip (a shell script bootstrap)"
   echo "        for moto, which stores but never executes the code"
 fi
 zip_names="$(python3 -c 'import sys, zipfile; print(" ".join(zipfile.ZipFile(sys.argv[1]).namelist()))' "$ZIP")"
 echo "  contents: $zip_names"
+for file in collector.yaml collector-awsxray.yaml; do
+  case " $zip_names " in
+    *" $file "*) ok "the zip carries $file" ;;
+    *) fail "$ZIP has no $file: run 'make package' again" ;;
+  esac
+done
 # The same files plus a marker: different bytes, hence a different CodeSha256, for `make update`.
 python3 - "$ZIP" "$work/updated.zip" <<'PY'
 import shutil, sys, zipfile
@@ -134,13 +142,26 @@ if [ "$ZIP" = "$REAL_ZIP" ]; then
   python3 deploy/smoke_test.py "$ZIP" events/success.json events/throw-error.json || fail "smoke-test"
 fi
 
-echo "==> the SAM template"
-python3 deploy/check_template.py template.yaml || fail "template.yaml"
+echo "==> the SAM template (against the Makefile, expanded by SAM's translator, cfn-lint)"
+python3 deploy/check_template.py template.yaml --transformed "$work/template.json" \
+  --code-s3 s3://deploy-test-artifacts/bootstrap.zip --layer-s3 s3://deploy-test-artifacts/collector-layer.zip ||
+  fail "template.yaml"
 
-echo "==> clear messages for a missing AWS CLI or role"
+echo "==> clear messages for a missing AWS CLI, role, package or variant"
 expect_failure "create without the AWS CLI" "AWS CLI" make --no-print-directory -s create AWS=/nonexistent/aws ZIP="$ZIP"
 expect_failure "create without AWS_ROLE_ARN" "AWS_ROLE_ARN is not set" m create ZIP="$ZIP"
 expect_failure "create without a package" "make package" m create ZIP="$work/missing.zip" AWS_ROLE_ARN=arn:aws:iam::123456789012:role/x
+expect_failure "an unknown variant" "VARIANT must be one of: otlp-udp segments adot xray-otlp" m get VARIANT=xray
+
+echo "==> what create and update send besides the environment: active tracing, JSON logs"
+for target in create update; do
+  dry="$(make --no-print-directory -s -n "$target" AWS="$AWS" ZIP="$ZIP" AWS_ROLE_ARN=arn:aws:iam::123456789012:role/x)"
+  grep -q -- "--tracing-config Mode=Active" <<<"$dry" || fail "$target: no --tracing-config Mode=Active"
+  grep -q -- "--logging-config LogFormat=JSON,ApplicationLogLevel=INFO,SystemLogLevel=WARN" <<<"$dry" ||
+    fail "$target: no --logging-config LogFormat=JSON,ApplicationLogLevel=INFO,SystemLogLevel=WARN"
+  ok "make $target sends --tracing-config Mode=Active --logging-config LogFormat=JSON,ApplicationLogLevel=INFO,SystemLogLevel=WARN"
+done
+echo "  note: moto does not store LoggingConfig, so it is checked on the command line only"
 
 echo "==> IAM role and the stand-in ADOT collector layer (moto needs both to exist first)"
 cat >"$work/trust.json" <<'EOF'
@@ -150,9 +171,14 @@ role_arn="$("$AWS" iam create-role --role-name rust-hello-world --assume-role-po
 for policy in service-role/AWSLambdaBasicExecutionRole AWSXRayDaemonWriteAccess; do
   "$AWS" iam attach-role-policy --role-name rust-hello-world --policy-arn "arn:aws:iam::aws:policy/$policy"
 done
+"$AWS" iam put-role-policy --role-name rust-hello-world --policy-name xray-otlp \
+  --policy-document file://deploy/xray-otlp-policy.json
 policies="$("$AWS" iam list-attached-role-policies --role-name rust-hello-world --output json)"
 check "$policies" "role has AWSLambdaBasicExecutionRole and AWSXRayDaemonWriteAccess" \
   'sorted(p["PolicyName"] for p in d["AttachedPolicies"])' '["AWSLambdaBasicExecutionRole", "AWSXRayDaemonWriteAccess"]'
+inline="$("$AWS" iam get-role-policy --role-name rust-hello-world --policy-name xray-otlp --output json)"
+check "$inline" "role has deploy/xray-otlp-policy.json (for adot and xray-otlp)" \
+  'sorted(a for s in d["PolicyDocument"]["Statement"] for a in s["Action"])' '["xray:PutSpans", "xray:PutSpansForIndexing"]'
 export AWS_ROLE_ARN="$role_arn"
 ok "role $role_arn"
 mkdir -p "$work/layer/extensions"
@@ -169,7 +195,7 @@ adot=(ADOT_ACCOUNT=123456789012 ADOT_VERSION=0-117-0 ADOT_LAYER_VERSION="$layer_
 
 sha="$(sha256_b64 "$ZIP")"
 updated_sha="$(sha256_b64 "$work/updated.zip")"
-check_config() { # check_config JSON (get-function output) VARIANT
+check_config() { # check_config JSON (get-function output) LABEL
   local c="$1"
   check "$c" "$2: State Active" 'd["Configuration"]["State"]' '"Active"'
   check "$c" "$2: Runtime provided.al2023" 'd["Configuration"]["Runtime"]' '"provided.al2023"'
@@ -181,16 +207,34 @@ check_config() { # check_config JSON (get-function output) VARIANT
   check "$c" "$2: Role" 'd["Configuration"]["Role"]' "\"$role_arn\""
 }
 
-echo "==> make create (direct X-Ray variant)"
+# What each variant must look like: its function name, exactly its environment, its layers.
+declare -A name env layers
+name[otlp-udp]=rust-hello-world
+name[segments]=rust-hello-world-segments
+name[adot]=rust-hello-world-adot
+name[xray-otlp]=rust-hello-world-xray-otlp
+env[otlp-udp]='{"PACKAGE_MANAGEMENT_SYSTEM": "cargo", "OTEL_TRACES_EXPORTER": "otlp"}'
+env[segments]='{"PACKAGE_MANAGEMENT_SYSTEM": "cargo", "OTEL_TRACES_EXPORTER": "xray"}'
+env[adot]='{"PACKAGE_MANAGEMENT_SYSTEM": "cargo", "OPENTELEMETRY_COLLECTOR_CONFIG_URI": "/var/task/collector.yaml", "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://localhost:4318/v1/traces"}'
+env[xray-otlp]='{"PACKAGE_MANAGEMENT_SYSTEM": "cargo", "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://xray.us-east-1.amazonaws.com/v1/traces"}'
+layers[otlp-udp]='[]'
+layers[segments]='[]'
+layers[adot]="[\"$layer_arn\"]"
+layers[xray-otlp]='[]'
+variant_checks() { # variant_checks JSON VARIANT LABEL
+  check_config "$1" "$3"
+  check "$1" "$3: Environment (exactly the variables this path needs)" 'd["Configuration"]["Environment"]["Variables"]' "${env[$2]}"
+  check "$1" "$3: Layers" '[l["Arn"] for l in d["Configuration"].get("Layers", [])]' "${layers[$2]}"
+}
+
+echo "==> make create (the default variant, otlp-udp)"
 out="$(m create ZIP="$ZIP")" || fail "make create"
 check "$out" "create returns the function name" 'd["FunctionName"]' '"rust-hello-world"'
 check "$out" "create uploaded this zip (CodeSha256)" 'd["CodeSha256"]' "\"$sha\""
 
 echo "==> make get"
 got="$(m get)" || fail "make get"
-check_config "$got" "xray"
-check "$got" "xray: Environment" 'd["Configuration"]["Environment"]["Variables"]' '{"PACKAGE_MANAGEMENT_SYSTEM": "cargo"}'
-check "$got" "xray: no layers" 'd["Configuration"].get("Layers", [])' '[]'
+variant_checks "$got" otlp-udp "otlp-udp"
 
 echo "==> make list"
 listed="$(m list)" || fail "make list"
@@ -198,12 +242,11 @@ check "$listed" "list shows rust-hello-world on provided.al2023" \
   '[f["Runtime"] for f in d if f["FunctionName"] == "rust-hello-world"]' '["provided.al2023"]'
 
 echo "==> make update (a zip with different bytes)"
-out="$(m update ZIP="$work/updated.zip")" || fail "make update"
+m update ZIP="$work/updated.zip" >/dev/null || fail "make update"
 got="$(m get)" || fail "make get"
 check "$got" "update replaced the code (CodeSha256 of the new zip)" 'd["Configuration"]["CodeSha256"]' "\"$updated_sha\""
 check "$got" "update: LastUpdateStatus Successful" 'd["Configuration"]["LastUpdateStatus"]' '"Successful"'
-check_config "$got" "xray after update"
-check "$got" "xray after update: Environment" 'd["Configuration"]["Environment"]["Variables"]' '{"PACKAGE_MANAGEMENT_SYSTEM": "cargo"}'
+variant_checks "$got" otlp-udp "otlp-udp after update"
 
 echo "==> make invoke (moto's Docker-less stand-in: echoes the payload; the function does not run)"
 out="$(m invoke)" || { echo "$out" >&2; fail "make invoke"; }
@@ -215,42 +258,42 @@ PY
 ok "make invoke sent events/success.json (moto echoed it back: $(tr -d '\n' <events/success.json))"
 expect_failure "make invoke-error fails when no function error comes back" "expected the function to report an error" m invoke-error
 
-echo "==> ADOT variant: make create-adot / get-adot / update-adot"
+echo "==> the other variants: make create-<variant> / get-<variant> / update-<variant>"
 expect_failure "create-adot refuses a zip without collector.yaml" "has no collector.yaml" m create-adot ZIP="$work/no-collector.zip" "${adot[@]}"
-case " $zip_names " in
-  *" collector.yaml "*) ;;
-  *) fail "$ZIP has no collector.yaml: add collector.yaml at the repository root and run 'make package'" ;;
-esac
-out="$(m create-adot ZIP="$ZIP" "${adot[@]}")" || fail "make create-adot"
-check "$out" "create-adot returns rust-hello-world-adot" 'd["FunctionName"]' '"rust-hello-world-adot"'
-got="$(m get-adot)" || fail "make get-adot"
-adot_checks() {
-  check_config "$1" "$2"
-  check "$1" "$2: Layers = the published collector layer" '[l["Arn"] for l in d["Configuration"]["Layers"]]' "[\"$layer_arn\"]"
-  check "$1" "$2: Environment" 'd["Configuration"]["Environment"]["Variables"]' \
-    '{"PACKAGE_MANAGEMENT_SYSTEM": "cargo", "OPENTELEMETRY_COLLECTOR_CONFIG_URI": "/var/task/collector.yaml", "OTEL_TRACES_EXPORTER": "otlp"}'
-}
-adot_checks "$got" "adot"
-m update-adot ZIP="$work/updated.zip" "${adot[@]}" >/dev/null || fail "make update-adot"
-got="$(m get-adot)" || fail "make get-adot"
-check "$got" "update-adot replaced the code" 'd["Configuration"]["CodeSha256"]' "\"$updated_sha\""
-adot_checks "$got" "adot after update"
+for variant in segments adot xray-otlp; do
+  out="$(m "create-$variant" ZIP="$ZIP" "${adot[@]}")" || fail "make create-$variant"
+  check "$out" "create-$variant returns ${name[$variant]}" 'd["FunctionName"]' "\"${name[$variant]}\""
+  got="$(m "get-$variant")" || fail "make get-$variant"
+  variant_checks "$got" "$variant" "$variant"
+  m "update-$variant" ZIP="$work/updated.zip" "${adot[@]}" >/dev/null || fail "make update-$variant"
+  got="$(m get VARIANT="$variant")" || fail "make get VARIANT=$variant"
+  check "$got" "update-$variant replaced the code" 'd["Configuration"]["CodeSha256"]' "\"$updated_sha\""
+  variant_checks "$got" "$variant" "$variant after update"
+done
 listed="$(m list)" || fail "make list"
-check "$listed" "list shows both functions" 'sorted(f["FunctionName"] for f in d)' '["rust-hello-world", "rust-hello-world-adot"]'
+check "$listed" "list shows the four functions" 'sorted(f["FunctionName"] for f in d)' \
+  '["rust-hello-world", "rust-hello-world-adot", "rust-hello-world-segments", "rust-hello-world-xray-otlp"]'
 
-echo "==> cargo lambda deploy (settings from [package.metadata.lambda.deploy] in Cargo.toml)"
+echo "==> adot with the awsxray collector configuration (accounts without Transaction Search)"
+m update-adot ZIP="$ZIP" COLLECTOR_CONFIG=collector-awsxray.yaml "${adot[@]}" >/dev/null ||
+  fail "make update-adot COLLECTOR_CONFIG=collector-awsxray.yaml"
+got="$(m get-adot)" || fail "make get-adot"
+check "$got" "adot: OPENTELEMETRY_COLLECTOR_CONFIG_URI=/var/task/collector-awsxray.yaml" \
+  'd["Configuration"]["Environment"]["Variables"]["OPENTELEMETRY_COLLECTOR_CONFIG_URI"]' '"/var/task/collector-awsxray.yaml"'
+m update-adot ZIP="$ZIP" "${adot[@]}" >/dev/null || fail "make update-adot"
+got="$(m get-adot)" || fail "make get-adot"
+variant_checks "$got" adot "adot back on collector.yaml"
+
+echo "==> cargo lambda deploy (settings from [package.metadata.lambda.deploy] in Cargo.toml, variables per variant)"
 if [ -f "$TARGET_DIR/lambda/bootstrap/bootstrap" ]; then
-  m cargo-deploy FUNCTION_NAME=rust-hello-world-cargo-lambda >"$work/cargo-lambda.log" 2>&1 ||
-    { cat "$work/cargo-lambda.log" >&2; fail "make cargo-deploy"; }
-  got="$(m get FUNCTION_NAME=rust-hello-world-cargo-lambda)" || fail "get (cargo lambda deploy)"
-  check_config "$got" "cargo lambda deploy"
-  check "$got" "cargo lambda deploy: Environment" 'd["Configuration"]["Environment"]["Variables"]' '{"PACKAGE_MANAGEMENT_SYSTEM": "cargo"}'
-  m cargo-deploy FUNCTION_NAME=rust-hello-world-cargo-lambda VARIANT=adot "${adot[@]}" >"$work/cargo-lambda.log" 2>&1 ||
-    { cat "$work/cargo-lambda.log" >&2; fail "make cargo-deploy VARIANT=adot"; }
-  got="$(m get FUNCTION_NAME=rust-hello-world-cargo-lambda VARIANT=adot)" || fail "get (cargo lambda deploy, adot)"
-  adot_checks "$got" "cargo lambda deploy VARIANT=adot"
-  m delete FUNCTION_NAME=rust-hello-world-cargo-lambda >/dev/null || fail "delete (cargo lambda deploy)"
-  m delete FUNCTION_NAME=rust-hello-world-cargo-lambda VARIANT=adot >/dev/null || fail "delete (cargo lambda deploy, adot)"
+  for variant in otlp-udp segments adot xray-otlp; do
+    m cargo-deploy FUNCTION_NAME=rust-hello-world-cargo-lambda VARIANT="$variant" "${adot[@]}" >"$work/cargo-lambda.log" 2>&1 ||
+      { cat "$work/cargo-lambda.log" >&2; fail "make cargo-deploy VARIANT=$variant"; }
+    got="$(m get FUNCTION_NAME=rust-hello-world-cargo-lambda VARIANT="$variant")" || fail "get (cargo lambda deploy, $variant)"
+    check_config "$got" "cargo lambda deploy VARIANT=$variant"
+    check "$got" "cargo lambda deploy VARIANT=$variant: Environment" 'd["Configuration"]["Environment"]["Variables"]' "${env[$variant]}"
+    m delete FUNCTION_NAME=rust-hello-world-cargo-lambda VARIANT="$variant" >/dev/null || fail "delete (cargo lambda deploy, $variant)"
+  done
 else
   echo "  skipped: no $TARGET_DIR/lambda/bootstrap/bootstrap (run 'make package' first)"
 fi
@@ -272,12 +315,60 @@ python3 deploy/xray_segments.py check-get "$work/recent.json" "$work/get.json" |
 traces="$(m traces)" || fail "make traces"
 check "$traces" "make traces lists the new trace, with its error" "[t['HasError'] for t in d if t['Id'] == '$recent_id']" '[true]'
 
-echo "==> make delete / delete-adot"
+echo "==> make delete / delete-<variant>"
 m delete >/dev/null || fail "make delete"
-m delete-adot >/dev/null || fail "make delete-adot"
+for variant in segments adot xray-otlp; do
+  m "delete-$variant" >/dev/null || fail "make delete-$variant"
+done
 expect_failure "get after delete" "ResourceNotFoundException" m get
 listed="$(m list)" || fail "make list"
 check "$listed" "list is empty after delete" 'd' '[]'
+
+echo "==> the SAM template as a CloudFormation stack (expanded by SAM's translator, created in moto)"
+# What `sam deploy` would upload: the code and the collector configuration layer, in S3.
+python3 - "$work/collector-layer.zip" collector.yaml collector-awsxray.yaml <<'PY'
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as layer:
+    for path in sys.argv[2:]:
+        layer.write(path, os.path.basename(path))
+PY
+"$AWS" s3 mb s3://deploy-test-artifacts >/dev/null || fail "s3 mb"
+"$AWS" s3 cp "$ZIP" s3://deploy-test-artifacts/bootstrap.zip >/dev/null || fail "s3 cp (code)"
+"$AWS" s3 cp "$work/collector-layer.zip" s3://deploy-test-artifacts/collector-layer.zip >/dev/null || fail "s3 cp (layer)"
+"$AWS" cloudformation create-stack --stack-name rust-hello-world --template-body "file://$work/template.json" \
+  --capabilities CAPABILITY_IAM --parameters ParameterKey=AdotLayerAccount,ParameterValue=123456789012 \
+  ParameterKey=AdotLayerVersion,ParameterValue="$layer_version" >/dev/null || fail "create-stack"
+"$AWS" cloudformation wait stack-create-complete --stack-name rust-hello-world || fail "stack-create-complete"
+stack="$("$AWS" cloudformation describe-stacks --stack-name rust-hello-world --output json)"
+check "$stack" "stack CREATE_COMPLETE" 'd["Stacks"][0]["StackStatus"]' '"CREATE_COMPLETE"'
+for variant in otlp-udp segments adot xray-otlp; do
+  got="$(m get VARIANT="$variant")" || fail "get VARIANT=$variant (stack)"
+  expected="${env[$variant]}"
+  # In the stack the adot configurations come from the CollectorConfigLayer, at /opt.
+  if [ "$variant" = adot ]; then expected="${expected//\/var\/task\//\/opt\/}"; fi
+  check "$got" "stack: ${name[$variant]} Environment" 'd["Configuration"]["Environment"]["Variables"]' "$expected"
+done
+groups="$("$AWS" logs describe-log-groups --log-group-name-prefix /aws/lambda/rust-hello-world --output json)"
+check "$groups" "stack: one log group per function, kept 14 days" \
+  'sorted([g["logGroupName"], g.get("retentionInDays")] for g in d["logGroups"])' \
+  '[["/aws/lambda/rust-hello-world", 14], ["/aws/lambda/rust-hello-world-adot", 14], ["/aws/lambda/rust-hello-world-segments", 14], ["/aws/lambda/rust-hello-world-xray-otlp", 14]]'
+role="$("$AWS" cloudformation describe-stack-resource --stack-name rust-hello-world --logical-resource-id XrayOtlpFunctionRole \
+  --query StackResourceDetail.PhysicalResourceId --output text)" || fail "XrayOtlpFunctionRole"
+role_policies="$("$AWS" iam list-role-policies --role-name "$role" --output json)" || fail "list-role-policies"
+policy_name="$(python3 -c 'import json, sys; print(json.loads(sys.argv[1])["PolicyNames"][0])' "$role_policies")"
+inline="$("$AWS" iam get-role-policy --role-name "$role" --policy-name "$policy_name" --output json)" || fail "get-role-policy"
+# moto returns the document of a stack-made role policy as the text of a Python dict.
+document="$(python3 -c 'import ast, json, sys
+doc = json.loads(sys.argv[1])["PolicyDocument"]
+print(json.dumps(ast.literal_eval(doc) if isinstance(doc, str) else doc))' "$inline")"
+check "$document" "stack: the xray-otlp role may xray:PutSpans" \
+  'sorted(a for s in d["Statement"] for a in s["Action"])' '["xray:PutSpans", "xray:PutSpansForIndexing"]'
+echo "  note: moto's CloudFormation does not keep TracingConfig, Layers or LoggingConfig; check_template.py"
+echo "        checks them in the expanded template"
+"$AWS" cloudformation delete-stack --stack-name rust-hello-world || fail "delete-stack"
+"$AWS" cloudformation wait stack-delete-complete --stack-name rust-hello-world || fail "stack-delete-complete"
+listed="$(m list)" || fail "make list"
+check "$listed" "no function left after delete-stack" 'd' '[]'
 
 if [ "$ZIP" = "$REAL_ZIP" ]; then
   [ "$(sha256_b64 "$ZIP")" = "$sha" ] || fail "the package zip changed during the test"

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `make package`: ONE release build of the `bootstrap` binary for provided.al2023, zipped with
-# collector.yaml (when present) into $ZIP, then the glibc check and the size report.
+# the ADOT collector configurations ($COLLECTOR_FILES, when present) into $ZIP, then the glibc
+# check and the size report.
 #
 # The build is `cargo lambda build`, which links with zig against glibc $GLIBC_VERSION (2.34 =
 # Amazon Linux 2023), so the binary runs on Lambda whatever glibc this machine has. Cargo's
 # release profile (Cargo.toml) gives LTO, one codegen unit, strip, panic = "unwind".
-# Environment: ARCH (x86_64 | arm64), GLIBC_VERSION, CARGO_TARGET_DIR, ZIP, MAX_ZIP_BYTES.
+# Environment: ARCH (x86_64 | arm64), GLIBC_VERSION, CARGO_TARGET_DIR, ZIP, MAX_ZIP_BYTES,
+# COLLECTOR_FILES (deploy/deploy.mk passes its list).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARCH="${ARCH:-x86_64}"
@@ -14,6 +16,7 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 LAMBDA_DIR="$TARGET_DIR/lambda"
 ZIP="${ZIP:-$LAMBDA_DIR/bootstrap/bootstrap.zip}"
 MAX_ZIP_BYTES="${MAX_ZIP_BYTES:-3145728}"
+COLLECTOR_FILES="${COLLECTOR_FILES:-collector.yaml collector-awsxray.yaml}"
 case "$ARCH" in
   x86_64) triple=x86_64-unknown-linux-gnu ;;
   arm64 | aarch64) triple=aarch64-unknown-linux-gnu ;;
@@ -28,12 +31,14 @@ cargo lambda build --release --target "$triple.$GLIBC_VERSION" --bin bootstrap -
 binary="$LAMBDA_DIR/bootstrap/bootstrap"
 
 extras=()
-if [ -f collector.yaml ]; then
-  extras+=(collector.yaml)
-else
-  echo "package: note: collector.yaml not found at the repository root; the zip will not contain it," >&2
-  echo "         so only the direct X-Ray variant can be deployed from it (create-adot refuses it)." >&2
-fi
+for file in $COLLECTOR_FILES; do
+  if [ -f "$file" ]; then
+    extras+=("$file")
+  else
+    echo "package: note: $file not found at the repository root; the zip will not contain it," >&2
+    echo "         so the adot variant cannot use it (create-adot COLLECTOR_CONFIG=$file refuses the zip)." >&2
+  fi
+done
 echo "==> zip $ZIP"
 mkdir -p "$(dirname "$ZIP")"
 python3 deploy/zip.py "$ZIP" "$binary" "${extras[@]}"
