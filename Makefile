@@ -18,9 +18,14 @@ run: ## Build, start the local Lambda emulator, invoke events/*.json, print resp
 	@bash scripts/run-local.sh
 
 .PHONY: test
-test: tools ## Every test: unit, layers, doc tests, runtime API integration, cargo lambda watch end to end
-	$(CARGO) test --workspace --all-targets -- --include-ignored
+test: tools ## Every test: unit, layers, doc tests, runtime API, protocol, OTel env spec, cargo lambda watch end to end (long soaks: make soak)
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --test cargo_lambda_watch -- --include-ignored
 	$(CARGO) test --workspace --doc
+
+.PHONY: soak
+soak: ## The long soaks (ignored by make test): RSS over 100,000 invocations beside a plain lambda_runtime hello, 10,000 invocations of span accounting
+	SOAK_INVOCATIONS=$${SOAK_INVOCATIONS:-100000} $(CARGO) test --workspace --tests -- --ignored soak
 
 .PHONY: lint
 lint: ## rustfmt and clippy, warnings denied

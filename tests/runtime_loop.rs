@@ -83,10 +83,23 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let only_ignored = args.iter().any(|a| a == "--ignored");
     let include_ignored = args.iter().any(|a| a == "--include-ignored");
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // libtest's arguments: `--skip NAME` (repeatable) and positional name filters.
+    let mut skips = Vec::new();
+    let mut filters = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        if arg == "--skip" {
+            skips.extend(rest.next());
+        } else if !arg.starts_with('-') {
+            filters.push(arg);
+        }
+    }
     let (mut passed, mut failed, mut ignored) = (0, 0, 0);
     for (name, is_ignored, test) in tests {
         if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        if skips.iter().any(|skip| name.contains(skip.as_str())) {
             continue;
         }
         let runs = if only_ignored {
