@@ -101,10 +101,7 @@ fn init(
         .logging(LoggingLayer::new().log_payload(config.logs.log_event))
         .timing(TimingLayer::new().metrics(metrics));
     let runtime = Runtime::new(endpoint, handler)
-        .config(config.lambda.function_config())
-        .max_concurrency(config.lambda.max_concurrency)
-        .expose_trace_env(config.lambda.expose_trace_env)
-        .initialization_type(config.lambda.initialization_type)
+        .lambda(&config.lambda)
         .init_started_at(init_started)
         .layer(observability);
     Ok(runtime.run())

@@ -4,7 +4,9 @@
 //! An invocation is a cold start when it is the first one served by this execution environment
 //! *and* the environment was initialised on demand. Under provisioned concurrency or SnapStart the
 //! initialisation happened ahead of time (`AWS_LAMBDA_INITIALIZATION_TYPE` is
-//! `provisioned-concurrency` or `snap-start`), so the first invocation is not a cold start. The
+//! `provisioned-concurrency` or `snap-start`), and so it did on Lambda Managed Instances
+//! (`lambda-managed-instances`: an environment gets traffic only once its init is done), so the
+//! first invocation is not a cold start. The
 //! decision itself is made once per environment, by
 //! [`EnvironmentFacts`](crate::facts::EnvironmentFacts).
 //!
@@ -25,6 +27,8 @@ pub enum InitializationType {
     ProvisionedConcurrency,
     /// `snap-start`.
     SnapStart,
+    /// `lambda-managed-instances`.
+    ManagedInstances,
 }
 
 impl InitializationType {
@@ -33,6 +37,7 @@ impl InitializationType {
         match value {
             Some("provisioned-concurrency") => Self::ProvisionedConcurrency,
             Some("snap-start") => Self::SnapStart,
+            Some("lambda-managed-instances") => Self::ManagedInstances,
             _ => Self::OnDemand,
         }
     }
@@ -51,6 +56,10 @@ mod tests {
         assert_eq!(
             InitializationType::parse(Some("snap-start")),
             InitializationType::SnapStart
+        );
+        assert_eq!(
+            InitializationType::parse(Some("lambda-managed-instances")),
+            InitializationType::ManagedInstances
         );
         assert_eq!(
             InitializationType::parse(Some("on-demand")),

@@ -107,11 +107,17 @@ mod tests {
     }
 
     #[test]
-    fn provisioned_environments_are_never_cold_but_still_report_init() {
-        let env = EnvironmentFacts::new(InitializationType::ProvisionedConcurrency, Instant::now());
-        env.init_done();
-        let first = env.next_invocation(600_000);
-        assert!(!first.cold_start);
-        assert!(first.init_duration.is_some());
+    fn environments_initialised_ahead_of_traffic_are_never_cold_but_still_report_init() {
+        for init in [
+            InitializationType::ProvisionedConcurrency,
+            InitializationType::SnapStart,
+            InitializationType::ManagedInstances,
+        ] {
+            let env = EnvironmentFacts::new(init, Instant::now());
+            env.init_done();
+            let first = env.next_invocation(600_000);
+            assert!(!first.cold_start, "{init:?}");
+            assert!(first.init_duration.is_some(), "{init:?}");
+        }
     }
 }

@@ -26,6 +26,10 @@ pub(super) fn exporter(
         .with_http()
         .with_endpoint(settings.endpoint.clone())
         .with_timeout(settings.timeout)
+        // No retries: the export runs between the response and the next `/next`, bounded by the
+        // timeout and the deadline; a collector that is down would otherwise cost every
+        // invocation the retries' backoff (about a second each) before its spans are dropped.
+        .with_retry_policy(opentelemetry_otlp::RetryPolicy::disabled())
         .with_headers(settings.headers.iter().cloned().collect::<HashMap<_, _>>());
     let builder = match &settings.sigv4 {
         None => builder.with_http_client(client),

@@ -84,8 +84,12 @@ impl RuntimeApi {
             .method(Method::POST)
             .uri(invocation_uri(request_id, "error")?)
             .header(CONTENT_TYPE, "application/json")
-            .header(ERROR_TYPE, report.error_type_header())
-            .header(XRAY_ERROR_CAUSE, report.xray_cause());
+            .header(ERROR_TYPE, report.error_type_header());
+        // The cause is built to be a valid header value; should it ever not be one, the error is
+        // still posted, without it, rather than not at all.
+        if let Ok(cause) = http::HeaderValue::from_str(report.xray_cause()) {
+            request = request.header(XRAY_ERROR_CAUSE, cause);
+        }
         if let Some(id) = invocation_id {
             request = request.header(INVOCATION_ID, id);
         }
@@ -122,11 +126,14 @@ fn accepted(answer: &Answer, what: &str) -> Result<(), BoxError> {
 }
 
 fn invocation_uri(request_id: &str, kind: &str) -> Result<Uri, BoxError> {
-    // The request id comes from a header: refuse one that would change the path.
+    // The request id comes from a header: accept only what a path segment carries as it is
+    // (Lambda's are UUIDs), so that no id can add a query, escape, or climb out of the path.
     if request_id.is_empty()
+        || request_id == "."
+        || request_id == ".."
         || !request_id
             .bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'/')
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     {
         return Err(format!("unusable request id {request_id:?}").into());
     }
@@ -176,7 +183,7 @@ mod tests {
     #[test]
     fn request_ids_cannot_escape_the_invocation_path() {
         assert!(invocation_uri("8476a536-e9f4-11e8-9739-2dfe598c3fcd", "response").is_ok());
-        for id in ["", "../init/error", "a b", "a/b"] {
+        for id in ["", ".", "..", "../init/error", "a b", "a/b", "a?b", "a#b", "a%2Fb"] {
             assert!(invocation_uri(id, "response").is_err(), "{id:?}");
         }
     }

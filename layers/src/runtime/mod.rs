@@ -130,6 +130,19 @@ impl<H> Runtime<H> {
 }
 
 impl<H, L> Runtime<H, L> {
+    /// Everything the environment says about the runtime, read once by
+    /// [`Config`](crate::config::Config): the function's configuration, how many invocations run
+    /// at once, how the environment was initialised and whether `_X_AMZN_TRACE_ID` is set. The
+    /// same as calling [`config`](Self::config), [`max_concurrency`](Self::max_concurrency),
+    /// [`initialization_type`](Self::initialization_type) and
+    /// [`expose_trace_env`](Self::expose_trace_env) with those values.
+    pub fn lambda(self, settings: &crate::config::LambdaSettings) -> Self {
+        self.config(settings.function_config())
+            .max_concurrency(settings.max_concurrency)
+            .initialization_type(settings.initialization_type)
+            .expose_trace_env(settings.expose_trace_env)
+    }
+
     /// The function's configuration every `Context` carries. Defaults to `Config::default()`.
     pub fn config(mut self, config: Config) -> Self {
         self.config = Arc::new(config);
@@ -218,8 +231,22 @@ where
         let mut workers: FuturesUnordered<_> = (0..self.max_concurrency)
             .map(|_| worker.clone().serve(service.clone()))
             .collect();
-        // Workers only stop when the Runtime API is gone: the first one to stop ends the runtime.
-        workers.next().await.unwrap_or(Ok(()))
+        // A worker stops only between invocations, when `/next` keeps failing. The others may be
+        // in the middle of one: they finish it (and find out about `/next` themselves), so no
+        // invocation is cut off without its answer, its spans or its metrics. The runtime ends
+        // when the last worker has stopped, with the first error.
+        let mut first_error = None;
+        let mut remaining = self.max_concurrency;
+        while let Some(outcome) = workers.next().await {
+            remaining -= 1;
+            if let Err(error) = outcome {
+                if remaining > 0 {
+                    tracing::error!(remaining, "a runtime worker stopped: {error}");
+                }
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 }
 

@@ -185,15 +185,16 @@ fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// JSON with every non-ASCII character `\u`-escaped: a header value must be visible ASCII.
+/// JSON with every non-ASCII character and DEL `\u`-escaped: a header value must be visible ASCII.
 fn ascii_json(value: &impl Serialize) -> String {
     let text = serde_json::to_string(value).unwrap_or_default();
-    if text.is_ascii() {
+    // serde_json escapes the C0 controls; DEL (0x7f) is ASCII but no header value either.
+    if text.bytes().all(|b| b.is_ascii() && b != 0x7f) {
         return text;
     }
     let mut out = String::with_capacity(text.len() + 16);
     for c in text.chars() {
-        if c.is_ascii() {
+        if c.is_ascii() && c != '\x7f' {
             out.push(c);
         } else {
             let mut units = [0u16; 2];
@@ -354,6 +355,21 @@ mod tests {
             error.to_string(),
             "Runtime.InvalidConfig: AWS_XRAY_DAEMON_ADDRESS is not an address"
         );
+    }
+
+    #[test]
+    fn the_cause_is_a_header_value_whatever_the_message_holds() {
+        for message in ["del \u{7f} here", "tab\tand newline\n", "ünïcödé ✓", "nul \0"] {
+            let error = InvocationError::new("Boom", message, ErrorKind::Fault);
+            let report = ErrorReport::invocation(&error);
+            let cause = report.xray_cause();
+            assert!(
+                http::HeaderValue::from_str(&cause).is_ok(),
+                "{message:?} gave {cause:?}"
+            );
+            let parsed = parse(&cause);
+            assert_eq!(parsed["exceptions"][0]["message"], message);
+        }
     }
 
     #[test]
