@@ -601,3 +601,109 @@ async fn concurrent_invocations_export_their_own_traces_without_waiting_for_each
     assert_eq!(init, 1, "{docs:#?}");
     assert_eq!(emf_sum(&docs, "SpansDropped"), 0);
 }
+
+/// An OTLP/HTTP receiver that holds the exports of the given invocations (told by their trace
+/// id) until released, and accepts the others at once.
+struct GatedOtlpReceiver {
+    endpoint: String,
+    /// Every export received, held ones included, in order of arrival: its trace ids.
+    arrived: Arc<std::sync::Mutex<Vec<HashSet<String>>>>,
+    held: Arc<AtomicUsize>,
+    gate: Arc<tokio::sync::Semaphore>,
+}
+
+impl GatedOtlpReceiver {
+    async fn start(slow: Vec<u32>) -> Self {
+        use opentelemetry_proto::tonic::collector::trace::v1::{
+            ExportTraceServiceRequest, ExportTraceServiceResponse,
+        };
+        use prost::Message;
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let held = Arc::new(AtomicUsize::new(0));
+        let arrived: Arc<std::sync::Mutex<Vec<HashSet<String>>>> = Arc::default();
+        let slow: Arc<HashSet<String>> = Arc::new(slow.into_iter().map(otel_trace_id).collect());
+        let (g, h, a) = (gate.clone(), held.clone(), arrived.clone());
+        let address = serve_http(move |request, mut write| {
+            let (gate, held) = (g.clone(), h.clone());
+            let decoded = ExportTraceServiceRequest::decode(request.body.as_slice())
+                .expect("a valid ExportTraceServiceRequest");
+            let traces: HashSet<String> = decoded
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .flat_map(|s| &s.spans)
+                .map(|s| hex(&s.trace_id))
+                .collect();
+            let is_slow = traces.iter().any(|t| slow.contains(t));
+            a.lock().expect("lock").push(traces);
+            async move {
+                if is_slow {
+                    held.fetch_add(1, Ordering::SeqCst);
+                    gate.acquire().await.ok()?.forget();
+                    held.fetch_sub(1, Ordering::SeqCst);
+                }
+                let body = ExportTraceServiceResponse::default().encode_to_vec();
+                write_response(
+                    &mut write,
+                    200,
+                    &[("content-type", "application/x-protobuf".into())],
+                    &body,
+                )
+                .await
+                .ok()?;
+                Some(write)
+            }
+        })
+        .await;
+        Self {
+            endpoint: format!("http://{address}"),
+            arrived,
+            held,
+            gate,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_export_holds_up_no_other_invocation_under_concurrency() {
+    const SLOW: [u32; 2] = [1, 2];
+    const COUNT: u32 = 10;
+    let receiver = GatedOtlpReceiver::start(SLOW.to_vec()).await;
+    let checkip = CheckIp::start(200).await;
+    let runtime = MockRuntimeApi::start((1..=COUNT).map(event).collect()).await;
+    let mut function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", &checkip.url),
+            ("AWS_LAMBDA_MAX_CONCURRENCY", "4"),
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint),
+            // Longer than the test: a held export is never cut short.
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "25000"),
+        ],
+    );
+    // Two exports are held at the collector; the other invocations run, answer and export
+    // through the remaining two slots meanwhile.
+    until("an export from every invocation", || {
+        receiver.arrived.lock().expect("lock").len() == COUNT as usize
+    })
+    .await;
+    runtime.wait_outcome_count(COUNT as usize).await;
+    assert_eq!(
+        receiver.held.load(Ordering::SeqCst),
+        SLOW.len(),
+        "still held"
+    );
+    let arrived = receiver.arrived.lock().expect("lock").clone();
+    for traces in &arrived {
+        assert_eq!(traces.len(), 1, "one trace per export: {traces:?}");
+    }
+    let traces: HashSet<String> = arrived.into_iter().flatten().collect();
+    assert_eq!(traces, (1..=COUNT).map(otel_trace_id).collect());
+
+    receiver.gate.add_permits(SLOW.len());
+    runtime.wait_next_calls(COUNT as usize + 4).await;
+    assert_eq!(receiver.held.load(Ordering::SeqCst), 0);
+    let (exported, dropped) = export_totals(&mut function);
+    assert_eq!((exported, dropped), (3 * u64::from(COUNT), 0));
+}
