@@ -99,7 +99,7 @@ impl Telemetry {
         for exporter in &settings.exporters {
             destinations.push(match exporter {
                 TracesExporter::XraySegments { daemon } => {
-                    Destination::new("xray", timeout, Plain(xray::segment_exporter(*daemon)?))
+                    Destination::new("xray", timeout, xray::SegmentExporter::connect(*daemon)?)
                 }
                 TracesExporter::OtlpUdp { daemon } => {
                     Destination::new("otlp-udp", timeout, OtlpUdpExporter::connect(*daemon)?)
