@@ -7,7 +7,7 @@ use lambda_observability::{
     BoxError, ErrorMapLayer, HttpTraceLayer, JsonEventLayer, LoggingLayer, ObservabilityLayer,
     TimingLayer, TraceLayer,
     config::Config,
-    export::{Telemetry, spawn_shutdown_flush},
+    export::{Telemetry, spawn_shutdown_flush_reporting},
     log_format::{self, LogConfig},
     metrics::{Metrics, MetricsConfig},
     runtime::{InitError, Runtime, report_init_error},
@@ -73,7 +73,6 @@ fn init(
     for warning in config.warnings.iter().chain(&function.warnings) {
         tracing::warn!("{warning}");
     }
-    spawn_shutdown_flush(telemetry.clone());
     let metrics_settings = config.metrics.clone().with_default_namespace("HelloLambda");
     let metrics = Metrics::install(
         &MetricsConfig::new(metrics_settings.namespace)
@@ -85,6 +84,7 @@ fn init(
             .disabled(metrics_settings.disabled),
     )
     .map_err(|e| InitError::new("Metrics", e))?;
+    spawn_shutdown_flush_reporting(telemetry.clone(), metrics.clone());
 
     // The stack, built once. Handler level: the body decoded (or a typed InvalidEvent), typed
     // errors and panics mapped and logged once.
@@ -97,7 +97,11 @@ fn init(
         ))));
     // Invocation level: trace, log, time; our Runtime API loop around them.
     let observability = ObservabilityLayer::new(telemetry.flusher())
-        .trace(TraceLayer::new(telemetry.flusher()).service_name(service_name))
+        .trace(
+            TraceLayer::new(telemetry.flusher())
+                .service_name(service_name)
+                .metrics(metrics.clone()),
+        )
         .logging(LoggingLayer::new().log_payload(config.logs.log_event))
         .timing(TimingLayer::new().metrics(metrics));
     let runtime = Runtime::new(endpoint, handler)

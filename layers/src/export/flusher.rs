@@ -14,7 +14,10 @@ use opentelemetry::trace::TraceId;
 use opentelemetry_sdk::error::OTelSdkError;
 
 use super::pipeline::{Delivery, Pipeline, TraceSpans};
-use crate::config::telemetry::DEFAULT_EXPORT_TIMEOUT;
+use crate::{config::telemetry::DEFAULT_EXPORT_TIMEOUT, metrics::Metrics};
+
+/// The EMF metric (unit `Count`) that carries the spans dropped, for whatever reason.
+pub const SPANS_DROPPED_METRIC: &str = "SpansDropped";
 
 /// Spans dropped, by reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -275,6 +278,19 @@ impl SpanFlusher {
             .map_or(0, |p| p.counters.untaken.swap(0, Ordering::Relaxed))
     }
 
+    /// Takes the spans dropped since the last report ([`take_dropped`](Self::take_dropped)) and,
+    /// when there are any, records them as [`SPANS_DROPPED_METRIC`] and writes `metrics` at once:
+    /// one EMF line before Lambda may freeze the process. Returns the count taken. With metrics
+    /// disabled the count is only taken (the WARN line of the flush already said it).
+    pub fn report_dropped(&self, metrics: &Metrics) -> u64 {
+        let dropped = self.take_dropped();
+        if dropped > 0 && metrics.is_enabled() {
+            crate::metrics::counter!(SPANS_DROPPED_METRIC).increment(dropped);
+            metrics.flush();
+        }
+        dropped
+    }
+
     /// Spans waiting for export, all traces together.
     pub fn buffered(&self) -> usize {
         self.pipeline.as_ref().map_or(0, |p| p.buffered())
@@ -483,6 +499,25 @@ mod tests {
             .collect();
         assert_eq!(dropped.len(), 1, "{logs:#?}");
         assert_eq!(flusher.take_dropped(), 4);
+    }
+
+    #[tokio::test]
+    async fn drops_are_reported_once_as_a_spans_dropped_emf_line() {
+        let (metrics, out, _guard) = crate::metrics::test_support::metrics().await;
+        let flusher = flusher(vec![Destination::new(
+            "fails",
+            Duration::from_secs(5),
+            Plain(Scripted { hang: false }),
+        )]);
+        push(&flusher, 1, 4);
+        flusher.flush(TRACE_1, None).await;
+        assert_eq!(flusher.report_dropped(&metrics), 4);
+        let lines = out.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let doc: serde_json::Value = serde_json::from_str(&lines[0]).expect("EMF");
+        assert_eq!(doc[SPANS_DROPPED_METRIC], 4, "{doc}");
+        assert_eq!(flusher.report_dropped(&metrics), 0, "reported once");
+        assert_eq!(out.lines().len(), 1, "nothing to report: no line");
     }
 
     #[tokio::test]

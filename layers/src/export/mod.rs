@@ -62,10 +62,10 @@ use opentelemetry_sdk::{
 };
 
 pub use console::{ConsoleExporter, render_timeline};
-pub use flusher::{DropCounts, ExportStats, FlushOutcome, SpanFlusher};
+pub use flusher::{DropCounts, ExportStats, FlushOutcome, SPANS_DROPPED_METRIC, SpanFlusher};
 pub use otlp_udp::{MAX_DATAGRAM_BYTES, OtlpUdpExporter};
 pub use pipeline::{InvocationSpanProcessor, MAX_BUFFERED_SPANS};
-pub use shutdown::{SHUTDOWN_FLUSH_BOUND, spawn_shutdown_flush};
+pub use shutdown::{SHUTDOWN_FLUSH_BOUND, spawn_shutdown_flush, spawn_shutdown_flush_reporting};
 
 use crate::{
     BoxError,
@@ -99,7 +99,7 @@ impl Telemetry {
         for exporter in &settings.exporters {
             destinations.push(match exporter {
                 TracesExporter::XraySegments { daemon } => {
-                    Destination::new("xray", timeout, Plain(xray::segment_exporter(*daemon)?))
+                    Destination::new("xray", timeout, xray::SegmentExporter::connect(*daemon)?)
                 }
                 TracesExporter::OtlpUdp { daemon } => {
                     Destination::new("otlp-udp", timeout, OtlpUdpExporter::connect(*daemon)?)

@@ -1,20 +1,225 @@
-//! X-Ray segment documents over UDP to the daemon.
+//! X-Ray segment documents over UDP to the daemon, one datagram per span.
+//!
+//! The documents are opentelemetry-aws's ([`SegmentTranslator`]); the sending is ours, so that
+//! each span is accounted for on its own: a document larger than [`MAX_DATAGRAM_BYTES`] is
+//! dropped alone and counted as oversize (the library's client stops the whole batch at the
+//! first failed send and reports all of it failed, sent documents included), a span the
+//! translator rejects is counted as failed, and a failed send costs only its own span. The
+//! socket is connected and non-blocking: a send never waits.
 
-use std::net::SocketAddr;
-
-use opentelemetry_aws::xray_exporter::{
-    SegmentTranslator, XrayExporter, daemon_client::XrayDaemonClient,
+use std::{
+    fmt, io,
+    net::{SocketAddr, UdpSocket},
 };
 
-use super::ANNOTATIONS;
-use crate::BoxError;
+use opentelemetry_aws::xray_exporter::SegmentTranslator;
+use opentelemetry_sdk::{Resource, error::OTelSdkError, trace::SpanData};
 
-/// An exporter sending each span as a segment document to the daemon at `daemon`, with the
-/// [`ANNOTATIONS`] indexed.
-pub(super) fn segment_exporter(
-    daemon: SocketAddr,
-) -> Result<XrayExporter<XrayDaemonClient>, BoxError> {
-    let translator =
-        SegmentTranslator::new().with_indexed_attrs(ANNOTATIONS.iter().map(|a| (*a).to_owned()));
-    Ok(XrayExporter::new(XrayDaemonClient::new(daemon)?).with_translator(translator))
+use super::{
+    ANNOTATIONS, MAX_DATAGRAM_BYTES,
+    pipeline::{Deliver, Delivery, DeliveryFuture},
+};
+
+/// The daemon's header line, as the X-Ray SDKs write it.
+const HEADER: &[u8] = b"{\"format\": \"json\", \"version\": 1}\n";
+
+/// Sends each span as a segment document to the daemon, with the [`ANNOTATIONS`] indexed.
+pub(super) struct SegmentExporter {
+    socket: UdpSocket,
+    translator: SegmentTranslator,
+    max_datagram: usize,
+}
+
+impl fmt::Debug for SegmentExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentExporter")
+            .field("daemon", &self.socket.peer_addr().ok())
+            .field("max_datagram", &self.max_datagram)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SegmentExporter {
+    /// One connected, non-blocking socket to `daemon`, for the life of the environment.
+    pub(super) fn connect(daemon: SocketAddr) -> io::Result<Self> {
+        let local: SocketAddr = if daemon.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
+        let socket = UdpSocket::bind(local)?;
+        socket.connect(daemon)?;
+        socket.set_nonblocking(true)?;
+        Ok(Self {
+            socket,
+            translator: SegmentTranslator::new()
+                .with_indexed_attrs(ANNOTATIONS.iter().map(|a| (*a).to_owned())),
+            max_datagram: MAX_DATAGRAM_BYTES,
+        })
+    }
+
+    /// Translates and sends `batch`, one datagram per span; never blocks.
+    fn send(&self, batch: Vec<SpanData>) -> Delivery {
+        let documents = self.translator.translate_spans(&batch);
+        let untranslated = batch.len() - documents.len();
+        let mut delivery = Delivery::default();
+        let mut datagram = Vec::with_capacity(4096);
+        for document in documents {
+            datagram.clear();
+            datagram.extend_from_slice(HEADER);
+            document.to_writer(&mut datagram);
+            if datagram.len() > self.max_datagram {
+                delivery.oversize += 1;
+                continue;
+            }
+            match self.socket.send(&datagram) {
+                Ok(_) => delivery.sent += 1,
+                // `WouldBlock` (socket buffer full) included: waiting would stall the invocation.
+                Err(err) => delivery.error = Some(daemon_error(&err)),
+            }
+        }
+        if untranslated > 0 && delivery.error.is_none() {
+            delivery.error = Some(OTelSdkError::InternalFailure(format!(
+                "{untranslated} spans could not be translated into segment documents"
+            )));
+        }
+        // A closed daemon port answers with ICMP "port unreachable", reported on the connected
+        // socket by the time the sends return on the local link: then what was sent is lost.
+        if let Ok(Some(err)) = self.socket.take_error() {
+            delivery.sent = 0;
+            delivery.error = Some(daemon_error(&err));
+        }
+        delivery
+    }
+}
+
+fn daemon_error(err: &io::Error) -> OTelSdkError {
+    OTelSdkError::InternalFailure(format!("sending to the daemon: {err}"))
+}
+
+impl Deliver for SegmentExporter {
+    fn deliver(&self, batch: Vec<SpanData>) -> DeliveryFuture<'_> {
+        let delivery = self.send(batch);
+        Box::pin(std::future::ready(delivery))
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.translator.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        net::UdpSocket,
+        time::{Duration, SystemTime},
+    };
+
+    use opentelemetry::{
+        KeyValue,
+        trace::{SpanContext, TraceFlags, TraceId, TraceState},
+    };
+    use opentelemetry_sdk::{Resource, trace::SpanData};
+
+    use super::*;
+    use crate::export::{Telemetry, console::tests::span_data, pipeline::Destination};
+
+    /// A trace id X-Ray accepts: its first four bytes are the time.
+    fn trace_id() -> TraceId {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()) as u32;
+        let mut bytes = [7u8; 16];
+        bytes[..4].copy_from_slice(&now.to_be_bytes());
+        TraceId::from_bytes(bytes)
+    }
+
+    fn span(id: u8, trace: TraceId) -> SpanData {
+        // Under a Lambda segment (parent 9): a subsegment, as the invocation's spans are.
+        let mut span = span_data(id, 9, "span", 0);
+        span.span_context = SpanContext::new(
+            trace,
+            span.span_context.span_id(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        // X-Ray rejects segments that start at the epoch.
+        span.start_time = SystemTime::now();
+        span.end_time = span.start_time + Duration::from_millis(2);
+        span
+    }
+
+    #[tokio::test]
+    async fn a_segment_too_large_for_a_datagram_is_dropped_alone_and_counted() {
+        let daemon = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        daemon.set_nonblocking(true).expect("nonblocking");
+        let address = daemon.local_addr().expect("address");
+        let flusher = Telemetry::with_destinations(
+            vec![Destination::new(
+                "xray",
+                Duration::from_secs(2),
+                SegmentExporter::connect(address).expect("socket"),
+            )],
+            Resource::builder_empty().build(),
+            opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            Duration::from_secs(2),
+        )
+        .flusher();
+        let trace = trace_id();
+        let pipeline = flusher.pipeline.as_ref().expect("enabled");
+        for id in 1..=4 {
+            let mut span = span(id, trace);
+            if id == 2 {
+                // Over 64 KB as a segment document: no datagram can carry it.
+                span.attributes
+                    .push(KeyValue::new("metadata.huge", "y".repeat(70_000)));
+            }
+            pipeline.push(span);
+        }
+        let outcome = flusher.flush(trace, None).await;
+        assert_eq!(outcome.exported, 3, "{outcome:?}");
+        assert_eq!(outcome.dropped.total(), 1, "{outcome:?}");
+        assert_eq!(outcome.dropped.oversize, 1, "{outcome:?}");
+        let mut ids = Vec::new();
+        let mut buf = vec![0; 70_000];
+        while let Ok(n) = daemon.recv(&mut buf) {
+            assert!(n <= crate::export::MAX_DATAGRAM_BYTES, "{n} bytes");
+            let text = std::str::from_utf8(&buf[..n]).expect("UTF-8");
+            let (_, document) = text.split_once('\n').expect("header line");
+            let doc: serde_json::Value = serde_json::from_str(document).expect("JSON");
+            ids.push(doc["id"].as_str().unwrap_or_default().to_owned());
+        }
+        ids.sort();
+        assert_eq!(
+            ids,
+            ["0101010101010101", "0303030303030303", "0404040404040404"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_span_the_translator_rejects_is_counted_as_failed() {
+        let daemon = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let flusher = Telemetry::with_destinations(
+            vec![Destination::new(
+                "xray",
+                Duration::from_secs(2),
+                SegmentExporter::connect(daemon.local_addr().expect("address")).expect("socket"),
+            )],
+            Resource::builder_empty().build(),
+            opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            Duration::from_secs(2),
+        )
+        .flusher();
+        let trace = trace_id();
+        let pipeline = flusher.pipeline.as_ref().expect("enabled");
+        pipeline.push(span(1, trace));
+        // A subsegment without a parent: not a document X-Ray accepts.
+        let mut orphan = span(2, trace);
+        orphan.parent_span_id = opentelemetry::trace::SpanId::INVALID;
+        pipeline.push(orphan);
+        let outcome = flusher.flush(trace, None).await;
+        assert_eq!(outcome.exported, 1, "{outcome:?}");
+        assert_eq!(outcome.dropped.export_failed, 1, "{outcome:?}");
+    }
 }

@@ -10,7 +10,10 @@ use pin_project_lite::pin_project;
 use tracing::instrument::Instrumented;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::export::{FlushOutcome, SpanFlusher};
+use crate::{
+    export::{FlushOutcome, SpanFlusher},
+    metrics::Metrics,
+};
 
 type FlushFuture = Pin<Box<dyn Future<Output = FlushOutcome> + Send>>;
 
@@ -23,6 +26,7 @@ pin_project! {
         flush: Option<FlushFuture>,
         output: Option<F::Output>,
         flusher: SpanFlusher,
+        metrics: Metrics,
         trace_id: TraceId,
         deadline: SystemTime,
     }
@@ -38,6 +42,7 @@ impl<F: Future> ResponseFuture<F> {
     pub(super) fn new(
         inner: Instrumented<F>,
         flusher: SpanFlusher,
+        metrics: Metrics,
         trace_id: TraceId,
         deadline: SystemTime,
     ) -> Self {
@@ -46,6 +51,7 @@ impl<F: Future> ResponseFuture<F> {
             flush: None,
             output: None,
             flusher,
+            metrics,
             trace_id,
             deadline,
         }
@@ -79,10 +85,14 @@ where
             // exports it together with its children (this invocation's trace only).
             this.inner.set(None);
             *this.output = Some(output);
-            let flusher = this.flusher.clone();
+            let (flusher, metrics) = (this.flusher.clone(), this.metrics.clone());
             let (trace_id, deadline) = (*this.trace_id, *this.deadline);
             *this.flush = Some(Box::pin(async move {
-                flusher.flush(trace_id, Some(deadline)).await
+                let outcome = flusher.flush(trace_id, Some(deadline)).await;
+                // Before the next event, not with the next invocation's metrics: the
+                // environment may be frozen or shut down before there is one.
+                flusher.report_dropped(&metrics);
+                outcome
             }));
         }
         if let Some(flush) = this.flush.as_mut() {

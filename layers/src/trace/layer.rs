@@ -3,7 +3,12 @@ use std::{sync::Arc, time::Instant};
 use tower::Layer;
 
 use super::Trace;
-use crate::{cold_start::InitializationType, export::SpanFlusher, facts::EnvironmentFacts};
+use crate::{
+    cold_start::InitializationType,
+    export::SpanFlusher,
+    facts::EnvironmentFacts,
+    metrics::{self, Metrics, Unit},
+};
 
 /// Layer that applies [`Trace`] to a `lambda_runtime` invocation service.
 #[derive(Debug, Clone)]
@@ -12,6 +17,7 @@ pub struct TraceLayer {
     pub(super) trigger: &'static str,
     pub(super) service_name: Option<Arc<str>>,
     pub(super) environment: Arc<EnvironmentFacts>,
+    pub(super) metrics: Metrics,
 }
 
 impl TraceLayer {
@@ -25,6 +31,7 @@ impl TraceLayer {
                 InitializationType::OnDemand,
                 Instant::now(),
             )),
+            metrics: Metrics::disabled(),
         }
     }
 
@@ -50,18 +57,37 @@ impl TraceLayer {
         self.environment = environment;
         self
     }
+
+    /// The metrics the `SpansDropped` count goes to: after each flush that finds spans dropped
+    /// (by it or since the last report: a full buffer, a collector timing out, a span too large
+    /// for a datagram), the count is recorded and written at once as its own EMF line, before
+    /// the runtime asks for the next event. The invocation's other metrics were already written
+    /// by [`TimingLayer`](crate::TimingLayer), inside this layer. Defaults to
+    /// [`Metrics::disabled`] (the drops are only logged).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
 }
 
 impl<S> Layer<S> for TraceLayer {
     type Service = Trace<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        if self.metrics.is_enabled() {
+            metrics::describe_counter!(
+                crate::export::SPANS_DROPPED_METRIC,
+                Unit::Count,
+                "spans dropped before export"
+            );
+        }
         Trace {
             inner,
             flusher: self.flusher.clone(),
             trigger: self.trigger,
             service_name: self.service_name.clone(),
             environment: self.environment.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }

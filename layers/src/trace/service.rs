@@ -15,6 +15,7 @@ use crate::{
     export::SpanFlusher,
     facts::{EnvironmentFacts, InvocationFacts},
     log_format::{InvocationLogContext, attach},
+    metrics::Metrics,
 };
 
 /// Middleware that traces each invocation; see the [module docs](super).
@@ -25,6 +26,7 @@ pub struct Trace<S> {
     pub(super) trigger: &'static str,
     pub(super) service_name: Option<Arc<str>>,
     pub(super) environment: Arc<EnvironmentFacts>,
+    pub(super) metrics: Metrics,
 }
 
 impl<S> Trace<S> {
@@ -82,6 +84,7 @@ where
         ResponseFuture::new(
             future.instrument(span),
             self.flusher.clone(),
+            self.metrics.clone(),
             trace_id,
             deadline,
         )
