@@ -183,7 +183,17 @@ mod tests {
     #[test]
     fn request_ids_cannot_escape_the_invocation_path() {
         assert!(invocation_uri("8476a536-e9f4-11e8-9739-2dfe598c3fcd", "response").is_ok());
-        for id in ["", ".", "..", "../init/error", "a b", "a/b", "a?b", "a#b", "a%2Fb"] {
+        for id in [
+            "",
+            ".",
+            "..",
+            "../init/error",
+            "a b",
+            "a/b",
+            "a?b",
+            "a#b",
+            "a%2Fb",
+        ] {
             assert!(invocation_uri(id, "response").is_err(), "{id:?}");
         }
     }

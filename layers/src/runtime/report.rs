@@ -359,15 +359,20 @@ mod tests {
 
     #[test]
     fn the_cause_is_a_header_value_whatever_the_message_holds() {
-        for message in ["del \u{7f} here", "tab\tand newline\n", "ünïcödé ✓", "nul \0"] {
+        for message in [
+            "del \u{7f} here",
+            "tab\tand newline\n",
+            "ünïcödé ✓",
+            "nul \0",
+        ] {
             let error = InvocationError::new("Boom", message, ErrorKind::Fault);
             let report = ErrorReport::invocation(&error);
             let cause = report.xray_cause();
             assert!(
-                http::HeaderValue::from_str(&cause).is_ok(),
+                http::HeaderValue::from_str(cause).is_ok(),
                 "{message:?} gave {cause:?}"
             );
-            let parsed = parse(&cause);
+            let parsed = parse(cause);
             assert_eq!(parsed["exceptions"][0]["message"], message);
         }
     }
