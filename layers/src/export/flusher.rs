@@ -234,9 +234,20 @@ impl SpanFlusher {
         }
     }
 
-    /// Exports the finished spans of `trace_id`, and only those: invocations running at once in
-    /// one process neither export nor wait for each other's spans. Spans of the trace that end
-    /// later (work that outlived its invocation) stay buffered for the shutdown flush.
+    /// Marks `trace_id` as an invocation in flight: until its own [`flush`](Self::flush), no
+    /// other invocation's flush takes its spans. [`TraceLayer`](crate::TraceLayer) opens its
+    /// invocation's trace when the invocation starts.
+    pub fn open(&self, trace_id: TraceId) {
+        if let Some(pipeline) = &self.pipeline {
+            pipeline.open(trace_id);
+        }
+    }
+
+    /// Exports the finished spans of `trace_id`: invocations running at once in one process
+    /// neither export nor wait for each other's spans. Spans of traces no invocation has open
+    /// ([`open`](Self::open)) go along — spans that ended after their own invocation's flush
+    /// (work that outlived it) or outside any invocation — so that they leave with the next
+    /// flush rather than wait for a shutdown flush that may never come.
     ///
     /// Never fails and never outlives its bound: each exporter's timeout, or the time left until
     /// `deadline` when that is shorter. A drop is logged at WARN with its count and reasons.
@@ -319,6 +330,7 @@ mod tests {
 
     const TRACE_1: TraceId = TraceId::from_bytes([1; 16]);
     const TRACE_2: TraceId = TraceId::from_bytes([2; 16]);
+    const TRACE_3: TraceId = TraceId::from_bytes([3; 16]);
 
     /// An exporter that never answers, or fails, on demand.
     #[derive(Debug)]
@@ -365,6 +377,8 @@ mod tests {
             Plain(memory.clone()),
         )]);
         // Two invocations interleaved: trace 1 has ended, trace 2 is still running.
+        flusher.open(TRACE_1);
+        flusher.open(TRACE_2);
         push(&flusher, 1, 3);
         push(&flusher, 2, 2);
         let first = flusher.flush(TRACE_1, None).await;
@@ -388,33 +402,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn late_spans_wait_for_the_shutdown_flush() {
+    async fn late_spans_leave_with_the_next_flush_but_open_traces_wait_for_their_own() {
         let memory = InMemorySpanExporter::default();
         let flusher = flusher(vec![Destination::new(
             "memory",
             Duration::from_secs(5),
             Plain(memory.clone()),
         )]);
+        flusher.open(TRACE_1);
         push(&flusher, 1, 2);
-        flusher.flush(TRACE_1, None).await;
-        // Work of trace 1 that outlived its invocation, then another invocation's flush.
+        assert_eq!(flusher.flush(TRACE_1, None).await.exported, 2);
+        // Work of trace 1 that outlived its invocation; meanwhile invocations 2 and 3 run.
+        flusher.open(TRACE_2);
+        flusher.open(TRACE_3);
         flusher
             .pipeline
             .as_ref()
             .expect("enabled")
             .push(span_in(1, 9));
         push(&flusher, 2, 1);
-        assert_eq!(flusher.flush(TRACE_2, None).await.exported, 1);
+        push(&flusher, 3, 1);
         assert_eq!(
-            flusher.buffered(),
-            1,
-            "the late span is not another's to export"
+            flusher.flush(TRACE_2, None).await.exported,
+            2,
+            "its own span and the late one of trace 1"
         );
-        assert_eq!(
-            flusher.flush_within(Duration::from_secs(1)).await.exported,
-            1
-        );
-        assert_eq!(memory.get_finished_spans().expect("spans").len(), 4);
+        assert_eq!(flusher.buffered(), 1, "trace 3 is still open: not 2's to export");
+        assert_eq!(flusher.flush(TRACE_3, None).await.exported, 1);
+        assert_eq!(memory.get_finished_spans().expect("spans").len(), 5);
     }
 
     #[tokio::test]
@@ -433,6 +448,8 @@ mod tests {
         let flusher = telemetry.flusher();
         let capacity = crate::export::MAX_BUFFERED_SPANS;
         let pipeline = flusher.pipeline.as_ref().expect("enabled");
+        flusher.open(TRACE_1);
+        flusher.open(TRACE_2);
         for n in 0..capacity {
             pipeline.push(span_in(2, (n % 250) as u8 + 1));
         }

@@ -40,6 +40,9 @@ pub(super) struct TraceSpans {
 struct Buffer {
     traces: HashMap<TraceId, TraceSpans>,
     len: usize,
+    /// Traces of invocations in flight (a count: two invocations may share a root), whose spans
+    /// only their own flush takes.
+    open: HashMap<TraceId, usize>,
 }
 
 /// What one destination did with a batch.
@@ -158,10 +161,33 @@ impl Pipeline {
         buffer.traces.entry(trace_id).or_default().spans.push(span);
     }
 
-    /// Takes the spans of `trace_id` finished so far.
+    /// Marks `trace_id` as an invocation in flight until its [`take_trace`](Self::take_trace).
+    pub(super) fn open(&self, trace_id: TraceId) {
+        *self.lock().open.entry(trace_id).or_default() += 1;
+    }
+
+    /// Closes `trace_id` and takes its spans finished so far, with those of every trace no
+    /// invocation has open: spans that ended after their invocation's flush (work that outlived
+    /// it) or outside any invocation. They leave with the next flush instead of filling the
+    /// buffer until the shutdown flush, which without an extension never comes.
     pub(super) fn take_trace(&self, trace_id: TraceId) -> TraceSpans {
         let mut buffer = self.lock();
-        let taken = buffer.traces.remove(&trace_id).unwrap_or_default();
+        if let Some(count) = buffer.open.get_mut(&trace_id) {
+            *count -= 1;
+            if *count == 0 {
+                buffer.open.remove(&trace_id);
+            }
+        }
+        let mut taken = buffer.traces.remove(&trace_id).unwrap_or_default();
+        let Buffer { traces, open, .. } = &mut *buffer;
+        traces.retain(|id, trace| {
+            if open.contains_key(id) {
+                return true;
+            }
+            taken.spans.append(&mut trace.spans);
+            taken.refused += trace.refused;
+            false
+        });
         buffer.len -= taken.spans.len();
         taken
     }
@@ -244,6 +270,8 @@ mod tests {
     #[test]
     fn each_trace_is_taken_on_its_own() {
         let pipeline = pipeline(16);
+        pipeline.open(TraceId::from_bytes([1; 16]));
+        pipeline.open(TraceId::from_bytes([2; 16]));
         for id in 1..=3 {
             pipeline.push(span_in(1, id));
             pipeline.push(span_in(2, id));
@@ -277,6 +305,8 @@ mod tests {
     #[test]
     fn a_full_buffer_refuses_and_counts_against_the_trace() {
         let pipeline = pipeline(3);
+        pipeline.open(TraceId::from_bytes([1; 16]));
+        pipeline.open(TraceId::from_bytes([2; 16]));
         for id in 1..=3 {
             pipeline.push(span_in(1, id));
         }

@@ -76,6 +76,8 @@ where
         req.context.deadline = epoch_ms(deadline).unwrap_or(req.context.deadline);
         let (span, trace_id) =
             invocation_span(&req, self.trigger, self.service_name.as_deref(), cold_start);
+        // Its spans are this invocation's to export: no other invocation's flush takes them.
+        self.flusher.open(trace_id);
         let future = {
             // Entered so that spans created by `call` itself hang under the invocation span.
             let _entered = span.enter();
