@@ -56,13 +56,23 @@ pub struct MalformedEvent {
 
 impl MalformedEvent {
     fn from_serde(error: &serde_json::Error) -> Self {
+        // A syntax error's message names what the parser expected, never the input. A data
+        // error's may quote the event (`invalid type: string "…"`, `unknown variant `…``), and
+        // this message travels to the error report, the X-Ray cause, the span and the logs,
+        // which must never carry the payload: it keeps only the position.
+        let message = if error.is_data() {
+            format!("at line {} column {}", error.line(), error.column())
+        } else {
+            error.to_string()
+        };
         Self {
-            message: error.to_string(),
+            message,
             not_json: !error.is_data(),
         }
     }
 
-    /// What the parser said, e.g. `expected value at line 1 column 1`.
+    /// What the parser said, e.g. `expected value at line 1 column 1`, or, for JSON of another
+    /// shape, only where (`at line 1 column 12`): the details could quote the event.
     pub fn parser_message(&self) -> &str {
         &self.message
     }
@@ -298,11 +308,18 @@ mod tests {
             #[allow(dead_code)]
             age: u8,
         }
-        let Rejected(error) = decode::<Person>(br#"{"name": 1}"#)
+        let Rejected(error) = decode::<Person>(br#"{"age": "s3cr3t-value"}"#)
             .await
             .expect_err("wrong shape");
         assert!(!error.is_not_json());
-        assert!(error.parser_message().contains("age"), "{error}");
+        assert_eq!(
+            error.to_string(),
+            "the event does not have the expected shape: at line 1 column 22"
+        );
+        assert!(
+            !error.to_string().contains("s3cr3t"),
+            "the payload never reaches the message: {error}"
+        );
     }
 
     #[tokio::test]
