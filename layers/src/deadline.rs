@@ -19,17 +19,6 @@ pub fn deadline(deadline_ms: u64) -> SystemTime {
     }
 }
 
-/// Rewrites an emulator's relative deadline in `context` as epoch milliseconds, once, so that
-/// every later reader (`Context::deadline()`, [`remaining_in`]) sees the same fixed deadline.
-/// [`TraceLayer`](crate::TraceLayer) does this for the layers and the handler inside it.
-pub fn normalize(context: &mut lambda_runtime::Context) -> SystemTime {
-    let deadline = deadline(context.deadline);
-    context.deadline = deadline
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(context.deadline, |d| d.as_millis() as u64);
-    deadline
-}
-
 /// Time left until `deadline`, zero when it has passed.
 pub fn remaining(deadline: SystemTime) -> Duration {
     deadline
@@ -66,25 +55,6 @@ mod tests {
             remaining(deadline(EPOCH_MS_FLOOR)),
             Duration::ZERO,
             "2001 is in the past"
-        );
-    }
-
-    #[test]
-    fn a_normalized_relative_deadline_stays_put() {
-        let mut context = lambda_runtime::Context::default();
-        context.deadline = 600_000;
-        let fixed = normalize(&mut context);
-        assert!(context.deadline >= EPOCH_MS_FLOOR);
-        let reread = deadline(context.deadline);
-        let drift = fixed
-            .duration_since(reread)
-            .unwrap_or_else(|e| e.duration());
-        assert!(drift < Duration::from_millis(1), "{drift:?}");
-        let epoch = context.deadline;
-        normalize(&mut context);
-        assert_eq!(
-            context.deadline, epoch,
-            "an epoch deadline is left as it is"
         );
     }
 }

@@ -446,6 +446,11 @@ impl Line<'_> {
                 }
             }
         }
+        // One event, one line: a message or field holding a line break (a payload logged with
+        // LOG_EVENT_PAYLOAD, an error's text) must not start a line of its own in CloudWatch.
+        if text.contains(['\n', '\r']) {
+            text = text.replace('\r', "\\r").replace('\n', "\\n");
+        }
         text.push('\n');
         text
     }
@@ -632,6 +637,22 @@ mod tests {
             line["timestamp"]
                 .as_str()
                 .is_some_and(|t| t.ends_with('Z') && t.len() == 24)
+        );
+    }
+
+    #[test]
+    fn a_line_break_in_a_text_line_cannot_forge_another_line() {
+        let lines = capture(&LogConfig::new(), || {
+            tracing::warn!(
+                payload = "{}\n2026-01-01T00:00:00.000Z\tforged\tERROR\tx",
+                "first\r\nsecond"
+            )
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("first\\r\\nsecond payload={}\\n2026-01-01"),
+            "{}",
+            lines[0]
         );
     }
 

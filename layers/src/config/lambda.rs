@@ -4,6 +4,10 @@
 use super::env::Env;
 use crate::cold_start::InitializationType;
 
+/// The most invocations one environment serves at once, whatever `AWS_LAMBDA_MAX_CONCURRENCY`
+/// says: each one is a worker loop and a pooled connection to the Runtime API.
+pub const MAX_CONCURRENCY: usize = 1024;
+
 /// The execution environment, from Lambda's reserved variables. Every `Option` is `None` outside
 /// Lambda (local runs, tests).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +89,12 @@ pub(super) fn read(env: &mut Env<'_>) -> LambdaSettings {
     let max_concurrency = match env.get("AWS_LAMBDA_MAX_CONCURRENCY") {
         None => 1,
         Some(value) => match value.parse::<usize>() {
+            Ok(n) if n > MAX_CONCURRENCY => {
+                env.warn(format!(
+                    "AWS_LAMBDA_MAX_CONCURRENCY={value:?} is more than {MAX_CONCURRENCY}; using {MAX_CONCURRENCY}"
+                ));
+                MAX_CONCURRENCY
+            }
             Ok(n) if n > 0 => n,
             _ => {
                 env.warn(format!(
@@ -162,6 +172,14 @@ mod tests {
             ("AWS_DEFAULT_REGION", "eu-west-1"),
         ]);
         assert_eq!(config.lambda.region.as_deref(), Some("us-west-2"));
+    }
+
+    #[test]
+    fn a_huge_max_concurrency_is_capped_with_a_warning() {
+        let config = config(&[("AWS_LAMBDA_MAX_CONCURRENCY", "1000000")]);
+        assert_eq!(config.lambda.max_concurrency, MAX_CONCURRENCY);
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(config.warnings[0].contains("1000000"));
     }
 
     #[test]

@@ -44,7 +44,7 @@ mod metrics;
 pub mod telemetry;
 mod traces;
 
-pub use lambda::LambdaSettings;
+pub use lambda::{LambdaSettings, MAX_CONCURRENCY};
 pub use logs::{DEFAULT_LOG_FILTER, LogFormat, LogSettings};
 pub use metrics::{DEFAULT_METRICS_NAMESPACE, MetricsSettings};
 pub use telemetry::TelemetrySettings;

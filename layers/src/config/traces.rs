@@ -160,7 +160,7 @@ fn otlp(
     let url = http_url(&endpoint).map_err(|problem| {
         ConfigError::new(format!(
             "{variable}={:?} is not an http(s) URL ({problem}); no span could be exported",
-            env.get(variable).unwrap_or_default()
+            without_userinfo(&env.get(variable).unwrap_or_default())
         ))
     })?;
     let headers = headers(env);
@@ -288,12 +288,32 @@ fn compression(env: &mut Env<'_>) {
     }
 }
 
-/// The region of X-Ray's OTLP endpoint, `https://xray.<region>.amazonaws.com/…`.
+/// `value` with any `user:password@` of a URL replaced: the message goes to stderr and to
+/// Lambda's init error.
+fn without_userinfo(value: &str) -> String {
+    let Some(scheme_end) = value.find("://").map(|i| i + 3) else {
+        return value.to_owned();
+    };
+    let authority_end = value[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(value.len(), |i| scheme_end + i);
+    match value[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}[REDACTED]{}",
+            &value[..scheme_end],
+            &value[scheme_end + at..]
+        ),
+        None => value.to_owned(),
+    }
+}
+
+/// The region of X-Ray's OTLP endpoint, `https://xray.<region>.amazonaws.com/…` (or
+/// `.amazonaws.com.cn` in the China partition).
 fn xray_endpoint_region(url: &Url) -> Option<String> {
-    let region = url
-        .host_str()?
-        .strip_prefix("xray.")?
-        .strip_suffix(".amazonaws.com")?;
+    let host = url.host_str()?.strip_prefix("xray.")?;
+    let region = host
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"))?;
     let plausible = !region.is_empty()
         && region
             .bytes()
@@ -818,6 +838,15 @@ mod tests {
                 }),
             })
         );
+        let china = otlp_http(&with_credentials(&[(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "https://xray.cn-north-1.amazonaws.com.cn/v1/traces",
+        )]));
+        assert_eq!(
+            china.sigv4.map(|sigv4| sigv4.region).as_deref(),
+            Some("cn-north-1"),
+            "the China partition's endpoint"
+        );
         for endpoint in [
             "https://collector.example/v1/traces",
             "http://xray.us-east-1.amazonaws.com/v1/traces",
@@ -1028,6 +1057,25 @@ mod tests {
             .service_name,
             "powertools",
             "an empty service.name is unset"
+        );
+    }
+
+    #[test]
+    fn a_fatal_endpoint_error_never_shows_the_urls_credentials() {
+        let err = try_config(&[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "ftp://user:pa55word@collector:4318/v1/traces",
+            ),
+            IN_LAMBDA,
+        ])
+        .map(|_| ())
+        .expect_err("not http");
+        let message = err.to_string();
+        assert!(!message.contains("pa55word"), "{message}");
+        assert!(
+            message.contains("ftp://[REDACTED]@collector:4318/v1/traces"),
+            "{message}"
         );
     }
 

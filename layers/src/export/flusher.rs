@@ -427,7 +427,11 @@ mod tests {
             2,
             "its own span and the late one of trace 1"
         );
-        assert_eq!(flusher.buffered(), 1, "trace 3 is still open: not 2's to export");
+        assert_eq!(
+            flusher.buffered(),
+            1,
+            "trace 3 is still open: not 2's to export"
+        );
         assert_eq!(flusher.flush(TRACE_3, None).await.exported, 1);
         assert_eq!(memory.get_finished_spans().expect("spans").len(), 5);
     }
