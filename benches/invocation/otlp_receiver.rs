@@ -33,6 +33,8 @@ pub(crate) struct Received {
     pub(crate) signed: usize,
     /// Spans in the bodies that decoded as an `ExportTraceServiceRequest`.
     pub(crate) spans: usize,
+    /// Body bytes received.
+    pub(crate) body_bytes: usize,
     /// TCP connections accepted (keep-alive: one for a whole benchmark).
     pub(crate) connections: usize,
 }
@@ -42,6 +44,7 @@ struct Counts {
     requests: AtomicUsize,
     signed: AtomicUsize,
     spans: AtomicUsize,
+    body_bytes: AtomicUsize,
     connections: AtomicUsize,
 }
 
@@ -90,6 +93,7 @@ impl OtlpReceiver {
             requests: self.counts.requests.load(Ordering::Relaxed),
             signed: self.counts.signed.load(Ordering::Relaxed),
             spans: self.counts.spans.load(Ordering::Relaxed),
+            body_bytes: self.counts.body_bytes.load(Ordering::Relaxed),
             connections: self.counts.connections.load(Ordering::Relaxed),
         }
     }
@@ -108,6 +112,7 @@ async fn serve(stream: TcpStream, counts: Arc<Counts>) {
         if signed {
             counts.signed.fetch_add(1, Ordering::Relaxed);
         }
+        counts.body_bytes.fetch_add(body.len(), Ordering::Relaxed);
         if let Ok(request) = ExportTraceServiceRequest::decode(body.as_slice()) {
             let spans: usize = request
                 .resource_spans
