@@ -7,15 +7,10 @@ mod support;
 
 use std::sync::Arc;
 
-use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 use support::{
-    CheckIp, Event, Function, MockRuntimeApi, OtlpDatagram, OtlpUdpDaemon, Outcome, TRACE_PARENT,
-    hex, span_attr, trace_root,
+    CheckIp, Event, Function, MockRuntimeApi, OtlpDatagram, OtlpUdpDaemon, Outcome, ResourceSpan,
+    TracedSpans, hex, otel_trace_id,
 };
-
-fn otel_trace_id(n: u32) -> String {
-    trace_root(n).trim_start_matches("1-").replace('-', "")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datagrams_carry_the_span_tree_before_the_next_event() {
@@ -65,60 +60,11 @@ async fn datagrams_carry_the_span_tree_before_the_next_event() {
         );
     }
 
-    let (_, resource, _) = &spans[0];
-    let resource_value = |key: &str| {
-        resource
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
-    assert_eq!(resource_value("service.name"), Some("hello-otlp"));
-    assert_eq!(resource_value("cloud.provider"), Some("aws"));
-    assert_eq!(resource_value("cloud.region"), Some("eu-west-1"));
-    assert_eq!(resource_value("faas.name"), Some("hello-it"));
-    assert_eq!(resource_value("deployment.environment"), Some("test"));
-
-    let of_trace = |n: u32| -> Vec<Span> {
-        spans
-            .iter()
-            .map(|(_, _, s)| s.clone())
-            .filter(|s| hex(&s.trace_id) == otel_trace_id(n))
-            .collect()
-    };
-    let first = of_trace(1);
-    assert_eq!(first.len(), 3);
-    let invocation = first
-        .iter()
-        .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
-        .expect("invocation span under Lambda's");
-    assert_eq!(
-        invocation.name, "hello-otlp",
-        "the service name names the span"
-    );
-    assert_eq!(invocation.kind(), SpanKind::Internal);
-    assert_eq!(
-        span_attr(invocation, "faas.invocation_id").as_deref(),
-        Some("ok")
-    );
-    assert_eq!(span_attr(invocation, "ColdStart").as_deref(), Some("true"));
-    let runtime_info = first
-        .iter()
-        .find(|s| s.name == "getRuntimeInfo")
-        .expect("getRuntimeInfo");
-    assert_eq!(runtime_info.parent_span_id, invocation.span_id);
-    let http = first
-        .iter()
-        .find(|s| s.kind() == SpanKind::Client)
-        .expect("client span");
-    assert_eq!(http.parent_span_id, invocation.span_id);
-    assert_eq!(
-        span_attr(http, "url.full").as_deref(),
-        Some(checkip.url.as_str())
-    );
-    assert_eq!(
-        span_attr(http, "http.response.status_code").as_deref(),
-        Some("200")
-    );
+    let spans: Vec<ResourceSpan> = spans
+        .into_iter()
+        .map(|(_, resource, span)| (resource, span))
+        .collect();
+    let TracedSpans { http, .. } = support::assert_traced_span_tree(&spans, &checkip.url);
     // The outgoing request carried the client span as parent, in both default formats.
     let requests = checkip.requests.lock().expect("lock").clone();
     let traceparent = requests[0].header("traceparent").expect("traceparent");
@@ -127,29 +73,6 @@ async fn datagrams_carry_the_span_tree_before_the_next_event() {
         format!("00-{}-{}-01", otel_trace_id(1), hex(&http.span_id))
     );
     assert!(requests[0].header("x-amzn-trace-id").is_some());
-
-    let thrown = of_trace(2);
-    let invocation = thrown
-        .iter()
-        .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
-        .expect("invocation");
-    assert_eq!(
-        invocation.status.as_ref().map(|s| s.code()),
-        Some(StatusCode::Error)
-    );
-    assert!(invocation.events.iter().any(|e| e.name == "exception"));
-
-    let invalid = of_trace(3);
-    let invocation = invalid
-        .iter()
-        .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
-        .expect("invocation");
-    assert_eq!(
-        span_attr(invocation, "ErrorKind").as_deref(),
-        Some("client")
-    );
-
-    assert!(of_trace(4).is_empty(), "Sampled=0 sends nothing");
 }
 
 /// Nothing listens at the daemon address: every invocation still answers, each flush that loses

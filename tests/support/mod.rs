@@ -610,13 +610,7 @@ pub fn traced_events() -> Vec<Event> {
 
 /// The X-Ray trace id (`1-<epoch hex>-<24 hex>`) of [`trace_header`]`(n, _)`.
 pub fn trace_root(n: u32) -> String {
-    static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let epoch = EPOCH.get_or_init(|| {
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    });
-    format!("1-{epoch:08x}-bd862e3fe1be46a9942727{n:02x}")
+    xray_root(&format!("bd862e3fe1be46a9942727{n:02x}"))
 }
 
 /// How the OTLP receiver answers.
@@ -647,9 +641,7 @@ pub struct OtlpReceiver {
 
 impl OtlpReceiver {
     pub async fn start(mode: OtlpMode) -> Self {
-        use opentelemetry_proto::tonic::collector::trace::v1::{
-            ExportTraceServiceRequest, ExportTraceServiceResponse,
-        };
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
         use prost::Message;
         let exports = Arc::new(Mutex::new(Vec::new()));
         let seen = exports.clone();
@@ -663,17 +655,7 @@ impl OtlpReceiver {
             });
             async move {
                 match mode {
-                    OtlpMode::Accept => {
-                        let body = ExportTraceServiceResponse::default().encode_to_vec();
-                        write_response(
-                            &mut write,
-                            200,
-                            &[("content-type", "application/x-protobuf".into())],
-                            &body,
-                        )
-                        .await
-                        .ok()?;
-                    }
+                    OtlpMode::Accept => write_export_accepted(&mut write).await?,
                     OtlpMode::Fail => {
                         write_response(&mut write, 500, &[], b"collector unavailable")
                             .await
@@ -702,23 +684,10 @@ impl OtlpReceiver {
         opentelemetry_proto::tonic::trace::v1::Span,
     )> {
         let exports = self.exports.lock().expect("lock");
-        let mut spans = Vec::new();
-        for export in exports.iter() {
-            for resource_spans in &export.request.resource_spans {
-                let resource: Vec<(String, String)> = resource_spans
-                    .resource
-                    .iter()
-                    .flat_map(|r| r.attributes.iter())
-                    .map(|kv| (kv.key.clone(), any_value_text(kv.value.as_ref())))
-                    .collect();
-                for scope in &resource_spans.scope_spans {
-                    for span in &scope.spans {
-                        spans.push((resource.clone(), span.clone()));
-                    }
-                }
-            }
-        }
-        spans
+        exports
+            .iter()
+            .flat_map(|export| request_spans(&export.request))
+            .collect()
     }
 }
 
@@ -789,21 +758,7 @@ impl OtlpDatagram {
         Vec<(String, String)>,
         opentelemetry_proto::tonic::trace::v1::Span,
     )> {
-        let mut spans = Vec::new();
-        for resource_spans in &self.request.resource_spans {
-            let resource: Vec<(String, String)> = resource_spans
-                .resource
-                .iter()
-                .flat_map(|r| r.attributes.iter())
-                .map(|kv| (kv.key.clone(), any_value_text(kv.value.as_ref())))
-                .collect();
-            for scope in &resource_spans.scope_spans {
-                for span in &scope.spans {
-                    spans.push((resource.clone(), span.clone()));
-                }
-            }
-        }
-        spans
+        request_spans(&self.request)
     }
 }
 
@@ -890,15 +845,23 @@ pub struct GatedCheckIp {
 
 impl GatedCheckIp {
     pub async fn start() -> Self {
+        Self::holding(|_| true).await
+    }
+
+    /// A stand-in that holds only the requests `hold` picks, and answers the others at once.
+    pub async fn holding(hold: impl Fn(&Request) -> bool + Clone + Send + Sync + 'static) -> Self {
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (g, w) = (gate.clone(), waiting.clone());
-        let address = serve_http(move |_request, mut write| {
+        let address = serve_http(move |request, mut write| {
             let (gate, waiting) = (g.clone(), w.clone());
+            let held = hold(&request);
             async move {
-                waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                gate.acquire().await.ok()?.forget();
-                waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                if held {
+                    waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    gate.acquire().await.ok()?.forget();
+                    waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 write_response(&mut write, 200, &[], b"198.51.100.7\n")
                     .await
                     .ok()?;
@@ -931,4 +894,213 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// An X-Ray trace id, `1-<time>-<unique>`: the time part is the test process's start, as
+/// Lambda's is now (X-Ray rejects trace ids older than 30 days); `unique` is 24 hex digits.
+pub fn xray_root(unique: &str) -> String {
+    static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let epoch = EPOCH.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    format!("1-{epoch:08x}-{unique}")
+}
+
+/// An X-Ray trace id as OpenTelemetry writes it: `1-<8 hex>-<24 hex>` as 32 hex digits.
+pub fn otel_id_of_root(root: &str) -> String {
+    root.trim_start_matches("1-").replace('-', "")
+}
+
+/// [`trace_root`]`(n)` as OpenTelemetry writes it.
+pub fn otel_trace_id(n: u32) -> String {
+    otel_id_of_root(&trace_root(n))
+}
+
+/// An OTLP span with the resource attributes of its batch.
+pub type ResourceSpan = (
+    Vec<(String, String)>,
+    opentelemetry_proto::tonic::trace::v1::Span,
+);
+
+/// The spans of an OTLP export request, each with the resource attributes of its batch.
+pub fn request_spans(
+    request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+) -> Vec<ResourceSpan> {
+    let mut spans = Vec::new();
+    for resource_spans in &request.resource_spans {
+        let resource: Vec<(String, String)> = resource_spans
+            .resource
+            .iter()
+            .flat_map(|r| r.attributes.iter())
+            .map(|kv| (kv.key.clone(), any_value_text(kv.value.as_ref())))
+            .collect();
+        for scope in &resource_spans.scope_spans {
+            for span in &scope.spans {
+                spans.push((resource.clone(), span.clone()));
+            }
+        }
+    }
+    spans
+}
+
+/// The distinct trace ids (hex) of the spans of an OTLP export request.
+pub fn request_trace_ids(
+    request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+) -> std::collections::HashSet<String> {
+    request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| hex(&s.trace_id))
+        .collect()
+}
+
+/// Answers an OTLP/HTTP export as a collector that took it: 200, an empty
+/// `ExportTraceServiceResponse`. `None` when the connection is gone.
+pub async fn write_export_accepted(write: &mut tokio::net::tcp::OwnedWriteHalf) -> Option<()> {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use prost::Message;
+    let body = ExportTraceServiceResponse::default().encode_to_vec();
+    write_response(
+        write,
+        200,
+        &[("content-type", "application/x-protobuf".into())],
+        &body,
+    )
+    .await
+    .ok()
+}
+
+/// The value of resource attribute `key`.
+pub fn resource_attr<'a>(resource: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    resource
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The JSON log lines whose `message` contains `text`.
+pub fn lines_with_message<'a>(
+    logs: &'a [serde_json::Value],
+    text: &str,
+) -> Vec<&'a serde_json::Value> {
+    logs.iter()
+        .filter(|l| l["message"].as_str().is_some_and(|m| m.contains(text)))
+        .collect()
+}
+
+/// The EMF documents among the JSON log lines.
+pub fn emf_documents(logs: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    logs.into_iter()
+        .filter(|l| l.get("_aws").is_some())
+        .collect()
+}
+
+/// Invocations 1 to 3 of [`traced_events`] as an OTLP transport sent them: the resource of the
+/// first batch, and the spans the callers check further.
+pub struct TracedSpans {
+    pub resource: Vec<(String, String)>,
+    /// Invocation 1's span, under Lambda's segment.
+    pub invocation: opentelemetry_proto::tonic::trace::v1::Span,
+    /// Invocation 1's GET to the public-IP service.
+    pub http: opentelemetry_proto::tonic::trace::v1::Span,
+    /// Invocation 2's span (`throwError`).
+    pub thrown: opentelemetry_proto::tonic::trace::v1::Span,
+    /// Invocation 3's span (an invalid event).
+    pub invalid: opentelemetry_proto::tonic::trace::v1::Span,
+}
+
+/// The spans of trace `n` (of [`trace_header`]) among `spans`.
+pub fn spans_of_trace(
+    spans: &[ResourceSpan],
+    n: u32,
+) -> Vec<opentelemetry_proto::tonic::trace::v1::Span> {
+    spans
+        .iter()
+        .map(|(_, s)| s.clone())
+        .filter(|s| hex(&s.trace_id) == otel_trace_id(n))
+        .collect()
+}
+
+/// The span of `trace` right under Lambda's segment: the invocation's.
+fn invocation_span(
+    trace: &[opentelemetry_proto::tonic::trace::v1::Span],
+) -> opentelemetry_proto::tonic::trace::v1::Span {
+    trace
+        .iter()
+        .find(|s| hex(&s.parent_span_id) == TRACE_PARENT)
+        .expect("invocation span under Lambda's")
+        .clone()
+}
+
+/// Asserts the span tree every OTLP transport carries for [`traced_events`], run with
+/// `OTEL_SERVICE_NAME=hello-otlp`, `OTEL_RESOURCE_ATTRIBUTES=deployment.environment=test` and
+/// the public-IP service at `checkip_url`: the resource; invocation 1's three spans (the
+/// invocation's under Lambda's segment, `getRuntimeInfo` and the GET under it); invocation 2's
+/// error status and exception event; invocation 3's client error; nothing of the unsampled
+/// invocation 4.
+pub fn assert_traced_span_tree(spans: &[ResourceSpan], checkip_url: &str) -> TracedSpans {
+    use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
+    let (resource, _) = spans.first().expect("spans");
+    let resource_value = |key: &str| resource_attr(resource, key);
+    assert_eq!(resource_value("service.name"), Some("hello-otlp"));
+    assert_eq!(resource_value("cloud.provider"), Some("aws"));
+    assert_eq!(resource_value("cloud.region"), Some("eu-west-1"));
+    assert_eq!(resource_value("faas.name"), Some("hello-it"));
+    assert_eq!(resource_value("deployment.environment"), Some("test"));
+
+    let first = spans_of_trace(spans, 1);
+    assert_eq!(first.len(), 3);
+    let invocation = invocation_span(&first);
+    assert_eq!(
+        invocation.name, "hello-otlp",
+        "the service name names the span"
+    );
+    assert_eq!(invocation.kind(), SpanKind::Internal);
+    assert_eq!(
+        span_attr(&invocation, "faas.invocation_id").as_deref(),
+        Some("ok")
+    );
+    assert_eq!(span_attr(&invocation, "ColdStart").as_deref(), Some("true"));
+    let runtime_info = first
+        .iter()
+        .find(|s| s.name == "getRuntimeInfo")
+        .expect("getRuntimeInfo");
+    assert_eq!(runtime_info.parent_span_id, invocation.span_id);
+    let http = first
+        .iter()
+        .find(|s| s.kind() == SpanKind::Client)
+        .expect("client span")
+        .clone();
+    assert_eq!(http.parent_span_id, invocation.span_id);
+    assert_eq!(span_attr(&http, "url.full").as_deref(), Some(checkip_url));
+    assert_eq!(
+        span_attr(&http, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+
+    let thrown = invocation_span(&spans_of_trace(spans, 2));
+    assert_eq!(
+        thrown.status.as_ref().map(|s| s.code()),
+        Some(StatusCode::Error)
+    );
+    assert!(thrown.events.iter().any(|e| e.name == "exception"));
+
+    let invalid = invocation_span(&spans_of_trace(spans, 3));
+    assert_eq!(span_attr(&invalid, "ErrorKind").as_deref(), Some("client"));
+
+    assert!(
+        spans_of_trace(spans, 4).is_empty(),
+        "Sampled=0 sends nothing"
+    );
+    TracedSpans {
+        resource: resource.clone(),
+        invocation,
+        http,
+        thrown,
+        invalid,
+    }
 }
