@@ -12,14 +12,15 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::Value;
 use support::{
-    CheckIp, Event, Function, MockRuntimeApi, OtlpDatagram, OtlpMode, OtlpReceiver, Outcome,
-    XrayDaemon, hex, serve_http, span_attr, write_response,
+    CheckIp, Event, Function, GatedCheckIp, MockRuntimeApi, OtlpDatagram, OtlpExport, OtlpMode,
+    OtlpReceiver, Outcome, XrayDaemon, emf_documents, hex, lines_with_message, otel_id_of_root,
+    request_trace_ids, serve_http, span_attr, write_export_accepted, xray_root,
 };
 
 /// Keeps the log files of the long runs small; the export totals at shutdown stay visible.
@@ -32,18 +33,12 @@ fn unique_part(n: u32) -> String {
 
 /// Invocation `n`'s X-Ray trace id.
 fn root(n: u32) -> String {
-    static EPOCH: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let epoch = EPOCH.get_or_init(|| {
-        SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    });
-    format!("1-{epoch:08x}-{}", unique_part(n))
+    xray_root(&unique_part(n))
 }
 
 /// Invocation `n`'s trace id as OpenTelemetry writes it (32 hex digits).
 fn otel_trace_id(n: u32) -> String {
-    root(n).trim_start_matches("1-").replace('-', "")
+    otel_id_of_root(&root(n))
 }
 
 /// The Lambda segment invocation `n` hangs under: its own, so a span under another's is seen.
@@ -114,11 +109,7 @@ fn from_segment(datagram: &[u8]) -> Received {
     };
     Received {
         // X-Ray's `1-<time>-<unique>`, compared as OpenTelemetry's 32 hex digits.
-        trace_id: doc["trace_id"]
-            .as_str()
-            .unwrap_or_default()
-            .trim_start_matches("1-")
-            .replace('-', ""),
+        trace_id: otel_id_of_root(doc["trace_id"].as_str().unwrap_or_default()),
         id: doc["id"].as_str().unwrap_or_default().to_owned(),
         parent_id: doc["parent_id"].as_str().unwrap_or_default().to_owned(),
         role,
@@ -214,13 +205,15 @@ fn export_totals(function: &mut Function) -> (u64, u64) {
     )
 }
 
-/// The EMF documents among the log lines.
-fn emf(function: &Function) -> Vec<Value> {
-    function
-        .json_logs()
-        .into_iter()
-        .filter(|l| l.get("_aws").is_some())
-        .collect()
+/// Asserts that each OTLP/HTTP export holds the spans of one trace: one invocation's flush.
+fn assert_one_trace_per_export(exports: &[OtlpExport]) {
+    for export in exports {
+        assert_eq!(
+            request_trace_ids(&export.request).len(),
+            1,
+            "one trace per export"
+        );
+    }
 }
 
 /// Sum of metric `name` over the EMF documents (a counter is a number per document).
@@ -299,17 +292,7 @@ async fn every_span_once(transport: Transport, count: u32) -> Figure {
             let exports = receiver.exports.lock().expect("lock").clone();
             // One request per invocation flush, holding that invocation's trace only.
             assert_eq!(exports.len(), count as usize);
-            for export in &exports {
-                let traces: HashSet<Vec<u8>> = export
-                    .request
-                    .resource_spans
-                    .iter()
-                    .flat_map(|r| &r.scope_spans)
-                    .flat_map(|s| &s.spans)
-                    .map(|s| s.trace_id.clone())
-                    .collect();
-                assert_eq!(traces.len(), 1, "one trace per export");
-            }
+            assert_one_trace_per_export(&exports);
             receiver.spans().iter().map(|(_, s)| from_otlp(s)).collect()
         }
     };
@@ -322,7 +305,7 @@ async fn every_span_once(transport: Transport, count: u32) -> Figure {
     assert_eq!(errors, (count / 7) as usize, "every 7th throws");
 
     // The function's own account agrees: nothing dropped, nothing logged as dropped.
-    let docs = emf(&function);
+    let docs = emf_documents(function.json_logs());
     assert_eq!(emf_sum(&docs, "SpansDropped"), 0);
     assert!(!function.logs().contains("spans dropped"));
     let (sent, dropped) = export_totals(&mut function);
@@ -395,14 +378,7 @@ async fn a_collector_that_times_out_shows_as_spans_dropped_in_a_log_line_and_emf
     let logs = function.json_logs();
 
     // One WARN line per invocation, with its trace and count.
-    let warnings: Vec<&Value> = logs
-        .iter()
-        .filter(|l| {
-            l["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("spans dropped"))
-        })
-        .collect();
+    let warnings = lines_with_message(&logs, "spans dropped");
     assert_eq!(warnings.len(), COUNT as usize, "{warnings:#?}");
     for (n, warning) in (1..=COUNT).zip(&warnings) {
         assert_eq!(warning["level"], "WARN");
@@ -436,45 +412,17 @@ async fn a_collector_that_times_out_shows_as_spans_dropped_in_a_log_line_and_emf
     assert_eq!((exported, total_dropped), (0, 3 * u64::from(COUNT)));
 }
 
-/// A public-IP stand-in that holds the requests of the given invocations (told by their trace
-/// id, propagated in the request headers) until released, and answers the others at once.
-struct SelectiveCheckIp {
-    url: String,
-    held: Arc<AtomicUsize>,
-    gate: Arc<tokio::sync::Semaphore>,
-}
-
-impl SelectiveCheckIp {
-    async fn start(slow: Vec<u32>) -> Self {
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let held = Arc::new(AtomicUsize::new(0));
-        let slow: Arc<Vec<String>> = Arc::new(slow.into_iter().map(unique_part).collect());
-        let (g, h) = (gate.clone(), held.clone());
-        let address = serve_http(move |request, mut write| {
-            let (gate, held) = (g.clone(), h.clone());
-            let is_slow = request
-                .headers
-                .iter()
-                .any(|(_, value)| slow.iter().any(|s| value.contains(s.as_str())));
-            async move {
-                if is_slow {
-                    held.fetch_add(1, Ordering::SeqCst);
-                    gate.acquire().await.ok()?.forget();
-                    held.fetch_sub(1, Ordering::SeqCst);
-                }
-                write_response(&mut write, 200, &[], b"198.51.100.7\n")
-                    .await
-                    .ok()?;
-                Some(write)
-            }
-        })
-        .await;
-        Self {
-            url: format!("http://{address}/"),
-            held,
-            gate,
-        }
-    }
+/// A public-IP stand-in that holds the requests of the invocations in `slow` (told by their
+/// trace id, propagated in the request headers) until released, and answers the others at once.
+async fn selective_checkip(slow: &[u32]) -> GatedCheckIp {
+    let slow: Vec<String> = slow.iter().copied().map(unique_part).collect();
+    GatedCheckIp::holding(move |request| {
+        request
+            .headers
+            .iter()
+            .any(|(_, value)| slow.iter().any(|s| value.contains(s.as_str())))
+    })
+    .await
 }
 
 async fn until(what: &str, condition: impl Fn() -> bool) {
@@ -489,7 +437,7 @@ async fn until(what: &str, condition: impl Fn() -> bool) {
 async fn concurrent_invocations_export_their_own_traces_without_waiting_for_each_other() {
     const SLOW: [u32; 2] = [1, 2];
     const COUNT: u32 = 12;
-    let checkip = SelectiveCheckIp::start(SLOW.to_vec()).await;
+    let checkip = selective_checkip(&SLOW).await;
     let receiver = OtlpReceiver::start(OtlpMode::Accept).await;
     let runtime = MockRuntimeApi::start((1..=COUNT).map(event).collect()).await;
     let function = Function::start(
@@ -505,7 +453,7 @@ async fn concurrent_invocations_export_their_own_traces_without_waiting_for_each
     // The slow invocations hold two of the four slots; the fast ones go through the other two,
     // and their spans arrive while the slow ones are still in flight.
     until("both slow invocations held", || {
-        checkip.held.load(Ordering::SeqCst) == SLOW.len()
+        checkip.held() == SLOW.len()
     })
     .await;
     let fast = (COUNT as usize) - SLOW.len();
@@ -514,11 +462,7 @@ async fn concurrent_invocations_export_their_own_traces_without_waiting_for_each
         receiver.exports.lock().expect("lock").len() == fast
     })
     .await;
-    assert_eq!(
-        checkip.held.load(Ordering::SeqCst),
-        SLOW.len(),
-        "still held"
-    );
+    assert_eq!(checkip.held(), SLOW.len(), "still held");
     let answered: Vec<String> = runtime
         .outcomes(fast)
         .await
@@ -539,7 +483,7 @@ async fn concurrent_invocations_export_their_own_traces_without_waiting_for_each
         .collect();
     assert_eq!(early, fast_traces, "only the fast traces, all of them");
 
-    checkip.gate.add_permits(SLOW.len());
+    checkip.release(SLOW.len());
     runtime.wait_outcome_count(COUNT as usize).await;
     runtime.wait_next_calls(COUNT as usize + 4).await;
     assert_eq!(runtime.max_in_flight(), 4);
@@ -548,17 +492,7 @@ async fn concurrent_invocations_export_their_own_traces_without_waiting_for_each
     // its own Lambda segment.
     let exports = receiver.exports.lock().expect("lock").clone();
     assert_eq!(exports.len(), COUNT as usize);
-    for export in &exports {
-        let traces: HashSet<Vec<u8>> = export
-            .request
-            .resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .map(|s| s.trace_id.clone())
-            .collect();
-        assert_eq!(traces.len(), 1, "one trace per export");
-    }
+    assert_one_trace_per_export(&exports);
     let spans = receiver.spans();
     let received: Vec<Received> = spans.iter().map(|(_, s)| from_otlp(s)).collect();
     assert_exactly_once(&received, COUNT);
@@ -589,10 +523,7 @@ async fn concurrent_invocations_export_their_own_traces_without_waiting_for_each
     }
     assert_eq!(lines_per_invocation.len(), COUNT as usize);
     // The environment's cold start and init time, once.
-    let docs: Vec<Value> = logs
-        .into_iter()
-        .filter(|l| l.get("_aws").is_some())
-        .collect();
+    let docs = emf_documents(logs);
     assert_eq!(emf_sum(&docs, "ColdStart"), 1, "{docs:#?}");
     let init: usize = docs
         .iter()
@@ -614,9 +545,7 @@ struct GatedOtlpReceiver {
 
 impl GatedOtlpReceiver {
     async fn start(slow: Vec<u32>) -> Self {
-        use opentelemetry_proto::tonic::collector::trace::v1::{
-            ExportTraceServiceRequest, ExportTraceServiceResponse,
-        };
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
         use prost::Message;
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let held = Arc::new(AtomicUsize::new(0));
@@ -627,13 +556,7 @@ impl GatedOtlpReceiver {
             let (gate, held) = (g.clone(), h.clone());
             let decoded = ExportTraceServiceRequest::decode(request.body.as_slice())
                 .expect("a valid ExportTraceServiceRequest");
-            let traces: HashSet<String> = decoded
-                .resource_spans
-                .iter()
-                .flat_map(|r| &r.scope_spans)
-                .flat_map(|s| &s.spans)
-                .map(|s| hex(&s.trace_id))
-                .collect();
+            let traces = request_trace_ids(&decoded);
             let is_slow = traces.iter().any(|t| slow.contains(t));
             a.lock().expect("lock").push(traces);
             async move {
@@ -642,15 +565,7 @@ impl GatedOtlpReceiver {
                     gate.acquire().await.ok()?.forget();
                     held.fetch_sub(1, Ordering::SeqCst);
                 }
-                let body = ExportTraceServiceResponse::default().encode_to_vec();
-                write_response(
-                    &mut write,
-                    200,
-                    &[("content-type", "application/x-protobuf".into())],
-                    &body,
-                )
-                .await
-                .ok()?;
+                write_export_accepted(&mut write).await?;
                 Some(write)
             }
         })
