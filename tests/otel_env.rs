@@ -10,14 +10,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use support::{
-    CheckIp, Event, Function, MockRuntimeApi, OtlpDatagram, OtlpMode, OtlpReceiver, Outcome,
-    TRACE_PARENT, XrayDaemon, hex, trace_header, trace_root,
+    CheckIp, Event, Function, MockRuntimeApi, OtlpDatagram, OtlpExport, OtlpMode, OtlpReceiver,
+    Outcome, ResourceSpan, TRACE_PARENT, XrayDaemon, emf_documents, hex, lines_with_message,
+    otel_trace_id, resource_attr, trace_header, trace_root,
 };
-
-/// The hex trace id OpenTelemetry gives X-Ray root `1-<8 hex>-<24 hex>`.
-fn otel_trace_id(n: u32) -> String {
-    trace_root(n).trim_start_matches("1-").replace('-', "")
-}
 
 /// A sampled invocation of the success event in trace `n`.
 fn sampled(request_id: &str, n: u32) -> Event {
@@ -29,6 +25,23 @@ struct Sinks {
     daemon: Arc<XrayDaemon>,
     otlp: OtlpReceiver,
     checkip: CheckIp,
+}
+
+/// The names of the spans of trace 1 among `spans`.
+fn span_names_of_trace_1(spans: impl IntoIterator<Item = ResourceSpan>) -> Vec<String> {
+    spans
+        .into_iter()
+        .filter(|(_, s)| hex(&s.trace_id) == otel_trace_id(1))
+        .map(|(_, s)| s.name)
+        .collect()
+}
+
+/// Runs `event` with `env`, the public-IP service answering `checkip_status`.
+async fn run_event(checkip_status: u16, event: Event, env: &[(&str, &str)]) -> Run {
+    Sinks::with(OtlpMode::Accept, checkip_status)
+        .await
+        .run(vec![event], env)
+        .await
 }
 
 /// One `bootstrap` after its invocations: what it answered, logged and sent to the daemon.
@@ -55,6 +68,41 @@ impl Sinks {
     /// set first, `env` may override them), until it asks for the event after the last.
     async fn run(&self, events: Vec<Event>, env: &[(&str, &str)]) -> Run {
         self.run_unsetting(events, env, &[]).await
+    }
+
+    /// Runs one sampled invocation (trace 1) with `env`, and asserts that it was answered.
+    async fn run_sampled(&self, env: &[(&str, &str)]) -> Run {
+        let run = self.run(vec![sampled("ok", 1)], env).await;
+        run.assert_all_answered();
+        run
+    }
+
+    /// [`Sinks::run_sampled`] with `OTEL_TRACES_EXPORTER=exporters`, the OTLP receiver as
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, and `env` on top.
+    async fn run_sampled_exporting(&self, exporters: &str, env: &[(&str, &str)]) -> Run {
+        let mut vars = vec![
+            ("OTEL_TRACES_EXPORTER", exporters),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", self.otlp.endpoint.as_str()),
+        ];
+        vars.extend_from_slice(env);
+        self.run_sampled(&vars).await
+    }
+
+    /// The requests the OTLP receiver got, asserted to be some.
+    fn exports(&self, run: &Run) -> Vec<OtlpExport> {
+        let exports = self.otlp.exports.lock().expect("lock").clone();
+        assert!(!exports.is_empty(), "{}", run.raw_logs());
+        exports
+    }
+
+    /// Asserts that the OTLP receiver got requests, every one at `path`.
+    fn assert_all_exported_to(&self, run: &Run, path: &str) {
+        let exports = self.exports(run);
+        assert!(
+            exports.iter().all(|e| e.path == path),
+            "all to {path}: {:?}",
+            exports.iter().map(|e| &e.path).collect::<Vec<_>>()
+        );
     }
 
     /// [`Sinks::run`] with the variables in `unset` removed from the environment.
@@ -165,51 +213,31 @@ impl Run {
 
     /// The EMF documents among the log lines.
     fn emf(&self) -> Vec<Value> {
-        self.logs()
-            .into_iter()
-            .filter(|l| l.get("_aws").is_some())
-            .collect()
+        emf_documents(self.logs())
     }
 }
 
 // --- Turning tracing off -------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn otel_sdk_disabled_sends_nothing_even_with_an_exporter_chosen() {
+/// Runs one sampled invocation exported to the daemon and the OTLP receiver, with `disabled`
+/// set to `true`, and asserts that it was answered and that nothing was sent.
+async fn assert_disabled_sends_nothing(disabled: &str) {
     let sinks = Sinks::start().await;
-    let endpoint = sinks.otlp.endpoint.clone();
     let run = sinks
-        .run(
-            vec![sampled("ok", 1)],
-            &[
-                ("OTEL_SDK_DISABLED", "true"),
-                ("OTEL_TRACES_EXPORTER", "xray,otlp"),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-            ],
-        )
+        .run_sampled_exporting("xray,otlp", &[(disabled, "true")])
         .await;
-    run.assert_all_answered();
     assert!(run.datagrams.is_empty(), "{:?}", run.segments());
     assert!(sinks.otlp.spans().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otel_sdk_disabled_sends_nothing_even_with_an_exporter_chosen() {
+    assert_disabled_sends_nothing("OTEL_SDK_DISABLED").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powertools_trace_disabled_sends_nothing_even_with_an_exporter_chosen() {
-    let sinks = Sinks::start().await;
-    let endpoint = sinks.otlp.endpoint.clone();
-    let run = sinks
-        .run(
-            vec![sampled("ok", 1)],
-            &[
-                ("POWERTOOLS_TRACE_DISABLED", "true"),
-                ("OTEL_TRACES_EXPORTER", "xray,otlp"),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-            ],
-        )
-        .await;
-    run.assert_all_answered();
-    assert!(run.datagrams.is_empty(), "{:?}", run.segments());
-    assert!(sinks.otlp.spans().is_empty());
+    assert_disabled_sends_nothing("POWERTOOLS_TRACE_DISABLED").await;
 }
 
 // --- OTEL_TRACES_EXPORTER ------------------------------------------------------------------
@@ -218,12 +246,8 @@ async fn powertools_trace_disabled_sends_nothing_even_with_an_exporter_chosen() 
 async fn an_unknown_exporter_in_the_list_warns_once_and_the_known_one_still_sends() {
     let sinks = Sinks::start().await;
     let run = sinks
-        .run(
-            vec![sampled("ok", 1)],
-            &[("OTEL_TRACES_EXPORTER", " XRAY , jaeger")],
-        )
+        .run_sampled(&[("OTEL_TRACES_EXPORTER", " XRAY , jaeger")])
         .await;
-    run.assert_all_answered();
     let invocation = run.invocation_segment(1);
     assert_eq!(invocation["name"], "hello-it", "{invocation}");
     assert_eq!(run.segments_of(1).len(), 3, "{:#?}", run.segments());
@@ -233,25 +257,9 @@ async fn an_unknown_exporter_in_the_list_warns_once_and_the_known_one_still_send
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_of_exporters_sends_each_invocation_to_each_of_them() {
     let sinks = Sinks::start().await;
-    let endpoint = sinks.otlp.endpoint.clone();
-    let run = sinks
-        .run(
-            vec![sampled("ok", 1)],
-            &[
-                ("OTEL_TRACES_EXPORTER", "xray,otlp"),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-            ],
-        )
-        .await;
-    run.assert_all_answered();
+    let run = sinks.run_sampled_exporting("xray,otlp", &[]).await;
     assert_eq!(run.segments_of(1).len(), 3, "{:#?}", run.segments());
-    let spans: Vec<String> = sinks
-        .otlp
-        .spans()
-        .iter()
-        .filter(|(_, s)| hex(&s.trace_id) == otel_trace_id(1))
-        .map(|(_, s)| s.name.clone())
-        .collect();
+    let spans = span_names_of_trace_1(sinks.otlp.spans());
     assert_eq!(spans.len(), 3, "{spans:?}");
     assert!(spans.iter().any(|name| name == "hello-it"), "{spans:?}");
 }
@@ -264,13 +272,11 @@ async fn unset_inside_lambda_without_an_endpoint_sends_otlp_over_udp_to_the_daem
         .await;
     run.assert_all_answered();
     assert!(!run.datagrams.is_empty(), "{}", run.raw_logs());
-    let spans: Vec<String> = run
-        .datagrams
-        .iter()
-        .flat_map(|d| OtlpDatagram::decode(d).spans())
-        .filter(|(_, s)| hex(&s.trace_id) == otel_trace_id(1))
-        .map(|(_, s)| s.name)
-        .collect();
+    let spans = span_names_of_trace_1(
+        run.datagrams
+            .iter()
+            .flat_map(|d| OtlpDatagram::decode(d).spans()),
+    );
     assert_eq!(spans.len(), 3, "{spans:?}");
     assert!(sinks.otlp.spans().is_empty());
 }
@@ -298,15 +304,11 @@ async fn unset_with_an_otlp_endpoint_sends_otlp_over_http_only() {
 async fn always_off_sends_nothing_even_for_a_sampled_invocation() {
     let sinks = Sinks::start().await;
     let run = sinks
-        .run(
-            vec![sampled("ok", 1)],
-            &[
-                ("OTEL_TRACES_EXPORTER", "xray"),
-                ("OTEL_TRACES_SAMPLER", "always_off"),
-            ],
-        )
+        .run_sampled(&[
+            ("OTEL_TRACES_EXPORTER", "xray"),
+            ("OTEL_TRACES_SAMPLER", "always_off"),
+        ])
         .await;
-    run.assert_all_answered();
     assert!(run.datagrams.is_empty(), "{:#?}", run.segments());
 }
 
@@ -360,23 +362,33 @@ async fn outbound_trace_headers(propagators: Option<&str>) -> (Option<String>, O
     if let Some(propagators) = propagators {
         env.push(("OTEL_PROPAGATORS", propagators));
     }
-    let run = sinks.run(vec![sampled("ok", 1)], &env).await;
-    run.assert_all_answered();
+    let _run = sinks.run_sampled(&env).await;
     let requests = sinks.checkip.requests.lock().expect("lock").clone();
     assert_eq!(requests.len(), 1, "{requests:?}");
     let header = |name: &str| requests[0].header(name).map(str::to_owned);
     (header("traceparent"), header("x-amzn-trace-id"))
 }
 
+/// Asserts that `traceparent` was sent and names trace 1.
+fn assert_traceparent_of_trace_1(traceparent: Option<&str>) {
+    assert!(
+        traceparent.is_some_and(|t| t.contains(&otel_trace_id(1))),
+        "{traceparent:?}"
+    );
+}
+
+/// Asserts that `X-Amzn-Trace-Id` was sent and names trace 1's root.
+fn assert_xray_header_of_trace_1(xray: Option<&str>) {
+    assert!(
+        xray.is_some_and(|x| x.contains(&format!("Root={}", trace_root(1)))),
+        "{xray:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracecontext_propagates_traceparent_only() {
     let (traceparent, xray) = outbound_trace_headers(Some("tracecontext")).await;
-    assert!(
-        traceparent
-            .as_deref()
-            .is_some_and(|t| t.contains(&otel_trace_id(1))),
-        "{traceparent:?}"
-    );
+    assert_traceparent_of_trace_1(traceparent.as_deref());
     assert_eq!(xray, None);
 }
 
@@ -384,27 +396,14 @@ async fn tracecontext_propagates_traceparent_only() {
 async fn xray_propagates_x_amzn_trace_id_only() {
     let (traceparent, xray) = outbound_trace_headers(Some("xray")).await;
     assert_eq!(traceparent, None);
-    assert!(
-        xray.as_deref()
-            .is_some_and(|x| x.contains(&format!("Root={}", trace_root(1)))),
-        "{xray:?}"
-    );
+    assert_xray_header_of_trace_1(xray.as_deref());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unset_propagates_both_headers() {
     let (traceparent, xray) = outbound_trace_headers(None).await;
-    assert!(
-        traceparent
-            .as_deref()
-            .is_some_and(|t| t.contains(&otel_trace_id(1))),
-        "{traceparent:?}"
-    );
-    assert!(
-        xray.as_deref()
-            .is_some_and(|x| x.contains(&format!("Root={}", trace_root(1)))),
-        "{xray:?}"
-    );
+    assert_traceparent_of_trace_1(traceparent.as_deref());
+    assert_xray_header_of_trace_1(xray.as_deref());
 }
 
 // --- The service name ----------------------------------------------------------------------
@@ -430,9 +429,8 @@ async fn assert_service_name(env: &[(&str, &str)], expected: &str) {
     let spans = sinks.otlp.spans();
     assert!(!spans.is_empty(), "{}", run.raw_logs());
     for (resource, _) in &spans {
-        let service = resource.iter().find(|(k, _)| k == "service.name");
         assert_eq!(
-            service.map(|(_, v)| v.as_str()),
+            resource_attr(resource, "service.name"),
             Some(expected),
             "{resource:?}"
         );
@@ -519,23 +517,14 @@ async fn the_traces_endpoint_is_used_as_is_and_wins_over_the_generic_one() {
     let generic = OtlpReceiver::start(OtlpMode::Accept).await;
     let traces = format!("{}/custom/traces", sinks.otlp.endpoint);
     let run = sinks
-        .run(
-            vec![sampled("ok", 1)],
-            &[
-                ("OTEL_TRACES_EXPORTER", "otlp"),
-                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &traces),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", &generic.endpoint),
-            ],
-        )
+        .run_sampled(&[
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &traces),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &generic.endpoint),
+        ])
         .await;
-    run.assert_all_answered();
-    let exports = sinks.otlp.exports.lock().expect("lock").clone();
-    assert!(!exports.is_empty(), "{}", run.raw_logs());
-    assert!(
-        exports.iter().all(|e| e.path == "/custom/traces"),
-        "no /v1/traces appended: {:?}",
-        exports.iter().map(|e| &e.path).collect::<Vec<_>>()
-    );
+    // No `/v1/traces` appended.
+    sinks.assert_all_exported_to(&run, "/custom/traces");
     assert!(generic.spans().is_empty());
 }
 
@@ -544,36 +533,23 @@ async fn an_empty_traces_endpoint_counts_as_unset_and_the_generic_one_gets_v1_tr
     let sinks = Sinks::start().await;
     let endpoint = format!("{}/base/", sinks.otlp.endpoint);
     let run = sinks
-        .run(
-            vec![sampled("ok", 1)],
-            &[
-                ("OTEL_TRACES_EXPORTER", "otlp"),
-                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-            ],
-        )
+        .run_sampled(&[
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", ""),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ])
         .await;
-    run.assert_all_answered();
-    let exports = sinks.otlp.exports.lock().expect("lock").clone();
-    assert!(!exports.is_empty(), "{}", run.raw_logs());
-    assert!(
-        exports.iter().all(|e| e.path == "/base/v1/traces"),
-        "{:?}",
-        exports.iter().map(|e| &e.path).collect::<Vec<_>>()
-    );
+    sinks.assert_all_exported_to(&run, "/base/v1/traces");
     assert!(run.datagrams.is_empty(), "not sent over UDP instead");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_traces_headers_win_whole_over_the_generic_ones() {
     let sinks = Sinks::start().await;
-    let endpoint = sinks.otlp.endpoint.clone();
     let run = sinks
-        .run(
-            vec![sampled("ok", 1)],
+        .run_sampled_exporting(
+            "otlp",
             &[
-                ("OTEL_TRACES_EXPORTER", "otlp"),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
                 (
                     "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
                     "x-traces-token=t%20one",
@@ -582,10 +558,7 @@ async fn the_traces_headers_win_whole_over_the_generic_ones() {
             ],
         )
         .await;
-    run.assert_all_answered();
-    let exports = sinks.otlp.exports.lock().expect("lock").clone();
-    assert!(!exports.is_empty(), "{}", run.raw_logs());
-    for export in &exports {
+    for export in &sinks.exports(&run) {
         let header = |name: &str| {
             export
                 .headers
@@ -601,46 +574,26 @@ async fn the_traces_headers_win_whole_over_the_generic_ones() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_traces_timeout_bounds_an_export_to_a_hanging_receiver() {
     let sinks = Sinks::with(OtlpMode::Hang, 200).await;
-    let endpoint = sinks.otlp.endpoint.clone();
     let run = sinks
-        .run(
-            vec![sampled("ok", 1)],
+        .run_sampled_exporting(
+            "otlp",
             &[
-                ("OTEL_TRACES_EXPORTER", "otlp"),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
                 ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "300"),
                 // Were the generic one used, the export would hang past the invocation's deadline.
                 ("OTEL_EXPORTER_OTLP_TIMEOUT", "600000"),
             ],
         )
         .await;
-    run.assert_all_answered();
-    assert!(
-        !sinks.otlp.exports.lock().expect("lock").is_empty(),
-        "the receiver got the request"
-    );
+    // The receiver got the request.
+    sinks.exports(&run);
     let logs = run.logs();
-    let drops: Vec<&Value> = logs
-        .iter()
-        .filter(|l| {
-            l["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("spans dropped"))
-        })
-        .collect();
+    let drops = lines_with_message(&logs, "spans dropped");
     assert_eq!(drops.len(), 1, "{}", run.raw_logs());
     assert_eq!(drops[0]["level"], "WARN", "{}", drops[0]);
     assert_eq!(drops[0]["timed_out"], 3, "{}", drops[0]);
     assert_eq!(drops[0]["export_failed"], 0, "{}", drops[0]);
     // The bound that cut the export is the configured one (not the deadline's, nor the generic).
-    let failing: Vec<&Value> = logs
-        .iter()
-        .filter(|l| {
-            l["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("span export failing"))
-        })
-        .collect();
+    let failing = lines_with_message(&logs, "span export failing");
     assert_eq!(failing.len(), 1, "{}", run.raw_logs());
     assert_eq!(
         failing[0]["error"], "Operation timed out after 300ms",
@@ -652,18 +605,9 @@ async fn the_traces_timeout_bounds_an_export_to_a_hanging_receiver() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsupported_protocol_warns_once_and_http_protobuf_is_sent() {
     let sinks = Sinks::start().await;
-    let endpoint = sinks.otlp.endpoint.clone();
     let run = sinks
-        .run(
-            vec![sampled("ok", 1)],
-            &[
-                ("OTEL_TRACES_EXPORTER", "otlp"),
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
-                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
-            ],
-        )
+        .run_sampled_exporting("otlp", &[("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")])
         .await;
-    run.assert_all_answered();
     run.assert_one_warning("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc");
     assert_eq!(sinks.otlp.spans().len(), 3, "{}", run.raw_logs());
 }
@@ -682,15 +626,27 @@ fn lookup_failures(logs: &[Value]) -> Vec<&Value> {
         .collect()
 }
 
+/// Asserts that the public-IP lookup failure, a WARN line, is logged, and nothing below WARN.
+fn assert_warn_level(run: &Run) {
+    let logs = run.logs();
+    assert_eq!(lookup_failures(&logs).len(), 1, "{}", run.raw_logs());
+    assert!(
+        levels(&logs)
+            .iter()
+            .all(|level| matches!(*level, "WARN" | "ERROR")),
+        "{}",
+        run.raw_logs()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_lambda_log_level_error_hides_info_and_warn_and_errors_keep_the_request_id() {
-    let sinks = Sinks::with(OtlpMode::Accept, 503).await;
-    let run = sinks
-        .run(
-            vec![Event::fixture("throw", "throw-error.json")],
-            &[("AWS_LAMBDA_LOG_LEVEL", "ERROR")],
-        )
-        .await;
+    let run = run_event(
+        503,
+        Event::fixture("throw", "throw-error.json"),
+        &[("AWS_LAMBDA_LOG_LEVEL", "ERROR")],
+    )
+    .await;
     let logs = run.logs();
     assert!(
         levels(&logs).iter().all(|level| *level == "ERROR"),
@@ -707,59 +663,40 @@ async fn aws_lambda_log_level_error_hides_info_and_warn_and_errors_keep_the_requ
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powertools_log_level_applies_when_aws_lambda_log_level_is_unset() {
-    let sinks = Sinks::with(OtlpMode::Accept, 503).await;
-    let run = sinks
-        .run(
-            vec![Event::fixture("ok", "success.json")],
-            &[("POWERTOOLS_LOG_LEVEL", "WARN")],
-        )
-        .await;
-    let logs = run.logs();
-    assert_eq!(lookup_failures(&logs).len(), 1, "{}", run.raw_logs());
-    assert!(
-        levels(&logs)
-            .iter()
-            .all(|level| matches!(*level, "WARN" | "ERROR")),
-        "{}",
-        run.raw_logs()
-    );
+    let run = run_event(
+        503,
+        Event::fixture("ok", "success.json"),
+        &[("POWERTOOLS_LOG_LEVEL", "WARN")],
+    )
+    .await;
+    assert_warn_level(&run);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_lambda_log_level_wins_over_powertools_log_level() {
-    let sinks = Sinks::with(OtlpMode::Accept, 503).await;
-    let run = sinks
-        .run(
-            vec![Event::fixture("ok", "success.json")],
-            &[
-                ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
-                ("POWERTOOLS_LOG_LEVEL", "ERROR"),
-            ],
-        )
-        .await;
-    let logs = run.logs();
+    let run = run_event(
+        503,
+        Event::fixture("ok", "success.json"),
+        &[
+            ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
+            ("POWERTOOLS_LOG_LEVEL", "ERROR"),
+        ],
+    )
+    .await;
     // At ERROR (Powertools' level) this WARN line would be hidden; at INFO, INFO lines shown.
-    assert_eq!(lookup_failures(&logs).len(), 1, "{}", run.raw_logs());
-    assert!(
-        levels(&logs)
-            .iter()
-            .all(|level| matches!(*level, "WARN" | "ERROR")),
-        "{}",
-        run.raw_logs()
-    );
+    assert_warn_level(&run);
 }
 
 // --- Payload logging and metrics -----------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powertools_logger_log_event_logs_the_payload_in_its_invocation() {
-    let sinks = Sinks::start().await;
-    let run = sinks
-        .run(
-            vec![Event::fixture("ok", "success.json")],
-            &[("POWERTOOLS_LOGGER_LOG_EVENT", "true")],
-        )
-        .await;
+    let run = run_event(
+        200,
+        Event::fixture("ok", "success.json"),
+        &[("POWERTOOLS_LOGGER_LOG_EVENT", "true")],
+    )
+    .await;
     let logs = run.logs();
     let payloads: Vec<&Value> = logs
         .iter()
@@ -775,13 +712,12 @@ async fn powertools_logger_log_event_logs_the_payload_in_its_invocation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powertools_metrics_namespace_is_the_emf_namespace() {
-    let sinks = Sinks::start().await;
-    let run = sinks
-        .run(
-            vec![Event::fixture("ok", "success.json")],
-            &[("POWERTOOLS_METRICS_NAMESPACE", "EnvTestNamespace")],
-        )
-        .await;
+    let run = run_event(
+        200,
+        Event::fixture("ok", "success.json"),
+        &[("POWERTOOLS_METRICS_NAMESPACE", "EnvTestNamespace")],
+    )
+    .await;
     let emf = run.emf();
     assert!(!emf.is_empty(), "{}", run.raw_logs());
     for doc in emf {
@@ -796,13 +732,12 @@ async fn powertools_metrics_namespace_is_the_emf_namespace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powertools_metrics_disabled_writes_no_emf() {
-    let sinks = Sinks::start().await;
-    let run = sinks
-        .run(
-            vec![Event::fixture("ok", "success.json")],
-            &[("POWERTOOLS_METRICS_DISABLED", "true")],
-        )
-        .await;
+    let run = run_event(
+        200,
+        Event::fixture("ok", "success.json"),
+        &[("POWERTOOLS_METRICS_DISABLED", "true")],
+    )
+    .await;
     run.assert_all_answered();
     assert!(
         run.logs().iter().any(|l| l["requestId"] == "ok"),
