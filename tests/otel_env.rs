@@ -44,6 +44,11 @@ async fn run_event(checkip_status: u16, event: Event, env: &[(&str, &str)]) -> R
         .await
 }
 
+/// [`run_event`] with a success event, request id `ok`, without a trace header.
+async fn run_success(checkip_status: u16, env: &[(&str, &str)]) -> Run {
+    run_event(checkip_status, Event::fixture("ok", "success.json"), env).await
+}
+
 /// One `bootstrap` after its invocations: what it answered, logged and sent to the daemon.
 struct Run {
     function: Function,
@@ -663,20 +668,14 @@ async fn aws_lambda_log_level_error_hides_info_and_warn_and_errors_keep_the_requ
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powertools_log_level_applies_when_aws_lambda_log_level_is_unset() {
-    let run = run_event(
-        503,
-        Event::fixture("ok", "success.json"),
-        &[("POWERTOOLS_LOG_LEVEL", "WARN")],
-    )
-    .await;
+    let run = run_success(503, &[("POWERTOOLS_LOG_LEVEL", "WARN")]).await;
     assert_warn_level(&run);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_lambda_log_level_wins_over_powertools_log_level() {
-    let run = run_event(
+    let run = run_success(
         503,
-        Event::fixture("ok", "success.json"),
         &[
             ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
             ("POWERTOOLS_LOG_LEVEL", "ERROR"),
@@ -691,12 +690,7 @@ async fn aws_lambda_log_level_wins_over_powertools_log_level() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powertools_logger_log_event_logs_the_payload_in_its_invocation() {
-    let run = run_event(
-        200,
-        Event::fixture("ok", "success.json"),
-        &[("POWERTOOLS_LOGGER_LOG_EVENT", "true")],
-    )
-    .await;
+    let run = run_success(200, &[("POWERTOOLS_LOGGER_LOG_EVENT", "true")]).await;
     let logs = run.logs();
     let payloads: Vec<&Value> = logs
         .iter()
@@ -712,12 +706,7 @@ async fn powertools_logger_log_event_logs_the_payload_in_its_invocation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powertools_metrics_namespace_is_the_emf_namespace() {
-    let run = run_event(
-        200,
-        Event::fixture("ok", "success.json"),
-        &[("POWERTOOLS_METRICS_NAMESPACE", "EnvTestNamespace")],
-    )
-    .await;
+    let run = run_success(200, &[("POWERTOOLS_METRICS_NAMESPACE", "EnvTestNamespace")]).await;
     let emf = run.emf();
     assert!(!emf.is_empty(), "{}", run.raw_logs());
     for doc in emf {
@@ -732,12 +721,7 @@ async fn powertools_metrics_namespace_is_the_emf_namespace() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn powertools_metrics_disabled_writes_no_emf() {
-    let run = run_event(
-        200,
-        Event::fixture("ok", "success.json"),
-        &[("POWERTOOLS_METRICS_DISABLED", "true")],
-    )
-    .await;
+    let run = run_success(200, &[("POWERTOOLS_METRICS_DISABLED", "true")]).await;
     run.assert_all_answered();
     assert!(
         run.logs().iter().any(|l| l["requestId"] == "ok"),

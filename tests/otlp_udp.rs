@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 
 use support::{
-    CheckIp, Event, Function, MockRuntimeApi, OtlpDatagram, OtlpUdpDaemon, Outcome, ResourceSpan,
+    CheckIp, Function, MockRuntimeApi, OtlpDatagram, OtlpUdpDaemon, Outcome, ResourceSpan,
     TracedSpans, hex, otel_trace_id,
 };
 
@@ -79,22 +79,7 @@ async fn datagrams_carry_the_span_tree_before_the_next_event() {
 /// spans says so, and the failing exporter is logged once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_daemon_never_fails_or_stalls_an_invocation() {
-    let runtime = MockRuntimeApi::start(vec![
-        Event::fixture("a", "success.json"),
-        Event::fixture("b", "throw-error.json"),
-        Event::fixture("c", "success.json"),
-    ])
-    .await;
-    let function = Function::start(
-        &runtime,
-        &[
-            ("CHECKIP_URL", "http://127.0.0.1:9/"),
-            ("OTEL_TRACES_EXPORTER", "otlp"),
-            ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:9"),
-        ],
-    );
-    let outcomes = runtime.outcomes(3).await;
-    runtime.wait_next_calls(4).await;
+    let (function, outcomes) = support::run_with_unreachable_daemon("otlp").await;
     assert!(
         matches!(&outcomes[0], Outcome::Response { body, .. } if body["result"] == "Your age in hexadecimal is 0x22")
     );

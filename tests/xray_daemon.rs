@@ -243,22 +243,7 @@ async fn failures_around_the_invocation_neither_lose_spans_nor_fail_it() {
     );
 
     // Nothing listens at the daemon address: export fails (ICMP port unreachable), logged once.
-    let unreachable = MockRuntimeApi::start(vec![
-        Event::fixture("a", "success.json"),
-        Event::fixture("b", "throw-error.json"),
-        Event::fixture("c", "success.json"),
-    ])
-    .await;
-    let function = Function::start(
-        &unreachable,
-        &[
-            ("CHECKIP_URL", "http://127.0.0.1:9/"),
-            ("OTEL_TRACES_EXPORTER", "xray"),
-            ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:9"),
-        ],
-    );
-    let outcomes = unreachable.outcomes(3).await;
-    unreachable.wait_next_calls(4).await;
+    let (function, outcomes) = support::run_with_unreachable_daemon("xray").await;
     assert!(matches!(&outcomes[0], support::Outcome::Response { .. }));
     assert!(
         matches!(&outcomes[1], support::Outcome::Error { body, .. } if body["errorType"] == "SimpleException")

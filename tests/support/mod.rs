@@ -1104,3 +1104,26 @@ pub fn assert_traced_span_tree(spans: &[ResourceSpan], checkip_url: &str) -> Tra
         invalid,
     }
 }
+
+/// Runs `bootstrap` over a success, a `throwError` and a success, exporting with `exporter` to
+/// a daemon address where nothing listens and without a public-IP service, until it asks for
+/// the event after the last. Returns the process and what it answered.
+pub async fn run_with_unreachable_daemon(exporter: &str) -> (Function, Vec<Outcome>) {
+    let runtime = MockRuntimeApi::start(vec![
+        Event::fixture("a", "success.json"),
+        Event::fixture("b", "throw-error.json"),
+        Event::fixture("c", "success.json"),
+    ])
+    .await;
+    let function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", "http://127.0.0.1:9/"),
+            ("OTEL_TRACES_EXPORTER", exporter),
+            ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:9"),
+        ],
+    );
+    let outcomes = runtime.outcomes(3).await;
+    runtime.wait_next_calls(4).await;
+    (function, outcomes)
+}
