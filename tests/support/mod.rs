@@ -322,24 +322,36 @@ impl MockRuntimeApi {
 
     /// Waits until `count` outcomes were posted, and returns them in order.
     pub async fn outcomes(&self, count: usize) -> Vec<Outcome> {
+        self.wait_for(&format!("{count} outcomes"), TIMEOUT, |state| {
+            if state.outcomes.len() >= count {
+                return Some(state.outcomes.clone());
+            }
+            assert!(
+                state.init_errors.is_empty(),
+                "init error: {:?}",
+                state.init_errors
+            );
+            None
+        })
+        .await
+    }
+
+    /// Waits, woken at each change of the state, until `ready` gives a value; panics after
+    /// `limit`, saying it was waiting for `what`.
+    async fn wait_for<T>(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut ready: impl FnMut(&State) -> Option<T>,
+    ) -> T {
         let started = Instant::now();
         loop {
             let notified = self.changed.notified();
-            {
-                let state = self.state.lock().expect("lock");
-                if state.outcomes.len() >= count {
-                    return state.outcomes.clone();
-                }
-                assert!(
-                    state.init_errors.is_empty(),
-                    "init error: {:?}",
-                    state.init_errors
-                );
+            let value = ready(&self.state.lock().expect("lock"));
+            if let Some(value) = value {
+                return value;
             }
-            assert!(
-                started.elapsed() < TIMEOUT,
-                "timed out waiting for {count} outcomes"
-            );
+            assert!(started.elapsed() < limit, "timed out waiting for {what}");
             let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
         }
     }
@@ -783,34 +795,20 @@ impl MockRuntimeApi {
 
     /// Waits until something was posted to `/runtime/init/error`.
     pub async fn wait_init_error(&self) -> Request {
-        let started = Instant::now();
-        loop {
-            let notified = self.changed.notified();
-            if let Some(request) = self.init_error_requests().into_iter().next() {
-                return request;
-            }
-            assert!(
-                started.elapsed() < TIMEOUT,
-                "timed out waiting for /init/error"
-            );
-            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
-        }
+        self.wait_for("/init/error", TIMEOUT, |state| {
+            state.init_error_requests.first().cloned()
+        })
+        .await
     }
 
     /// Waits until `count` outcomes were posted, without copying them.
     pub async fn wait_outcome_count(&self, count: usize) {
-        let started = Instant::now();
-        loop {
-            let notified = self.changed.notified();
-            if self.state.lock().expect("lock").outcomes.len() >= count {
-                return;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(600),
-                "timed out waiting for {count} outcomes"
-            );
-            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
-        }
+        self.wait_for(
+            &format!("{count} outcomes"),
+            Duration::from_secs(600),
+            |state| (state.outcomes.len() >= count).then_some(()),
+        )
+        .await
     }
 
     /// The most invocations that were handed out and not yet answered at one time.
@@ -820,18 +818,12 @@ impl MockRuntimeApi {
 
     /// Waits until `count` invocations are handed out and not yet answered.
     pub async fn wait_in_flight(&self, count: usize) {
-        let started = Instant::now();
-        loop {
-            let notified = self.changed.notified();
-            if self.state.lock().expect("lock").in_flight >= count {
-                return;
-            }
-            assert!(
-                started.elapsed() < TIMEOUT,
-                "timed out waiting for {count} invocations in flight"
-            );
-            let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
-        }
+        self.wait_for(
+            &format!("{count} invocations in flight"),
+            TIMEOUT,
+            |state| (state.in_flight >= count).then_some(()),
+        )
+        .await
     }
 }
 
