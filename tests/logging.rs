@@ -11,38 +11,45 @@ mod support;
 use std::sync::Arc;
 
 use serde_json::Value;
-use support::{CheckIp, Event, Function, MockRuntimeApi, XrayDaemon, trace_header, trace_root};
+use support::{
+    CheckIp, Event, Function, MockRuntimeApi, XrayDaemon, otel_trace_id, trace_header, trace_root,
+};
 
-/// The hex trace id OpenTelemetry gives X-Ray root `1-<8 hex>-<24 hex>`.
-fn otel_trace_id(n: u32) -> String {
-    trace_root(n).trim_start_matches("1-").replace('-', "")
+/// Runs `bootstrap` over `events` with `env`, the public-IP lookup failing (a WARN line in each
+/// invocation) and a tracer exporting to a local daemon socket (so that lines carry trace ids),
+/// until it asks for the event after the last: everything the last invocation logs is written.
+async fn run_logging(events: Vec<Event>, env: &[(&str, &str)]) -> Function {
+    let broken = CheckIp::start(503).await;
+    let daemon = Arc::new(XrayDaemon::start());
+    let count = events.len();
+    let runtime = MockRuntimeApi::start(events).await;
+    let address = daemon.address.to_string();
+    let mut vars = vec![
+        ("CHECKIP_URL", broken.url.as_str()),
+        ("OTEL_TRACES_EXPORTER", "xray"),
+        ("AWS_XRAY_DAEMON_ADDRESS", address.as_str()),
+    ];
+    vars.extend_from_slice(env);
+    let function = Function::start(&runtime, &vars);
+    runtime.outcomes(count).await;
+    runtime.wait_next_calls(count + 1).await;
+    function
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warn_lines_keep_the_invocation_context_and_errors_log_once_at_their_level() {
-    let broken = CheckIp::start(503).await;
-    let daemon = Arc::new(XrayDaemon::start());
-    let runtime = MockRuntimeApi::start(vec![
-        Event::fixture("ok", "success.json").traced(&trace_header(1, true)),
-        Event::fixture("throw", "throw-error.json").traced(&trace_header(2, true)),
-        Event::fixture("invalid", "invalid.json").traced(&trace_header(3, true)),
-    ])
-    .await;
-    let address = daemon.address.to_string();
-    let function = Function::start(
-        &runtime,
+    let function = run_logging(
+        vec![
+            Event::fixture("ok", "success.json").traced(&trace_header(1, true)),
+            Event::fixture("throw", "throw-error.json").traced(&trace_header(2, true)),
+            Event::fixture("invalid", "invalid.json").traced(&trace_header(3, true)),
+        ],
         &[
-            ("CHECKIP_URL", &broken.url),
             ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
             ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
-            // A tracer, so that lines carry trace ids; the daemon is a local socket.
-            ("OTEL_TRACES_EXPORTER", "xray"),
-            ("AWS_XRAY_DAEMON_ADDRESS", &address),
         ],
-    );
-    runtime.outcomes(3).await;
-    // Asking for event 4: everything invocation 3 logs has been written.
-    runtime.wait_next_calls(4).await;
+    )
+    .await;
     let logs = function.json_logs();
     let raw = function.logs();
 
@@ -106,25 +113,14 @@ async fn warn_lines_keep_the_invocation_context_and_errors_log_once_at_their_lev
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_scoped_filter_keeps_the_context_on_text_lines() {
-    let broken = CheckIp::start(503).await;
-    let daemon = Arc::new(XrayDaemon::start());
-    let runtime = MockRuntimeApi::start(vec![
-        Event::fixture("ok", "success.json").traced(&trace_header(1, true)),
-    ])
-    .await;
-    let address = daemon.address.to_string();
-    let function = Function::start(
-        &runtime,
+    let function = run_logging(
+        vec![Event::fixture("ok", "success.json").traced(&trace_header(1, true))],
         &[
-            ("CHECKIP_URL", &broken.url),
             ("RUST_LOG", "hello_lambda=warn"),
             ("AWS_LAMBDA_LOG_FORMAT", "Text"),
-            ("OTEL_TRACES_EXPORTER", "xray"),
-            ("AWS_XRAY_DAEMON_ADDRESS", &address),
         ],
-    );
-    runtime.outcomes(1).await;
-    runtime.wait_next_calls(2).await;
+    )
+    .await;
     let logs = function.logs();
     let lines: Vec<&str> = logs.lines().filter(|l| l.contains('\t')).collect();
     // Only the function's own WARN line passes `hello_lambda=warn`: not the layers' INFO lines.
