@@ -12,7 +12,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -20,7 +20,7 @@ use serde_json::Value;
 use support::{
     CheckIp, Event, Function, GatedCheckIp, MockRuntimeApi, OtlpDatagram, OtlpExport, OtlpMode,
     OtlpReceiver, Outcome, XrayDaemon, emf_documents, hex, lines_with_message, otel_id_of_root,
-    request_trace_ids, serve_http, span_attr, write_export_accepted, xray_root,
+    request_trace_ids, serve_http, span_attr, until, write_export_accepted, xray_root,
 };
 
 /// Keeps the log files of the long runs small; the export totals at shutdown stay visible.
@@ -423,14 +423,6 @@ async fn selective_checkip(slow: &[u32]) -> GatedCheckIp {
             .any(|(_, value)| slow.iter().any(|s| value.contains(s.as_str())))
     })
     .await
-}
-
-async fn until(what: &str, condition: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < support::TIMEOUT, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use hello_lambda::HandlerError;
@@ -33,7 +33,7 @@ use lambda_observability::{
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use support::{CheckIp, Event, Function, GatedCheckIp, MockRuntimeApi, Outcome, rss_kib};
+use support::{CheckIp, Event, Function, GatedCheckIp, MockRuntimeApi, Outcome, rss_kib, until};
 use tower::{ServiceBuilder, service_fn};
 
 const CHILD: &str = "RUNTIME_LOOP_CHILD";
@@ -400,15 +400,6 @@ async fn an_unreachable_runtime_api_ends_the_process_non_zero() {
     );
 }
 
-/// Waits until `condition` holds (checked every 10 ms), up to the support timeout.
-async fn until(what: &str, condition: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < support::TIMEOUT, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn person_event(i: usize) -> Event {
     Event::new(
         &format!("c-{i}"),
@@ -417,17 +408,32 @@ fn person_event(i: usize) -> Event {
     .traced(&trace_header(i as u64))
 }
 
-async fn max_concurrency_4_serves_four_invocations_at_once() {
+/// Starts `bootstrap` over `count` person events with `env`, every public-IP request held until
+/// the test releases it.
+async fn start_held(
+    count: usize,
+    env: &[(&str, &str)],
+) -> (GatedCheckIp, MockRuntimeApi, Function) {
     let checkip = GatedCheckIp::start().await;
-    let runtime = MockRuntimeApi::start((0..8).map(person_event).collect()).await;
-    let function = Function::start(
-        &runtime,
-        &[
-            ("CHECKIP_URL", &checkip.url),
-            ("CHECKIP_TIMEOUT_MS", "20000"),
-            ("AWS_LAMBDA_MAX_CONCURRENCY", "4"),
-        ],
-    );
+    let runtime = MockRuntimeApi::start((0..count).map(person_event).collect()).await;
+    let mut vars = vec![
+        ("CHECKIP_URL", checkip.url.as_str()),
+        ("CHECKIP_TIMEOUT_MS", "20000"),
+    ];
+    vars.extend_from_slice(env);
+    let function = Function::start(&runtime, &vars);
+    (checkip, runtime, function)
+}
+
+/// Whether `greeting` is the one person `i` gets.
+fn greets_person(greeting: &Value, i: &str) -> bool {
+    greeting
+        .as_str()
+        .is_some_and(|g| g.starts_with(&format!("Hello P{i} Q,")))
+}
+
+async fn max_concurrency_4_serves_four_invocations_at_once() {
+    let (checkip, runtime, function) = start_held(8, &[("AWS_LAMBDA_MAX_CONCURRENCY", "4")]).await;
     for _round in 0..2 {
         // Four handlers are held inside their outbound call: four invocations overlap.
         runtime.wait_in_flight(4).await;
@@ -443,9 +449,7 @@ async fn max_concurrency_4_serves_four_invocations_at_once() {
         };
         let i = request_id.trim_start_matches("c-");
         assert!(
-            body["greeting"]
-                .as_str()
-                .is_some_and(|g| g.starts_with(&format!("Hello P{i} Q,"))),
+            greets_person(&body["greeting"], i),
             "{request_id} answered with {body}"
         );
     }
@@ -456,27 +460,14 @@ async fn max_concurrency_4_serves_four_invocations_at_once() {
     for line in processed {
         let id = line["requestId"].as_str().unwrap_or_default();
         let i = id.trim_start_matches("c-");
-        assert!(
-            line["greeting"]
-                .as_str()
-                .is_some_and(|g| g.starts_with(&format!("Hello P{i} Q,"))),
-            "{line}"
-        );
+        assert!(greets_person(&line["greeting"], i), "{line}");
     }
     let cold: Vec<&Value> = logs.iter().filter(|l| l["ColdStart"] == 1).collect();
     assert_eq!(cold.len(), 1, "one cold start per environment");
 }
 
 async fn without_max_concurrency_one_invocation_at_a_time() {
-    let checkip = GatedCheckIp::start().await;
-    let runtime = MockRuntimeApi::start((0..4).map(person_event).collect()).await;
-    let _function = Function::start(
-        &runtime,
-        &[
-            ("CHECKIP_URL", &checkip.url),
-            ("CHECKIP_TIMEOUT_MS", "20000"),
-        ],
-    );
+    let (checkip, runtime, _function) = start_held(4, &[]).await;
     for round in 1..=4 {
         until("a held check-ip request", || checkip.held() == 1).await;
         assert_eq!(runtime.max_in_flight(), 1, "round {round}");

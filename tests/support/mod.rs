@@ -1119,3 +1119,12 @@ pub async fn run_with_unreachable_daemon(exporter: &str) -> (Function, Vec<Outco
     runtime.wait_next_calls(4).await;
     (function, outcomes)
 }
+
+/// Waits until `condition` holds (checked every 10 ms), up to [`TIMEOUT`]; panics naming `what`.
+pub async fn until(what: &str, condition: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(started.elapsed() < TIMEOUT, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
