@@ -522,9 +522,7 @@ impl CheckIp {
         let address = serve_http(move |request, mut write| {
             seen.lock().expect("lock").push(request);
             async move {
-                write_response(&mut write, status, &[], b"198.51.100.7\n")
-                    .await
-                    .ok()?;
+                write_public_ip(&mut write, status).await?;
                 Some(write)
             }
         })
@@ -854,9 +852,7 @@ impl GatedCheckIp {
                     gate.acquire().await.ok()?.forget();
                     waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 }
-                write_response(&mut write, 200, &[], b"198.51.100.7\n")
-                    .await
-                    .ok()?;
+                write_public_ip(&mut write, 200).await?;
                 Some(write)
             }
         })
@@ -1127,4 +1123,15 @@ pub async fn until(what: &str, condition: impl Fn() -> bool) {
         assert!(started.elapsed() < TIMEOUT, "timed out: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Answers as the public-IP service does: `status`, the address as text. `None` when the
+/// connection is gone.
+pub async fn write_public_ip(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    status: u16,
+) -> Option<()> {
+    write_response(write, status, &[], b"198.51.100.7\n")
+        .await
+        .ok()
 }
