@@ -687,12 +687,7 @@ impl OtlpReceiver {
     }
 
     /// Every span received so far, with the resource attributes of its batch.
-    pub fn spans(
-        &self,
-    ) -> Vec<(
-        Vec<(String, String)>,
-        opentelemetry_proto::tonic::trace::v1::Span,
-    )> {
+    pub fn spans(&self) -> Vec<ResourceSpan> {
         let exports = self.exports.lock().expect("lock");
         exports
             .iter()
@@ -762,12 +757,7 @@ impl OtlpDatagram {
     }
 
     /// Its spans, each with the resource attributes of its batch.
-    pub fn spans(
-        &self,
-    ) -> Vec<(
-        Vec<(String, String)>,
-        opentelemetry_proto::tonic::trace::v1::Span,
-    )> {
+    pub fn spans(&self) -> Vec<ResourceSpan> {
         request_spans(&self.request)
     }
 }
