@@ -45,6 +45,7 @@
 
 mod console;
 mod flusher;
+mod lazy;
 mod otlp_http;
 mod otlp_udp;
 mod pipeline;
@@ -71,6 +72,7 @@ use crate::{
     BoxError,
     config::telemetry::{SamplerSetting, TelemetrySettings, TracesExporter},
 };
+use lazy::Lazy;
 use pipeline::{Destination, Pipeline, Plain};
 
 /// Span attributes that the X-Ray exporter turns into indexed annotations.
@@ -98,11 +100,16 @@ impl Telemetry {
         let mut destinations = Vec::with_capacity(settings.exporters.len());
         for exporter in &settings.exporters {
             destinations.push(match exporter {
+                // Built at the first export, after the first response (see `lazy`).
                 TracesExporter::XraySegments { daemon } => {
-                    Destination::new("xray", timeout, Plain(xray::segment_exporter(*daemon)?))
+                    let daemon = *daemon;
+                    let build = move || Ok(Plain(xray::segment_exporter(daemon)?));
+                    Destination::new("xray", timeout, Lazy::new(build))
                 }
                 TracesExporter::OtlpUdp { daemon } => {
-                    Destination::new("otlp-udp", timeout, OtlpUdpExporter::connect(*daemon)?)
+                    let daemon = *daemon;
+                    let build = move || Ok(OtlpUdpExporter::connect(daemon)?);
+                    Destination::new("otlp-udp", timeout, Lazy::new(build))
                 }
                 TracesExporter::OtlpHttp(otlp) => match otlp_http::exporter(otlp, http.clone())? {
                     Some(exporter) => Destination::new("otlp-http", otlp.timeout, Plain(exporter)),
