@@ -3,6 +3,8 @@
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
+use super::lambda::LambdaSettings;
+
 /// Default bound on one export (the OTel spec's `OTEL_EXPORTER_OTLP_TIMEOUT` default). The
 /// invocation's deadline may cut it shorter.
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -144,6 +146,9 @@ pub struct TelemetrySettings {
     pub resource_attributes: Vec<(String, String)>,
     /// Bound on one export for exporters without their own (UDP, console).
     pub export_timeout: Duration,
+    /// The execution environment, for the resource's `cloud.*` and `faas.*` attributes: a copy of
+    /// [`Config::lambda`](super::Config::lambda). Defaults to outside Lambda (no such attributes).
+    pub lambda: LambdaSettings,
 }
 
 impl Default for TelemetrySettings {
@@ -155,6 +160,7 @@ impl Default for TelemetrySettings {
             service_name: String::from("unknown_service"),
             resource_attributes: Vec::new(),
             export_timeout: DEFAULT_EXPORT_TIMEOUT,
+            lambda: LambdaSettings::default(),
         }
     }
 }

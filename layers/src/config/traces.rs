@@ -69,6 +69,7 @@ pub(super) fn read(
         service_name,
         resource_attributes,
         export_timeout,
+        lambda: lambda.clone(),
     })
 }
 
