@@ -108,6 +108,7 @@ class RuntimeApi:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
         self.pid = None
+        self.started = threading.Event()
         self.reached = threading.Event()
         threading.Thread(target=self.accept, daemon=True).start()
 
@@ -120,6 +121,8 @@ class RuntimeApi:
             threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
 
     def hit(self):
+        # A fast process can get here before Popen has returned its pid.
+        self.started.wait()
         os.kill(self.pid, signal.SIGHUP)
         self.reached.set()
 
@@ -190,6 +193,7 @@ def run(argv, env, stop):
     child = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     api.pid = child.pid
+    api.started.set()
     if not api.reached.wait(120):
         child.kill()
         child.wait()
