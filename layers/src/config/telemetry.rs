@@ -34,6 +34,32 @@ pub enum TracesExporter {
     Console,
 }
 
+impl TracesExporter {
+    /// The name it goes by in log lines and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::XraySegments { .. } => "X-Ray segments",
+            Self::OtlpUdp { .. } => "OTLP/UDP",
+            Self::OtlpHttp(otlp) if otlp.sigv4.is_some() => "SigV4-signed OTLP/HTTP",
+            Self::OtlpHttp(_) => "OTLP/HTTP",
+            Self::Console => "console",
+        }
+    }
+
+    /// The cargo feature (of `lambda-observability`, forwarded by the function crate) this
+    /// exporter needs, when this build left it out; `None` when it is built in.
+    pub fn missing_feature(&self) -> Option<&'static str> {
+        let (feature, built) = match self {
+            Self::XraySegments { .. } => ("xray-segments", cfg!(feature = "xray-segments")),
+            Self::OtlpUdp { .. } => ("otlp-udp", cfg!(feature = "otlp-udp")),
+            Self::OtlpHttp(_) if !cfg!(feature = "otlp-http") => ("otlp-http", false),
+            Self::OtlpHttp(otlp) => ("sigv4", otlp.sigv4.is_none() || cfg!(feature = "sigv4")),
+            Self::Console => ("console", cfg!(feature = "console")),
+        };
+        (!built).then_some(feature)
+    }
+}
+
 /// OTLP/HTTP settings, signal-specific variables first.
 #[derive(Clone, PartialEq)]
 pub struct OtlpHttp {

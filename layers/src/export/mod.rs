@@ -43,13 +43,18 @@
 //! # }
 //! ```
 
+#[cfg(feature = "console")]
 mod console;
 mod flusher;
+#[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
 mod lazy;
+#[cfg(feature = "otlp-http")]
 mod otlp_http;
+#[cfg(feature = "otlp-udp")]
 mod otlp_udp;
 mod pipeline;
 mod shutdown;
+#[cfg(feature = "xray-segments")]
 mod xray;
 
 use std::{sync::Arc, time::Duration};
@@ -62,19 +67,29 @@ use opentelemetry_sdk::{
     trace::{Sampler, SdkTracerProvider, SpanExporter, Tracer},
 };
 
+#[cfg(feature = "console")]
 pub use console::{ConsoleExporter, render_timeline};
 pub use flusher::{DropCounts, ExportStats, FlushOutcome, SpanFlusher};
+#[cfg(feature = "otlp-udp")]
 pub use otlp_udp::{MAX_DATAGRAM_BYTES, OtlpUdpExporter};
 pub use pipeline::{InvocationSpanProcessor, MAX_BUFFERED_SPANS};
 pub use shutdown::{SHUTDOWN_FLUSH_BOUND, spawn_shutdown_flush};
 
+#[cfg(any(
+    feature = "xray-segments",
+    feature = "otlp-udp",
+    feature = "otlp-http",
+    feature = "console"
+))]
+use crate::config::telemetry::TracesExporter;
 use crate::{
     BoxError,
     config::{
         LambdaSettings,
-        telemetry::{SamplerSetting, TelemetrySettings, TracesExporter},
+        telemetry::{SamplerSetting, TelemetrySettings},
     },
 };
+#[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
 use lazy::Lazy;
 use pipeline::{Destination, Pipeline, Plain};
 
@@ -102,27 +117,46 @@ impl Telemetry {
         let timeout = settings.export_timeout;
         let mut destinations = Vec::with_capacity(settings.exporters.len());
         for exporter in &settings.exporters {
-            destinations.push(match exporter {
+            // The configuration has already dropped (with a warning) what this build left out;
+            // settings built in code get an error.
+            if let Some(feature) = exporter.missing_feature() {
+                return Err(format!(
+                    "the {} exporter is not in this build (cargo feature `{feature}`)",
+                    exporter.name()
+                )
+                .into());
+            }
+            let destination = match exporter {
                 // Built at the first export, after the first response (see `lazy`).
+                #[cfg(feature = "xray-segments")]
                 TracesExporter::XraySegments { daemon } => {
                     let daemon = *daemon;
                     let build = move || Ok(Plain(xray::segment_exporter(daemon)?));
-                    Destination::new("xray", timeout, Lazy::new(build))
+                    Some(Destination::new("xray", timeout, Lazy::new(build)))
                 }
+                #[cfg(feature = "otlp-udp")]
                 TracesExporter::OtlpUdp { daemon } => {
                     let daemon = *daemon;
                     let build = move || Ok(OtlpUdpExporter::connect(daemon)?);
-                    Destination::new("otlp-udp", timeout, Lazy::new(build))
+                    Some(Destination::new("otlp-udp", timeout, Lazy::new(build)))
                 }
-                TracesExporter::OtlpHttp(otlp) => match otlp_http::exporter(otlp, http.clone())? {
-                    Some(exporter) => Destination::new("otlp-http", otlp.timeout, Plain(exporter)),
-                    None => continue,
-                },
-                TracesExporter::Console => {
-                    Destination::new("console", timeout, Plain(ConsoleExporter::stderr()))
-                }
-            });
+                #[cfg(feature = "otlp-http")]
+                TracesExporter::OtlpHttp(otlp) => otlp_http::exporter(otlp, http.clone())?
+                    .map(|exporter| Destination::new("otlp-http", otlp.timeout, Plain(exporter))),
+                #[cfg(feature = "console")]
+                TracesExporter::Console => Some(Destination::new(
+                    "console",
+                    timeout,
+                    Plain(ConsoleExporter::stderr()),
+                )),
+                // Left out of this build: refused above.
+                #[allow(unreachable_patterns)]
+                _ => None,
+            };
+            destinations.extend(destination);
         }
+        #[cfg(not(feature = "otlp-http"))]
+        drop(http);
         if destinations.is_empty() {
             // Only signed OTLP/HTTP was asked for, without credentials: nothing can be sent.
             return Ok(Self::disabled());
