@@ -8,7 +8,7 @@
 //! the configuration); a build that fails (a socket that cannot be bound) fails that delivery,
 //! is counted and logged like any failed export, and is retried at the next one.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use opentelemetry_sdk::{Resource, error::OTelSdkError, trace::SpanData};
 
@@ -20,7 +20,8 @@ type Build<D> = Box<dyn Fn() -> Result<D, BoxError> + Send + Sync>;
 /// A [`Deliver`] built by `build` at the first delivery.
 pub(super) struct Lazy<D> {
     build: Build<D>,
-    resource: Mutex<Option<Resource>>,
+    /// Handed to the exporter once built (the pipeline sets it before any delivery).
+    resource: Option<Resource>,
     built: OnceLock<D>,
 }
 
@@ -28,7 +29,7 @@ impl<D: Deliver> Lazy<D> {
     pub(super) fn new(build: impl Fn() -> Result<D, BoxError> + Send + Sync + 'static) -> Self {
         Self {
             build: Box::new(build),
-            resource: Mutex::new(None),
+            resource: None,
             built: OnceLock::new(),
         }
     }
@@ -38,12 +39,7 @@ impl<D: Deliver> Lazy<D> {
             return Ok(built);
         }
         let mut exporter = (self.build)()?;
-        if let Some(resource) = self
-            .resource
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .as_ref()
-        {
+        if let Some(resource) = &self.resource {
             exporter.set_resource(resource);
         }
         // Invocations running at once may both build; one is kept, the other dropped.
@@ -67,12 +63,7 @@ impl<D: Deliver> Deliver for Lazy<D> {
     fn set_resource(&mut self, resource: &Resource) {
         match self.built.get_mut() {
             Some(exporter) => exporter.set_resource(resource),
-            None => {
-                *self
-                    .resource
-                    .get_mut()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(resource.clone());
-            }
+            None => self.resource = Some(resource.clone()),
         }
     }
 }
