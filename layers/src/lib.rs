@@ -70,6 +70,7 @@ pub mod logging;
 pub mod metrics;
 pub mod observability;
 pub mod runtime;
+#[cfg(feature = "sigv4")]
 pub mod sigv4;
 pub mod timing;
 pub mod trace;

@@ -149,6 +149,7 @@ pub(crate) mod tests {
         assert_eq!(format!("{err:>14}"), "  X=\"y\" is bad");
     }
 
+    #[cfg(feature = "sigv4")]
     #[test]
     fn debug_never_shows_credentials_or_header_values() {
         let config = config(&[

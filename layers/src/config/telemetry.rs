@@ -3,6 +3,8 @@
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
+use super::lambda::LambdaSettings;
+
 /// Default bound on one export (the OTel spec's `OTEL_EXPORTER_OTLP_TIMEOUT` default). The
 /// invocation's deadline may cut it shorter.
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +32,32 @@ pub enum TracesExporter {
     OtlpHttp(OtlpHttp),
     /// A readable timeline of each invocation's spans on stderr.
     Console,
+}
+
+impl TracesExporter {
+    /// The name it goes by in log lines and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::XraySegments { .. } => "X-Ray segments",
+            Self::OtlpUdp { .. } => "OTLP/UDP",
+            Self::OtlpHttp(otlp) if otlp.sigv4.is_some() => "SigV4-signed OTLP/HTTP",
+            Self::OtlpHttp(_) => "OTLP/HTTP",
+            Self::Console => "console",
+        }
+    }
+
+    /// The cargo feature (of `lambda-observability`, forwarded by the function crate) this
+    /// exporter needs, when this build left it out; `None` when it is built in.
+    pub fn missing_feature(&self) -> Option<&'static str> {
+        let (feature, built) = match self {
+            Self::XraySegments { .. } => ("xray-segments", cfg!(feature = "xray-segments")),
+            Self::OtlpUdp { .. } => ("otlp-udp", cfg!(feature = "otlp-udp")),
+            Self::OtlpHttp(_) if !cfg!(feature = "otlp-http") => ("otlp-http", false),
+            Self::OtlpHttp(otlp) => ("sigv4", otlp.sigv4.is_none() || cfg!(feature = "sigv4")),
+            Self::Console => ("console", cfg!(feature = "console")),
+        };
+        (!built).then_some(feature)
+    }
 }
 
 /// OTLP/HTTP settings, signal-specific variables first.
@@ -144,6 +172,9 @@ pub struct TelemetrySettings {
     pub resource_attributes: Vec<(String, String)>,
     /// Bound on one export for exporters without their own (UDP, console).
     pub export_timeout: Duration,
+    /// The execution environment, for the resource's `cloud.*` and `faas.*` attributes: a copy of
+    /// [`Config::lambda`](super::Config::lambda). Defaults to outside Lambda (no such attributes).
+    pub lambda: LambdaSettings,
 }
 
 impl Default for TelemetrySettings {
@@ -155,6 +186,7 @@ impl Default for TelemetrySettings {
             service_name: String::from("unknown_service"),
             resource_attributes: Vec::new(),
             export_timeout: DEFAULT_EXPORT_TIMEOUT,
+            lambda: LambdaSettings::default(),
         }
     }
 }

@@ -69,6 +69,7 @@ pub(super) fn read(
         service_name,
         resource_attributes,
         export_timeout,
+        lambda: lambda.clone(),
     })
 }
 
@@ -121,7 +122,13 @@ fn exporters(
             },
             ExporterName::Console => TracesExporter::Console,
         };
-        if !exporters.contains(&exporter) {
+        if let Some(feature) = exporter.missing_feature() {
+            env.warn(format!(
+                "OTEL_TRACES_EXPORTER asks for the {} exporter, which this build leaves out \
+                 (cargo feature `{feature}`): its spans are not exported",
+                exporter.name()
+            ));
+        } else if !exporters.contains(&exporter) {
             exporters.push(exporter);
         }
     }
@@ -607,6 +614,7 @@ mod tests {
         assert_eq!(config.telemetry.exporters, vec![]);
     }
 
+    #[cfg(feature = "otlp-udp")]
     #[test]
     fn otlp_inside_lambda_without_an_endpoint_goes_over_udp_to_the_daemon() {
         assert_eq!(
@@ -808,18 +816,21 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "sigv4")]
     const CREDENTIALS: [(&str, &str); 3] = [
         ("AWS_ACCESS_KEY_ID", "AKID"),
         ("AWS_SECRET_ACCESS_KEY", "SECRET"),
         ("AWS_SESSION_TOKEN", "TOKEN"),
     ];
 
+    #[cfg(feature = "sigv4")]
     fn with_credentials(
         vars: &[(&'static str, &'static str)],
     ) -> Vec<(&'static str, &'static str)> {
         vars.iter().chain(CREDENTIALS.iter()).copied().collect()
     }
 
+    #[cfg(feature = "sigv4")]
     #[test]
     fn sigv4_is_on_for_x_rays_otlp_endpoint_with_the_region_from_its_host() {
         let otlp = otlp_http(&with_credentials(&[(
@@ -861,6 +872,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "sigv4")]
     #[test]
     fn otlp_traces_sigv4_forces_signing_on_or_off() {
         let forced_on = otlp_http(&with_credentials(&[
@@ -894,6 +906,7 @@ mod tests {
         assert!(no_region.warnings[0].contains("AWS_REGION"));
     }
 
+    #[cfg(feature = "sigv4")]
     #[test]
     fn missing_credentials_warn_once_without_showing_any_value() {
         for present in [
@@ -1145,5 +1158,51 @@ mod tests {
                 daemon: daemon("127.0.0.1:2001")
             }]
         );
+    }
+
+    #[test]
+    fn an_exporter_this_build_left_out_is_dropped_with_a_warning_naming_its_feature() {
+        let config = config(&[("OTEL_TRACES_EXPORTER", "xray,console")]);
+        for (exporter, feature, built) in [
+            (
+                TracesExporter::XraySegments {
+                    daemon: DEFAULT_DAEMON_ADDRESS.parse().expect("address"),
+                },
+                "xray-segments",
+                cfg!(feature = "xray-segments"),
+            ),
+            (
+                TracesExporter::Console,
+                "console",
+                cfg!(feature = "console"),
+            ),
+        ] {
+            assert_eq!(exporter.missing_feature(), (!built).then_some(feature));
+            assert_eq!(config.telemetry.exporters.contains(&exporter), built);
+            let warned = config
+                .warnings
+                .iter()
+                .any(|w| w.contains(&format!("cargo feature `{feature}`")));
+            assert_eq!(warned, !built, "{:?}", config.warnings);
+        }
+        let signed = TracesExporter::OtlpHttp(OtlpHttp {
+            endpoint: "https://xray.eu-west-1.amazonaws.com/v1/traces".into(),
+            headers: Vec::new(),
+            timeout: DEFAULT_EXPORT_TIMEOUT,
+            sigv4: Some(SigV4 {
+                region: "eu-west-1".into(),
+                service: "xray".into(),
+                credentials: None,
+            }),
+        });
+        let needs = if !cfg!(feature = "otlp-http") {
+            Some("otlp-http")
+        } else if !cfg!(feature = "sigv4") {
+            Some("sigv4")
+        } else {
+            None
+        };
+        assert_eq!(signed.missing_feature(), needs);
+        assert_eq!(signed.name(), "SigV4-signed OTLP/HTTP");
     }
 }

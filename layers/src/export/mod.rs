@@ -43,34 +43,58 @@
 //! # }
 //! ```
 
+#[cfg(feature = "console")]
 mod console;
+#[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
+mod daemon;
 mod flusher;
+#[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
+mod lazy;
+#[cfg(feature = "otlp-http")]
 mod otlp_http;
+#[cfg(feature = "otlp-udp")]
 mod otlp_udp;
 mod pipeline;
 mod shutdown;
+#[cfg(feature = "xray-segments")]
 mod xray;
 
 use std::{sync::Arc, time::Duration};
 
-use opentelemetry::{KeyValue, trace::TracerProvider as _};
-use opentelemetry_aws::{detector::LambdaResourceDetector, trace::XrayIdGenerator};
+use opentelemetry::{Array, KeyValue, StringValue, Value, trace::TracerProvider as _};
+use opentelemetry_aws::trace::XrayIdGenerator;
 use opentelemetry_sdk::{
     Resource,
     resource::TelemetryResourceDetector,
     trace::{Sampler, SdkTracerProvider, SpanExporter, Tracer},
 };
 
+#[cfg(feature = "console")]
 pub use console::{ConsoleExporter, render_timeline};
+#[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
+pub use daemon::MAX_DATAGRAM_BYTES;
 pub use flusher::{DropCounts, ExportStats, FlushOutcome, SPANS_DROPPED_METRIC, SpanFlusher};
-pub use otlp_udp::{MAX_DATAGRAM_BYTES, OtlpUdpExporter};
+#[cfg(feature = "otlp-udp")]
+pub use otlp_udp::OtlpUdpExporter;
 pub use pipeline::{InvocationSpanProcessor, MAX_BUFFERED_SPANS};
 pub use shutdown::{SHUTDOWN_FLUSH_BOUND, spawn_shutdown_flush, spawn_shutdown_flush_reporting};
 
+#[cfg(any(
+    feature = "xray-segments",
+    feature = "otlp-udp",
+    feature = "otlp-http",
+    feature = "console"
+))]
+use crate::config::telemetry::TracesExporter;
 use crate::{
     BoxError,
-    config::telemetry::{SamplerSetting, TelemetrySettings, TracesExporter},
+    config::{
+        LambdaSettings,
+        telemetry::{SamplerSetting, TelemetrySettings},
+    },
 };
+#[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
+use lazy::Lazy;
 use pipeline::{Destination, Pipeline, Plain};
 
 /// Span attributes that the X-Ray exporter turns into indexed annotations.
@@ -97,22 +121,46 @@ impl Telemetry {
         let timeout = settings.export_timeout;
         let mut destinations = Vec::with_capacity(settings.exporters.len());
         for exporter in &settings.exporters {
-            destinations.push(match exporter {
+            // The configuration has already dropped (with a warning) what this build left out;
+            // settings built in code get an error.
+            if let Some(feature) = exporter.missing_feature() {
+                return Err(format!(
+                    "the {} exporter is not in this build (cargo feature `{feature}`)",
+                    exporter.name()
+                )
+                .into());
+            }
+            let destination = match exporter {
+                // Built at the first export, after the first response (see `lazy`).
+                #[cfg(feature = "xray-segments")]
                 TracesExporter::XraySegments { daemon } => {
-                    Destination::new("xray", timeout, xray::SegmentExporter::connect(*daemon)?)
+                    let daemon = *daemon;
+                    let build = move || Ok(xray::SegmentExporter::connect(daemon)?);
+                    Some(Destination::new("xray", timeout, Lazy::new(build)))
                 }
+                #[cfg(feature = "otlp-udp")]
                 TracesExporter::OtlpUdp { daemon } => {
-                    Destination::new("otlp-udp", timeout, OtlpUdpExporter::connect(*daemon)?)
+                    let daemon = *daemon;
+                    let build = move || Ok(OtlpUdpExporter::connect(daemon)?);
+                    Some(Destination::new("otlp-udp", timeout, Lazy::new(build)))
                 }
-                TracesExporter::OtlpHttp(otlp) => match otlp_http::exporter(otlp, http.clone())? {
-                    Some(exporter) => Destination::new("otlp-http", otlp.timeout, Plain(exporter)),
-                    None => continue,
-                },
-                TracesExporter::Console => {
-                    Destination::new("console", timeout, Plain(ConsoleExporter::stderr()))
-                }
-            });
+                #[cfg(feature = "otlp-http")]
+                TracesExporter::OtlpHttp(otlp) => otlp_http::exporter(otlp, http.clone())?
+                    .map(|exporter| Destination::new("otlp-http", otlp.timeout, Plain(exporter))),
+                #[cfg(feature = "console")]
+                TracesExporter::Console => Some(Destination::new(
+                    "console",
+                    timeout,
+                    Plain(ConsoleExporter::stderr()),
+                )),
+                // Left out of this build: refused above.
+                #[allow(unreachable_patterns)]
+                _ => None,
+            };
+            destinations.extend(destination);
         }
+        #[cfg(not(feature = "otlp-http"))]
+        drop(http);
         if destinations.is_empty() {
             // Only signed OTLP/HTTP was asked for, without credentials: nothing can be sent.
             return Ok(Self::disabled());
@@ -203,12 +251,14 @@ fn sampler(setting: SamplerSetting) -> Sampler {
     }
 }
 
-/// The resource describing this function: `cloud.*` and `faas.*` from Lambda's reserved
-/// variables, `telemetry.sdk.*`, then `settings.resource_attributes`, then `service.name`.
+/// The resource describing this function: `telemetry.sdk.*`, `cloud.*` and `faas.*` from the
+/// configuration's [`LambdaSettings`] (the attributes `opentelemetry-aws`'s
+/// `LambdaResourceDetector` sets, without reading the environment a second time), then
+/// `settings.resource_attributes`, then `service.name`.
 pub fn resource(settings: &TelemetrySettings) -> Resource {
     Resource::builder_empty()
         .with_detector(Box::new(TelemetryResourceDetector))
-        .with_detector(Box::new(LambdaResourceDetector))
+        .with_attributes(lambda_attributes(&settings.lambda))
         .with_attributes(
             settings
                 .resource_attributes
@@ -217,6 +267,52 @@ pub fn resource(settings: &TelemetrySettings) -> Resource {
         )
         .with_service_name(settings.service_name.clone())
         .build()
+}
+
+/// Where the Lambda runtime leaves the account id: a symlink whose target is the id.
+const ACCOUNT_ID_SYMLINK: &str = "/tmp/.otel-aws-account-id";
+
+/// The semantic-convention attributes of a Lambda function; none outside Lambda.
+fn lambda_attributes(lambda: &LambdaSettings) -> Vec<KeyValue> {
+    let Some(name) = lambda.function_name.as_deref().filter(|n| !n.is_empty()) else {
+        return Vec::new();
+    };
+    let mut attributes = vec![
+        KeyValue::new("cloud.provider", "aws"),
+        KeyValue::new("cloud.platform", "aws_lambda"),
+        KeyValue::new("faas.name", name.to_owned()),
+    ];
+    let text = [
+        ("cloud.region", &lambda.region),
+        ("faas.version", &lambda.function_version),
+        ("faas.instance", &lambda.log_stream),
+    ];
+    for (key, value) in text {
+        if let Some(value) = value.as_deref().filter(|v| !v.is_empty()) {
+            attributes.push(KeyValue::new(key, value.to_owned()));
+        }
+    }
+    if let Some(mb) = lambda.memory_mb {
+        attributes.push(KeyValue::new(
+            "faas.max_memory",
+            i64::from(mb) * 1024 * 1024,
+        ));
+    }
+    if let Some(group) = lambda.log_group.as_deref().filter(|g| !g.is_empty()) {
+        attributes.push(KeyValue::new(
+            "aws.log.group.names",
+            Value::Array(Array::from(vec![StringValue::from(group.to_owned())])),
+        ));
+    }
+    // The one fact that is not in the environment.
+    if let Ok(target) = std::fs::read_link(ACCOUNT_ID_SYMLINK)
+        && let Some(id) = target
+            .to_str()
+            .filter(|id| id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()))
+    {
+        attributes.push(KeyValue::new("cloud.account.id", id.to_owned()));
+    }
+    attributes
 }
 
 #[cfg(test)]
@@ -306,5 +402,43 @@ mod tests {
         assert_eq!(value("service.name").as_deref(), Some("checkout"));
         assert_eq!(value("deployment.environment").as_deref(), Some("test"));
         assert_eq!(value("telemetry.sdk.language").as_deref(), Some("rust"));
+        assert_eq!(value("faas.name"), None, "outside Lambda");
+    }
+
+    #[test]
+    fn inside_lambda_the_resource_describes_the_function_from_the_settings() {
+        let settings = TelemetrySettings {
+            lambda: LambdaSettings {
+                function_name: Some("hello".into()),
+                function_version: Some("$LATEST".into()),
+                memory_mb: Some(256),
+                log_group: Some("/aws/lambda/hello".into()),
+                log_stream: Some("2026/11/27/[$LATEST]abc".into()),
+                region: Some("eu-west-1".into()),
+                ..LambdaSettings::default()
+            },
+            ..TelemetrySettings::default()
+        };
+        let resource = resource(&settings);
+        let value = |key: &str| resource.get(&opentelemetry::Key::from(key.to_owned()));
+        assert_eq!(value("cloud.provider"), Some(Value::from("aws")));
+        assert_eq!(value("cloud.platform"), Some(Value::from("aws_lambda")));
+        assert_eq!(value("cloud.region"), Some(Value::from("eu-west-1")));
+        assert_eq!(value("faas.name"), Some(Value::from("hello")));
+        assert_eq!(value("faas.version"), Some(Value::from("$LATEST")));
+        assert_eq!(
+            value("faas.instance"),
+            Some(Value::from("2026/11/27/[$LATEST]abc"))
+        );
+        assert_eq!(
+            value("faas.max_memory"),
+            Some(Value::I64(256 * 1024 * 1024))
+        );
+        assert_eq!(
+            value("aws.log.group.names"),
+            Some(Value::Array(Array::from(vec![StringValue::from(
+                "/aws/lambda/hello"
+            )])))
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 
-use crate::{BoxError, config::telemetry::OtlpHttp, sigv4::SigV4Client};
+use crate::{BoxError, config::telemetry::OtlpHttp};
 
 /// An OTLP/HTTP exporter for `settings`, reusing `http` (the function's one client and
 /// connection pool); without one a new client is built. `None` when the requests must be signed
@@ -34,12 +34,17 @@ pub(super) fn exporter(
     let builder = match &settings.sigv4 {
         None => builder.with_http_client(client),
         Some(sigv4) if sigv4.credentials.is_none() => return Ok(None),
-        Some(sigv4) => builder.with_http_client(SigV4Client::new(client, sigv4.clone())),
+        #[cfg(feature = "sigv4")]
+        Some(sigv4) => {
+            builder.with_http_client(crate::sigv4::SigV4Client::new(client, sigv4.clone()))
+        }
+        #[cfg(not(feature = "sigv4"))]
+        Some(_) => return Err("SigV4 signing is not in this build (cargo feature `sigv4`)".into()),
     };
     Ok(Some(builder.build()?))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sigv4"))]
 mod tests {
     use std::time::Duration;
 

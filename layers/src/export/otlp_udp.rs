@@ -7,10 +7,7 @@
 //! connected and non-blocking: a send never waits, and an unreachable daemon costs a failed
 //! `send`, never a stalled invocation.
 
-use std::{
-    fmt, io,
-    net::{SocketAddr, UdpSocket},
-};
+use std::{fmt, io, net::SocketAddr};
 
 use base64::Engine as _;
 use opentelemetry_proto::{
@@ -30,11 +27,10 @@ use opentelemetry_sdk::{
 };
 use prost::{Message, encoding::encoded_len_varint};
 
-use super::pipeline::{Deliver, Delivery, DeliveryFuture};
-
-/// Upper bound on one datagram, header and base64 included: under 64 KB, and under the 65,507
-/// bytes an IPv4 UDP datagram can carry.
-pub const MAX_DATAGRAM_BYTES: usize = 65_000;
+use super::{
+    daemon::{DaemonSocket, MAX_DATAGRAM_BYTES},
+    pipeline::{Deliver, Delivery, DeliveryFuture},
+};
 
 const HEADER: &[u8] = b"{\"format\":\"json\",\"version\":1}\n";
 const SAMPLED: &[u8] = b"T1S";
@@ -42,7 +38,7 @@ const UNSAMPLED: &[u8] = b"T1U";
 
 /// Sends spans as OTLP over UDP to the daemon; see the [module docs](self).
 pub struct OtlpUdpExporter {
-    socket: UdpSocket,
+    socket: DaemonSocket,
     resource: ResourceAttributesWithSchema,
     max_datagram: usize,
 }
@@ -50,7 +46,7 @@ pub struct OtlpUdpExporter {
 impl fmt::Debug for OtlpUdpExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OtlpUdpExporter")
-            .field("daemon", &self.socket.peer_addr().ok())
+            .field("daemon", &self.socket)
             .field("max_datagram", &self.max_datagram)
             .finish_non_exhaustive()
     }
@@ -59,16 +55,8 @@ impl fmt::Debug for OtlpUdpExporter {
 impl OtlpUdpExporter {
     /// One connected, non-blocking socket to `daemon`, for the life of the environment.
     pub fn connect(daemon: SocketAddr) -> io::Result<Self> {
-        let local: SocketAddr = if daemon.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            ([0u16; 8], 0).into()
-        };
-        let socket = UdpSocket::bind(local)?;
-        socket.connect(daemon)?;
-        socket.set_nonblocking(true)?;
         Ok(Self {
-            socket,
+            socket: DaemonSocket::connect(daemon)?,
             resource: ResourceAttributesWithSchema::default(),
             max_datagram: MAX_DATAGRAM_BYTES,
         })
@@ -83,30 +71,18 @@ impl OtlpUdpExporter {
     /// Encodes and sends `batch`; never blocks.
     fn send(&self, batch: Vec<SpanData>) -> Delivery {
         let encoded = encode(batch, &self.resource, self.max_datagram);
-        let mut delivery = Delivery {
+        let delivery = Delivery {
             oversize: encoded.oversize,
             ..Delivery::default()
         };
-        for datagram in encoded.datagrams {
-            match self.socket.send(&datagram.bytes) {
-                Ok(_) => delivery.sent += datagram.spans,
-                // `WouldBlock` (socket buffer full) included: waiting would stall the invocation.
-                Err(err) => delivery.error = Some(daemon_error(&err)),
-            }
-        }
-        // A closed daemon port answers with ICMP "port unreachable", which the kernel reports on
-        // the connected socket: on the local link, by the time the sends return. Then what was
-        // sent is lost.
-        if let Ok(Some(err)) = self.socket.take_error() {
-            delivery.sent = 0;
-            delivery.error = Some(daemon_error(&err));
-        }
-        delivery
+        self.socket.send(
+            encoded
+                .datagrams
+                .iter()
+                .map(|d| (d.bytes.as_slice(), d.spans)),
+            delivery,
+        )
     }
-}
-
-fn daemon_error(err: &io::Error) -> OTelSdkError {
-    OTelSdkError::InternalFailure(format!("sending to the daemon: {err}"))
 }
 
 impl Deliver for OtlpUdpExporter {
@@ -300,7 +276,7 @@ fn emit(resource_spans: &ResourceSpans, chunk: Chunk, prefix: &[u8], out: &mut E
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use std::{net::UdpSocket, time::Duration};
 
     use opentelemetry::{KeyValue, trace::TraceId};
     use opentelemetry_proto::tonic::trace::v1::Span;

@@ -7,16 +7,14 @@
 //! translator rejects is counted as failed, and a failed send costs only its own span. The
 //! socket is connected and non-blocking: a send never waits.
 
-use std::{
-    fmt, io,
-    net::{SocketAddr, UdpSocket},
-};
+use std::{fmt, io, net::SocketAddr};
 
 use opentelemetry_aws::xray_exporter::SegmentTranslator;
 use opentelemetry_sdk::{Resource, error::OTelSdkError, trace::SpanData};
 
 use super::{
-    ANNOTATIONS, MAX_DATAGRAM_BYTES,
+    ANNOTATIONS,
+    daemon::{DaemonSocket, MAX_DATAGRAM_BYTES},
     pipeline::{Deliver, Delivery, DeliveryFuture},
 };
 
@@ -25,7 +23,7 @@ const HEADER: &[u8] = b"{\"format\": \"json\", \"version\": 1}\n";
 
 /// Sends each span as a segment document to the daemon, with the [`ANNOTATIONS`] indexed.
 pub(super) struct SegmentExporter {
-    socket: UdpSocket,
+    socket: DaemonSocket,
     translator: SegmentTranslator,
     max_datagram: usize,
 }
@@ -33,7 +31,7 @@ pub(super) struct SegmentExporter {
 impl fmt::Debug for SegmentExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SegmentExporter")
-            .field("daemon", &self.socket.peer_addr().ok())
+            .field("daemon", &self.socket)
             .field("max_datagram", &self.max_datagram)
             .finish_non_exhaustive()
     }
@@ -42,16 +40,8 @@ impl fmt::Debug for SegmentExporter {
 impl SegmentExporter {
     /// One connected, non-blocking socket to `daemon`, for the life of the environment.
     pub(super) fn connect(daemon: SocketAddr) -> io::Result<Self> {
-        let local: SocketAddr = if daemon.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            ([0u16; 8], 0).into()
-        };
-        let socket = UdpSocket::bind(local)?;
-        socket.connect(daemon)?;
-        socket.set_nonblocking(true)?;
         Ok(Self {
-            socket,
+            socket: DaemonSocket::connect(daemon)?,
             translator: SegmentTranslator::new()
                 .with_indexed_attrs(ANNOTATIONS.iter().map(|a| (*a).to_owned())),
             max_datagram: MAX_DATAGRAM_BYTES,
@@ -63,38 +53,24 @@ impl SegmentExporter {
         let documents = self.translator.translate_spans(&batch);
         let untranslated = batch.len() - documents.len();
         let mut delivery = Delivery::default();
-        let mut datagram = Vec::with_capacity(4096);
+        let mut datagrams = Vec::with_capacity(documents.len());
         for document in documents {
-            datagram.clear();
-            datagram.extend_from_slice(HEADER);
+            let mut datagram = HEADER.to_vec();
             document.to_writer(&mut datagram);
             if datagram.len() > self.max_datagram {
                 delivery.oversize += 1;
-                continue;
-            }
-            match self.socket.send(&datagram) {
-                Ok(_) => delivery.sent += 1,
-                // `WouldBlock` (socket buffer full) included: waiting would stall the invocation.
-                Err(err) => delivery.error = Some(daemon_error(&err)),
+            } else {
+                datagrams.push(datagram);
             }
         }
-        if untranslated > 0 && delivery.error.is_none() {
+        if untranslated > 0 {
             delivery.error = Some(OTelSdkError::InternalFailure(format!(
                 "{untranslated} spans could not be translated into segment documents"
             )));
         }
-        // A closed daemon port answers with ICMP "port unreachable", reported on the connected
-        // socket by the time the sends return on the local link: then what was sent is lost.
-        if let Ok(Some(err)) = self.socket.take_error() {
-            delivery.sent = 0;
-            delivery.error = Some(daemon_error(&err));
-        }
-        delivery
+        self.socket
+            .send(datagrams.iter().map(|d| (d.as_slice(), 1)), delivery)
     }
-}
-
-fn daemon_error(err: &io::Error) -> OTelSdkError {
-    OTelSdkError::InternalFailure(format!("sending to the daemon: {err}"))
 }
 
 impl Deliver for SegmentExporter {
