@@ -2,7 +2,8 @@
 //!
 //! Building an exporter can cost more than the function's whole init: the X-Ray exporter builds
 //! its segment translator's dispatch table twice (`XrayExporter::new` makes a default one that
-//! `with_translator` replaces). The first delivery runs after the invocation's response has been
+//! `with_translator` replaces), and the OTLP/HTTP exporter's builder reads its variables again and
+//! builds its client configuration. The first delivery runs after the invocation's response has been
 //! sent, so building there takes the cost off both the cold start's init and its first response.
 //! Only settings that cannot fail at run time are checked at init (the daemon address is parsed by
 //! the configuration); a build that fails (a socket that cannot be bound) fails that delivery,

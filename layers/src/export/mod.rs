@@ -48,7 +48,7 @@ mod console;
 #[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
 mod daemon;
 mod flusher;
-#[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
+#[cfg(any(feature = "xray-segments", feature = "otlp-udp", feature = "otlp-http"))]
 mod lazy;
 #[cfg(feature = "otlp-http")]
 mod otlp_http;
@@ -93,7 +93,7 @@ use crate::{
         telemetry::{SamplerSetting, TelemetrySettings},
     },
 };
-#[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
+#[cfg(any(feature = "xray-segments", feature = "otlp-udp", feature = "otlp-http"))]
 use lazy::Lazy;
 use pipeline::{Destination, Pipeline, Plain};
 
@@ -144,9 +144,30 @@ impl Telemetry {
                     let build = move || Ok(OtlpUdpExporter::connect(daemon)?);
                     Some(Destination::new("otlp-udp", timeout, Lazy::new(build)))
                 }
+                // Requests to sign without credentials to sign with: no exporter at all (the
+                // configuration has warned once); anything else is built at the first export.
                 #[cfg(feature = "otlp-http")]
-                TracesExporter::OtlpHttp(otlp) => otlp_http::exporter(otlp, http.clone())?
-                    .map(|exporter| Destination::new("otlp-http", otlp.timeout, Plain(exporter))),
+                TracesExporter::OtlpHttp(otlp)
+                    if otlp
+                        .sigv4
+                        .as_ref()
+                        .is_some_and(|sigv4| sigv4.credentials.is_none()) =>
+                {
+                    None
+                }
+                #[cfg(feature = "otlp-http")]
+                TracesExporter::OtlpHttp(otlp) => {
+                    let (settings, http) = (otlp.clone(), http.clone());
+                    let build = move || match otlp_http::exporter(&settings, http.clone())? {
+                        Some(exporter) => Ok(Plain(exporter)),
+                        None => Err("no AWS credentials to sign the requests with".into()),
+                    };
+                    Some(Destination::new(
+                        "otlp-http",
+                        otlp.timeout,
+                        Lazy::new(build),
+                    ))
+                }
                 #[cfg(feature = "console")]
                 TracesExporter::Console => Some(Destination::new(
                     "console",
@@ -321,6 +342,40 @@ mod tests {
     use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, ShouldSample};
 
     use super::*;
+
+    #[cfg(feature = "sigv4")]
+    #[test]
+    fn signed_otlp_without_credentials_records_nothing_and_with_them_a_lazy_exporter() {
+        use crate::config::telemetry::{Credentials, OtlpHttp, SigV4};
+        let settings = |credentials: Option<Credentials>| TelemetrySettings {
+            exporters: vec![TracesExporter::OtlpHttp(OtlpHttp {
+                endpoint: "https://xray.eu-west-1.amazonaws.com/v1/traces".into(),
+                headers: Vec::new(),
+                timeout: Duration::from_secs(1),
+                sigv4: Some(SigV4 {
+                    region: "eu-west-1".into(),
+                    service: "xray".into(),
+                    credentials,
+                }),
+            })],
+            ..TelemetrySettings::default()
+        };
+        let without = Telemetry::init(&settings(None), None).expect("init never fails for it");
+        assert!(
+            without.tracer().is_none(),
+            "nothing to send: nothing recorded"
+        );
+        let with = Telemetry::init(
+            &settings(Some(Credentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: "secret".into(),
+                session_token: None,
+            })),
+            None,
+        )
+        .expect("init");
+        assert!(with.tracer().is_some());
+    }
 
     fn decide(setting: SamplerSetting, parent_sampled: Option<bool>) -> SamplingDecision {
         let parent = parent_sampled.map(|sampled| {
