@@ -357,6 +357,17 @@ mod tests {
         .flusher()
     }
 
+    /// A flusher exporting to an in-memory exporter, and that exporter.
+    fn memory_flusher() -> (InMemorySpanExporter, SpanFlusher) {
+        let memory = InMemorySpanExporter::default();
+        let flusher = flusher(vec![Destination::new(
+            "memory",
+            Duration::from_secs(5),
+            Plain(memory.clone()),
+        )]);
+        (memory, flusher)
+    }
+
     fn push(flusher: &SpanFlusher, trace: u8, spans: u8) {
         let pipeline = flusher.pipeline.as_ref().expect("enabled");
         for id in 1..=spans {
@@ -370,12 +381,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flush_exports_its_own_trace_only() {
-        let memory = InMemorySpanExporter::default();
-        let flusher = flusher(vec![Destination::new(
-            "memory",
-            Duration::from_secs(5),
-            Plain(memory.clone()),
-        )]);
+        let (memory, flusher) = memory_flusher();
         // Two invocations interleaved: trace 1 has ended, trace 2 is still running.
         flusher.open(TRACE_1);
         flusher.open(TRACE_2);
@@ -403,12 +409,7 @@ mod tests {
 
     #[tokio::test]
     async fn late_spans_leave_with_the_next_flush_but_open_traces_wait_for_their_own() {
-        let memory = InMemorySpanExporter::default();
-        let flusher = flusher(vec![Destination::new(
-            "memory",
-            Duration::from_secs(5),
-            Plain(memory.clone()),
-        )]);
+        let (memory, flusher) = memory_flusher();
         flusher.open(TRACE_1);
         push(&flusher, 1, 2);
         assert_eq!(flusher.flush(TRACE_1, None).await.exported, 2);
