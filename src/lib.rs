@@ -4,11 +4,13 @@
 //! Read it in the order of one invocation's life:
 //! [`config`] (read once per execution environment) → [`handler`] (the execution context built
 //! once, then one event through it) → [`worker`] (the pure business logic) → [`error`] (what can
-//! go wrong, typed). `main.rs` wires them into the tower stack from `lambda-observability`.
+//! go wrong, typed). [`observability`] wires the layers of `lambda-observability` from the
+//! configuration; `main.rs` puts it all together.
 
 pub mod config;
 pub mod error;
 pub mod handler;
+pub mod observability;
 pub mod worker;
 
 pub use config::FunctionConfig;

@@ -2,14 +2,12 @@
 
 use std::{future::Future, process::ExitCode, sync::Arc, time::Instant};
 
-use hello_lambda::{ExecutionContext, FunctionConfig, Handler};
+use hello_lambda::{ExecutionContext, FunctionConfig, Handler, observability};
 use lambda_observability::{
-    BoxError, ErrorMapLayer, HttpTraceLayer, JsonEventLayer, LoggingLayer, ObservabilityLayer,
-    TimingLayer, TraceLayer,
+    BoxError, ErrorMapLayer, HttpTraceLayer, JsonEventLayer,
     config::Config,
     export::{Telemetry, spawn_shutdown_flush_reporting},
-    log_format::{self, LogConfig},
-    metrics::{Metrics, MetricsConfig},
+    log_format,
     runtime::{InitError, Runtime, report_init_error},
 };
 use serde_json::Value;
@@ -53,7 +51,6 @@ fn init(
     // Configuration: the environment, read once.
     let function = FunctionConfig::from_env();
     let config = Config::from_env().map_err(|e| InitError::new("InvalidConfig", e))?;
-    let service_name = config.telemetry.service_name.clone();
 
     // One HTTP client for the environment: the outbound call and, with OTLP/HTTP, the span
     // export. TLS roots are loaded only when one of them is https.
@@ -62,28 +59,13 @@ fn init(
             .map_err(|e| InitError::new("HttpClient", e))?;
     let telemetry = Telemetry::init(&config.telemetry, Some(http.clone()))
         .map_err(|e| InitError::new("Telemetry", e))?;
-    log_format::init(
-        &LogConfig::new()
-            .format(config.logs.format)
-            .filter(config.logs.filter.as_str())
-            .service_name(service_name.as_str()),
-        telemetry.tracer(),
-    )
-    .map_err(|e| InitError::new("Logging", e))?;
+    log_format::init(&observability::log_config(&config), telemetry.tracer())
+        .map_err(|e| InitError::new("Logging", e))?;
     for warning in config.warnings.iter().chain(&function.warnings) {
         tracing::warn!("{warning}");
     }
-    let metrics_settings = config.metrics.clone().with_default_namespace("HelloLambda");
-    let metrics = Metrics::install(
-        &MetricsConfig::new(metrics_settings.namespace)
-            .dimension("service", service_name.as_str())
-            .dimension(
-                "FunctionName",
-                config.lambda.function_name.as_deref().unwrap_or_default(),
-            )
-            .disabled(metrics_settings.disabled),
-    )
-    .map_err(|e| InitError::new("Metrics", e))?;
+    let metrics =
+        observability::install_metrics(&config).map_err(|e| InitError::new("Metrics", e))?;
     spawn_shutdown_flush_reporting(telemetry.clone(), metrics.clone());
 
     // The stack, built once. Handler level: the body decoded (or a typed InvalidEvent), typed
@@ -96,17 +78,10 @@ fn init(
             function, http, outbound,
         ))));
     // Invocation level: trace, log, time; our Runtime API loop around them.
-    let observability = ObservabilityLayer::new(telemetry.flusher())
-        .trace(
-            TraceLayer::new(telemetry.flusher())
-                .service_name(service_name)
-                .metrics(metrics.clone()),
-        )
-        .logging(LoggingLayer::new().log_payload(config.logs.log_event))
-        .timing(TimingLayer::new().metrics(metrics));
+    let layers = observability::invocation_layer(&config, &telemetry, &metrics);
     let runtime = Runtime::new(endpoint, handler)
         .lambda(&config.lambda)
         .init_started_at(init_started)
-        .layer(observability);
+        .layer(layers);
     Ok(runtime.run())
 }

@@ -18,16 +18,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use hello_lambda::HandlerError;
+use hello_lambda::{HandlerError, observability};
 use lambda_observability::{
-    BoxError, ErrorMapLayer, JsonEventLayer, LoggingLayer, ObservabilityLayer, TimingLayer,
-    TraceLayer,
-    config::Config,
-    error::InvocationError,
-    export::Telemetry,
-    facts::EnvironmentFacts,
-    log_format::{self, LogConfig},
-    metrics::{Metrics, MetricsConfig},
+    BoxError, ErrorMapLayer, JsonEventLayer, config::Config, error::InvocationError,
+    export::Telemetry, facts::EnvironmentFacts, log_format, metrics::Metrics,
 };
 use lambda_runtime::{Context, LambdaEvent, LambdaInvocation};
 use serde_json::Value;
@@ -71,21 +65,12 @@ pub(crate) fn config(extra: &[(&str, String)]) -> Config {
     config
 }
 
-/// The process-wide metrics collector, as `main.rs` installs it (once per process), writing its
-/// EMF lines to a sink.
+/// The process-wide metrics collector, installed as `main.rs` installs it (once per process),
+/// writing its EMF lines to a sink.
 pub(crate) fn install_metrics(config: &Config) -> Metrics {
-    let settings = config.metrics.clone().with_default_namespace("HelloLambda");
-    Metrics::install(
-        &MetricsConfig::new(settings.namespace)
-            .dimension("service", config.telemetry.service_name.as_str())
-            .dimension(
-                "FunctionName",
-                config.lambda.function_name.as_deref().unwrap_or_default(),
-            )
-            .disabled(settings.disabled),
-    )
-    .expect("the bench's only recorder")
-    .writer(std::io::sink)
+    observability::install_metrics(config)
+        .expect("the bench's only recorder")
+        .writer(std::io::sink)
 }
 
 /// The span pipeline and the subscriber of one execution environment, as `main.rs` builds them;
@@ -95,10 +80,7 @@ pub(crate) fn telemetry(config: &Config) -> (Telemetry, tracing::subscriber::Def
     let http = hello_lambda::handler::http_client(config.needs_tls()).expect("HTTP client");
     let telemetry = Telemetry::init(&config.telemetry, Some(http)).expect("telemetry");
     let subscriber = log_format::subscriber(
-        &LogConfig::new()
-            .format(config.logs.format)
-            .filter(config.logs.filter.as_str())
-            .service_name(config.telemetry.service_name.as_str()),
+        &observability::log_config(config),
         std::io::sink,
         telemetry.tracer(),
     )
@@ -112,14 +94,7 @@ pub(crate) fn stack(
     telemetry: &Telemetry,
     metrics: &Metrics,
 ) -> impl Service<LambdaInvocation, Response = (), Error = BoxError> + use<> {
-    let observability = ObservabilityLayer::new(telemetry.flusher())
-        .trace(
-            TraceLayer::new(telemetry.flusher())
-                .service_name(config.telemetry.service_name.as_str()),
-        )
-        .logging(LoggingLayer::new().log_payload(config.logs.log_event))
-        .timing(TimingLayer::new().metrics(metrics.clone()));
-    observability.layer(answer())
+    observability::invocation_layer(config, telemetry, metrics).layer(answer())
 }
 
 /// The trivial handler: the decoded event back as the response.
