@@ -70,13 +70,15 @@ impl ExecutionContext {
             metrics::Unit::Count,
             "greetings sent, by the package manager they name"
         );
-        let reserved: serde_json::Map<String, Value> = config
+        // Sorted by name, as the logs have always shown them; serialized from borrowed strings,
+        // with no JSON tree built first.
+        let reserved: std::collections::BTreeMap<&str, &str> = config
             .reserved
             .iter()
-            .map(|(name, value)| ((*name).to_owned(), Value::from(value.as_str())))
+            .map(|(name, value)| (*name, value.as_str()))
             .collect();
         Self {
-            reserved_json: Value::Object(reserved).to_string(),
+            reserved_json: serde_json::to_string(&reserved).unwrap_or_default(),
             config,
             http: outbound.layer(http),
             static_random: static_random(),

@@ -39,7 +39,6 @@ use std::{
     time::SystemTime,
 };
 
-use serde_json::Value;
 use tracing::{Event, Level, Metadata, Subscriber, field::Field, span, subscriber::Interest};
 use tracing_subscriber::{
     EnvFilter, Layer, Registry,
@@ -315,7 +314,7 @@ where
                     .cloned()
             })
         });
-        let mut fields = Fields::default();
+        let mut fields = Fields::new(self.format);
         event.record(&mut fields);
         let line = Line {
             level: event.metadata().level(),
@@ -357,28 +356,26 @@ struct Line<'a> {
 }
 
 impl Line<'_> {
-    /// Writes the line straight into one buffer (no intermediate JSON tree).
+    /// Writes the line into one buffer: no intermediate JSON tree, no string per value (the first
+    /// invocation writes eight of these lines, so their cost is part of every cold start).
     fn json(self) -> String {
-        fn string(out: &mut String, value: &str) {
-            // Serializing a &str into a String cannot fail.
-            out.push_str(&serde_json::to_string(value).unwrap_or_default());
-        }
-        let mut out = String::with_capacity(320);
+        let fields = self.fields;
+        let mut out = String::with_capacity(320 + fields.message.len() + fields.rest.len());
         out.push_str("{\"timestamp\":\"");
-        out.push_str(&rfc3339(SystemTime::now()));
+        push_rfc3339(&mut out, SystemTime::now());
         out.push_str("\",\"level\":\"");
         out.push_str(self.level.as_str());
         out.push_str("\",\"message\":");
-        string(&mut out, self.fields.message.as_deref().unwrap_or_default());
+        push_json_string(&mut out, &fields.message);
         if let Some(service) = self.service_name {
             out.push_str(",\"service\":");
-            string(&mut out, service);
+            push_json_string(&mut out, service);
         }
         if let Some(inv) = self.invocation {
             out.push_str(",\"requestId\":");
-            string(&mut out, &inv.request_id);
+            push_json_string(&mut out, &inv.request_id);
             out.push_str(",\"functionName\":");
-            string(&mut out, &inv.function_name);
+            push_json_string(&mut out, &inv.function_name);
             out.push_str(if inv.cold_start {
                 ",\"coldStart\":true"
             } else {
@@ -391,20 +388,15 @@ impl Line<'_> {
                 ("tenantId", &inv.tenant_id),
             ] {
                 if let Some(value) = value {
-                    write!(out, ",\"{key}\":").ok();
-                    string(&mut out, value);
+                    out.push_str(",\"");
+                    out.push_str(key);
+                    out.push_str("\":");
+                    push_json_string(&mut out, value);
                 }
             }
         }
-        for (key, value) in &self.fields.values {
-            if JSON_KEYS.contains(key) {
-                continue;
-            }
-            out.push(',');
-            string(&mut out, key);
-            out.push(':');
-            out.push_str(&value.to_string());
-        }
+        // `,"key":value` for each field, written as they were recorded.
+        out.push_str(&fields.rest);
         out.push_str("}\n");
         out
     }
@@ -412,20 +404,17 @@ impl Line<'_> {
     /// Lambda's text layout, then the event's fields, then the invocation's keys. `xrayTraceId`
     /// is left out: `traceId` and `spanId` say the same, shorter.
     fn text(self) -> String {
-        let mut text = format!(
-            "{}\t{}\t{}\t{}",
-            rfc3339(SystemTime::now()),
-            self.invocation.map_or("-", |inv| inv.request_id.as_str()),
-            self.level,
-            self.fields.message.unwrap_or_default()
-        );
-        for (key, value) in &self.fields.values {
-            match value {
-                Value::String(s) => write!(text, " {key}={s}"),
-                other => write!(text, " {key}={other}"),
-            }
-            .ok();
-        }
+        let fields = self.fields;
+        let mut text = String::with_capacity(160 + fields.message.len() + fields.rest.len());
+        push_rfc3339(&mut text, SystemTime::now());
+        text.push('\t');
+        text.push_str(self.invocation.map_or("-", |inv| inv.request_id.as_str()));
+        text.push('\t');
+        text.push_str(self.level.as_str());
+        text.push('\t');
+        text.push_str(&fields.message);
+        // ` key=value` for each field, written as they were recorded.
+        text.push_str(&fields.rest);
         if let Some(service) = self.service_name {
             write!(text, " service={service}").ok();
         }
@@ -456,10 +445,87 @@ impl Line<'_> {
     }
 }
 
-#[derive(Default)]
+/// Appends `value` as a JSON string: quoted, with `"`, `\` and the control characters escaped
+/// (what `serde_json` escapes), the runs between them copied whole.
+fn push_json_string(out: &mut String, value: &str) {
+    out.reserve(value.len() + 2);
+    out.push('"');
+    push_json_string_contents(out, value);
+    out.push('"');
+}
+
+/// [`push_json_string`] without the quotes.
+fn push_json_string_contents(out: &mut String, value: &str) {
+    let bytes = value.as_bytes();
+    let mut run_start = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        // Eight bytes at a time while none needs escaping: the long lines of the first
+        // invocation (the event, the environment) are mostly plain text.
+        if let Some(word) = bytes.get(at..at + 8) {
+            let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            if !needs_escape(word) {
+                at += 8;
+                continue;
+            }
+        }
+        let byte = bytes[at];
+        if byte >= 0x20 && byte != b'"' && byte != b'\\' {
+            at += 1;
+            continue;
+        }
+        // Every byte that needs escaping is ASCII, so `at` is on a character boundary.
+        out.push_str(&value[run_start..at]);
+        match byte {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            control => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[usize::from(control >> 4)] as char);
+                out.push(HEX[usize::from(control & 0xf)] as char);
+            }
+        }
+        at += 1;
+        run_start = at;
+    }
+    out.push_str(&value[run_start..]);
+}
+
+/// Whether any of the eight bytes in `word` is below 0x20, `"` or `\` (exact, no false
+/// positives: the classic "has a byte less than n" and "has a zero byte" word tests).
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    (below_space | has_zero(quote) | has_zero(backslash)) != 0
+}
+
+/// Escapes what is formatted into it as JSON string contents (a `Display` or `Debug` value
+/// written straight into the line, with no string of its own).
+struct JsonEscaped<'a>(&'a mut String);
+
+impl fmt::Write for JsonEscaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        push_json_string_contents(self.0, s);
+        Ok(())
+    }
+}
+
+/// One event's fields, written as they are recorded: the message apart (it comes first in a
+/// line), the others already in the line's format in `rest`.
 struct Fields {
-    message: Option<String>,
-    values: Vec<(&'static str, Value)>,
+    format: LogFormat,
+    message: String,
+    rest: String,
 }
 
 const SECRET_MARKERS: &[&str] = &[
@@ -472,57 +538,142 @@ const SECRET_MARKERS: &[&str] = &[
     "session",
 ];
 
+/// The first letters of [`SECRET_MARKERS`], as a table indexed by byte.
+const SECRET_INITIALS: [bool; 256] = {
+    let mut initials = [false; 256];
+    let mut at = 0;
+    while at < SECRET_MARKERS.len() {
+        initials[SECRET_MARKERS[at].as_bytes()[0] as usize] = true;
+        at += 1;
+    }
+    initials
+};
+
 /// `true` for field names that must never be logged with their value.
 pub fn is_secret_name(name: &str) -> bool {
     let name = name.as_bytes();
-    SECRET_MARKERS.iter().any(|marker| {
-        name.windows(marker.len())
-            .any(|window| window.eq_ignore_ascii_case(marker.as_bytes()))
+    // Markers are only tried where the name has the first letter of one: this runs for every
+    // field of every line.
+    (0..name.len()).any(|at| {
+        let first = name[at].to_ascii_lowercase();
+        SECRET_INITIALS[usize::from(first)]
+            && SECRET_MARKERS.iter().any(|marker| {
+                marker.as_bytes()[0] == first
+                    && name
+                        .get(at..at + marker.len())
+                        .is_some_and(|window| window.eq_ignore_ascii_case(marker.as_bytes()))
+            })
     })
 }
 
+/// How a recorded value is written.
+enum Recorded<'a> {
+    /// Quoted in JSON.
+    Text(&'a str),
+    /// Formatted, then quoted in JSON.
+    Formatted(fmt::Arguments<'a>),
+    /// As is in both formats (numbers, booleans, `null`).
+    Bare(fmt::Arguments<'a>),
+}
+
 impl Fields {
-    fn push(&mut self, field: &Field, value: Value) {
+    fn new(format: LogFormat) -> Self {
+        Self {
+            format,
+            message: String::new(),
+            rest: String::new(),
+        }
+    }
+
+    fn record(&mut self, field: &Field, value: Recorded<'_>) {
         let name = field.name();
         if name == "message" {
-            self.message = Some(match value {
-                Value::String(s) => s,
-                other => other.to_string(),
-            });
-        } else if is_secret_name(name) {
-            self.values.push((name, "[REDACTED]".into()));
+            match value {
+                Recorded::Text(text) => self.message.push_str(text),
+                Recorded::Formatted(args) | Recorded::Bare(args) => {
+                    self.message.write_fmt(args).ok();
+                }
+            }
+            return;
+        }
+        let value = if is_secret_name(name) {
+            Recorded::Text("[REDACTED]")
         } else {
-            self.values.push((name, value));
+            value
+        };
+        match self.format {
+            LogFormat::Json => {
+                if JSON_KEYS.contains(&name) {
+                    return;
+                }
+                self.rest.push(',');
+                push_json_string(&mut self.rest, name);
+                self.rest.push(':');
+                match value {
+                    Recorded::Text(text) => push_json_string(&mut self.rest, text),
+                    Recorded::Formatted(args) => {
+                        self.rest.push('"');
+                        JsonEscaped(&mut self.rest).write_fmt(args).ok();
+                        self.rest.push('"');
+                    }
+                    Recorded::Bare(args) => {
+                        self.rest.write_fmt(args).ok();
+                    }
+                }
+            }
+            LogFormat::Text => {
+                self.rest.push(' ');
+                self.rest.push_str(name);
+                self.rest.push('=');
+                match value {
+                    Recorded::Text(text) => self.rest.push_str(text),
+                    Recorded::Formatted(args) | Recorded::Bare(args) => {
+                        self.rest.write_fmt(args).ok();
+                    }
+                }
+            }
         }
     }
 }
 
 impl tracing::field::Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.push(field, format!("{value:?}").into());
+        self.record(field, Recorded::Formatted(format_args!("{value:?}")));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, value.into());
+        self.record(field, Recorded::Text(value));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.push(field, value.into());
+        self.record(field, Recorded::Bare(format_args!("{value}")));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.push(field, value.into());
+        self.record(field, Recorded::Bare(format_args!("{value}")));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.push(field, value.into());
+        if value.is_finite() {
+            self.record(field, Recorded::Bare(format_args!("{value}")));
+        } else {
+            // JSON has no NaN or infinity.
+            self.record(field, Recorded::Bare(format_args!("null")));
+        }
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.push(field, value.into());
+        self.record(field, Recorded::Bare(format_args!("{value}")));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.push(field, value.to_string().into());
+        self.record(field, Recorded::Formatted(format_args!("{value}")));
     }
 }
 
 /// Formats `time` as RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T15:21:42.123Z`.
 pub fn rfc3339(time: SystemTime) -> String {
+    let mut out = String::with_capacity(24);
+    push_rfc3339(&mut out, time);
+    out
+}
+
+/// Appends [`rfc3339`]`(time)` to `out`, digit by digit (no formatting machinery).
+fn push_rfc3339(out: &mut String, time: SystemTime) {
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -538,19 +689,32 @@ pub fn rfc3339(time: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60,
-        since.subsec_millis()
-    )
+    // `[separator, digits]`, one per part: "2026" "-11" "-28" "T00" ":21" ":42" ".123".
+    let parts = [
+        (None, year.clamp(0, 9_999) as u64, 4),
+        (Some('-'), month as u64, 2),
+        (Some('-'), day as u64, 2),
+        (Some('T'), rem / 3_600, 2),
+        (Some(':'), rem % 3_600 / 60, 2),
+        (Some(':'), rem % 60, 2),
+        (Some('.'), u64::from(since.subsec_millis()), 3),
+    ];
+    for (separator, value, width) in parts {
+        if let Some(separator) = separator {
+            out.push(separator);
+        }
+        for place in (0..width).rev() {
+            out.push(char::from(b'0' + (value / 10u64.pow(place) % 10) as u8));
+        }
+    }
+    out.push('Z');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_support::SharedBuf;
+    use serde_json::Value;
     use std::time::Duration;
 
     const KEYS: [&str; 5] = [
@@ -593,6 +757,94 @@ mod tests {
         tracing::warn!(target: "hello_lambda", "warn line");
         tracing::error!(target: "hello_lambda", "error line");
         tracing::warn!(target: "other_crate", "other warn line");
+    }
+
+    fn json_string(value: &str) -> String {
+        let mut out = String::new();
+        push_json_string(&mut out, value);
+        out
+    }
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_escapes_them() {
+        for value in [
+            "",
+            "plain",
+            "quote \" and backslash \\",
+            "line\nbreak\r\ttab",
+            "\u{0}\u{1f}\u{8}\u{c}\u{7f}",
+            "ünïcödé ✓ and \"",
+            "\"",
+            "ends with a control\u{1}",
+        ] {
+            assert_eq!(
+                json_string(value),
+                serde_json::to_string(value).expect("a string serializes"),
+                "{value:?}"
+            );
+        }
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_is_written_as_the_json_string_of_itself(
+            // Plain letters around the bytes that need escaping and multi-byte characters, so
+            // that both the eight-byte steps and the byte steps meet them at every offset.
+            value in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "bcdefgh", "\"", "\\", "\n", "\u{1}", "\u{1f}", " ", "é", "✓", "\u{7f}",
+                ]),
+                0..40,
+            )
+            .prop_map(|parts| parts.concat())
+        ) {
+            let written = json_string(&value);
+            proptest::prop_assert_eq!(&written, &serde_json::to_string(&value).expect("a string serializes"));
+            let read: String = serde_json::from_str(&written).expect("valid JSON");
+            proptest::prop_assert_eq!(read, value);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn secret_names_are_found_wherever_a_marker_is(
+            name in "[a-zA-Z_]{0,6}(TOKEN|Secret|passWord|authorization|credential|ACCESS_KEY|session|tok|sess|x)?[a-zA-Z_]{0,6}"
+        ) {
+            // The plain definition: some window of the name is a marker, ignoring case.
+            let reference = SECRET_MARKERS.iter().any(|marker| {
+                name.as_bytes()
+                    .windows(marker.len())
+                    .any(|window| window.eq_ignore_ascii_case(marker.as_bytes()))
+            });
+            proptest::prop_assert_eq!(is_secret_name(&name), reference);
+        }
+    }
+
+    #[test]
+    fn json_fields_keep_their_types() {
+        let lines = capture(&LogConfig::new().format(LogFormat::Json), || {
+            tracing::info!(
+                count = 3_u64,
+                delta = -2_i64,
+                ratio = 0.5_f64,
+                nan = f64::NAN,
+                ok = true,
+                name = "x\"y",
+                shown = %"displayed",
+                "typed"
+            )
+        });
+        let line: Value = serde_json::from_str(&lines[0]).expect("valid JSON");
+        assert_eq!(line["count"], 3);
+        assert_eq!(line["delta"], -2);
+        assert_eq!(line["ratio"], 0.5);
+        assert!(line["nan"].is_null());
+        assert_eq!(line["ok"], true);
+        assert_eq!(line["name"], "x\"y");
+        assert_eq!(line["shown"], "displayed");
+        assert_eq!(line["message"], "typed");
     }
 
     #[test]

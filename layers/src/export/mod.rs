@@ -277,16 +277,20 @@ fn sampler(setting: SamplerSetting) -> Sampler {
 /// `LambdaResourceDetector` sets, without reading the environment a second time), then
 /// `settings.resource_attributes`, then `service.name`.
 pub fn resource(settings: &TelemetrySettings) -> Resource {
+    // One list, later keys winning, so the SDK merges once instead of once per source.
+    let configured = settings
+        .resource_attributes
+        .iter()
+        .map(|(key, value)| KeyValue::new(key.clone(), value.clone()));
+    let service_name = KeyValue::new("service.name", settings.service_name.clone());
     Resource::builder_empty()
         .with_detector(Box::new(TelemetryResourceDetector))
-        .with_attributes(lambda_attributes(&settings.lambda))
         .with_attributes(
-            settings
-                .resource_attributes
-                .iter()
-                .map(|(key, value)| KeyValue::new(key.clone(), value.clone())),
+            lambda_attributes(&settings.lambda)
+                .into_iter()
+                .chain(configured)
+                .chain([service_name]),
         )
-        .with_service_name(settings.service_name.clone())
         .build()
 }
 
