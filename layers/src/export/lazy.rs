@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use opentelemetry_sdk::{Resource, error::OTelSdkError, trace::SpanData};
 
-use super::pipeline::{Deliver, Delivery, DeliveryFuture};
+use super::pipeline::{Deliver, Delivery, DeliveryFuture, ResourceSource};
 use crate::BoxError;
 
 type Build<D> = Box<dyn Fn() -> Result<D, BoxError> + Send + Sync>;
@@ -21,8 +21,9 @@ type Build<D> = Box<dyn Fn() -> Result<D, BoxError> + Send + Sync>;
 /// A [`Deliver`] built by `build` at the first delivery.
 pub(super) struct Lazy<D> {
     build: Build<D>,
-    /// Handed to the exporter once built (the pipeline sets it before any delivery).
-    resource: Option<Resource>,
+    /// Handed to the exporter once built (the pipeline sets it before any delivery); the resource
+    /// itself is built then too.
+    resource: Option<ResourceSource>,
     built: OnceLock<D>,
 }
 
@@ -41,7 +42,7 @@ impl<D: Deliver> Lazy<D> {
         }
         let mut exporter = (self.build)()?;
         if let Some(resource) = &self.resource {
-            exporter.set_resource(resource);
+            exporter.set_resource(resource.get());
         }
         // Invocations running at once may both build; one is kept, the other dropped.
         Ok(self.built.get_or_init(|| exporter))
@@ -62,9 +63,13 @@ impl<D: Deliver> Deliver for Lazy<D> {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
+        self.set_resource_source(&ResourceSource::ready(resource.clone()));
+    }
+
+    fn set_resource_source(&mut self, source: &ResourceSource) {
         match self.built.get_mut() {
-            Some(exporter) => exporter.set_resource(resource),
-            None => self.resource = Some(resource.clone()),
+            Some(exporter) => exporter.set_resource(source.get()),
+            None => self.resource = Some(source.clone()),
         }
     }
 }
@@ -106,7 +111,7 @@ mod tests {
     }
 
     #[test]
-    fn builds_once_at_the_first_delivery_with_the_resource() {
+    fn builds_once_at_the_first_delivery_with_the_resource_built_then() {
         let builds = Arc::new(AtomicUsize::new(0));
         let delivered = Arc::new(AtomicUsize::new(0));
         let mut lazy = {
@@ -119,13 +124,22 @@ mod tests {
                 })
             })
         };
-        lazy.set_resource(&Resource::builder_empty().build());
+        let resource_builds = Arc::new(AtomicUsize::new(0));
+        lazy.set_resource_source(&ResourceSource::new({
+            let resource_builds = resource_builds.clone();
+            move || {
+                resource_builds.fetch_add(1, Ordering::Relaxed);
+                Resource::builder_empty().build()
+            }
+        }));
         assert_eq!(builds.load(Ordering::Relaxed), 0, "nothing built before");
+        assert_eq!(resource_builds.load(Ordering::Relaxed), 0, "nor the resource");
         for _ in 0..2 {
             let delivery = block_on(lazy.deliver(vec![span_in(1, 1)]));
             assert_eq!(delivery.sent, 1);
         }
         assert_eq!(builds.load(Ordering::Relaxed), 1);
+        assert_eq!(resource_builds.load(Ordering::Relaxed), 1);
         assert_eq!(delivered.load(Ordering::Relaxed), 2);
     }
 

@@ -95,7 +95,7 @@ use crate::{
 };
 #[cfg(any(feature = "xray-segments", feature = "otlp-udp", feature = "otlp-http"))]
 use lazy::Lazy;
-use pipeline::{Destination, Pipeline, Plain};
+use pipeline::{Destination, Pipeline, Plain, ResourceSource};
 
 /// Span attributes that the X-Ray exporter turns into indexed annotations.
 pub const ANNOTATIONS: &[&str] = &["ColdStart", "Service", "ErrorKind"];
@@ -186,9 +186,11 @@ impl Telemetry {
             // Only signed OTLP/HTTP was asked for, without credentials: nothing can be sent.
             return Ok(Self::disabled());
         }
+        // Built at the first export, after the first response (see `ResourceSource`).
+        let resource_settings = settings.clone();
         Ok(Self::with_destinations(
             destinations,
-            resource(settings),
+            ResourceSource::new(move || resource(&resource_settings)),
             sampler(settings.sampler),
             timeout,
         ))
@@ -222,13 +224,14 @@ impl Telemetry {
 
     fn with_destinations(
         destinations: Vec<Destination>,
-        resource: Resource,
+        resource: impl Into<ResourceSource>,
         sampler: Sampler,
         export_timeout: Duration,
     ) -> Self {
-        let pipeline = Arc::new(Pipeline::new(destinations, &resource, MAX_BUFFERED_SPANS));
+        let pipeline = Arc::new(Pipeline::new(destinations, resource, MAX_BUFFERED_SPANS));
+        // The provider is given no resource: only the exporters use it, and they take it from the
+        // pipeline's `ResourceSource`.
         let provider = SdkTracerProvider::builder()
-            .with_resource(resource)
             .with_id_generator(XrayIdGenerator::default())
             .with_sampler(sampler)
             .with_span_processor(InvocationSpanProcessor {

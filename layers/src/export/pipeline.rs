@@ -7,7 +7,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -62,6 +62,51 @@ pub(super) type DeliveryFuture<'a> = Pin<Box<dyn Future<Output = Delivery> + Sen
 pub(super) trait Deliver: Send + Sync + 'static {
     fn deliver(&self, batch: Vec<SpanData>) -> DeliveryFuture<'_>;
     fn set_resource(&mut self, resource: &Resource);
+
+    /// Where the resource comes from. An exporter that is built at once takes the resource now;
+    /// one built at its first delivery ([`Lazy`](super::lazy::Lazy)) keeps the source and builds
+    /// the resource then, after the first response.
+    fn set_resource_source(&mut self, source: &ResourceSource) {
+        self.set_resource(source.get());
+    }
+}
+
+/// The resource, built once, the first time an exporter needs it. Nothing before the first export
+/// reads it (the SDK's spans do not carry it), so building it then takes it off the cold start.
+#[derive(Clone)]
+pub(super) struct ResourceSource(Arc<ResourceCell>);
+
+struct ResourceCell {
+    resource: OnceLock<Resource>,
+    build: Box<dyn Fn() -> Resource + Send + Sync>,
+}
+
+impl ResourceSource {
+    /// Built by `build` when first needed.
+    pub(super) fn new(build: impl Fn() -> Resource + Send + Sync + 'static) -> Self {
+        Self(Arc::new(ResourceCell {
+            resource: OnceLock::new(),
+            build: Box::new(build),
+        }))
+    }
+
+    /// Already built.
+    pub(super) fn ready(resource: Resource) -> Self {
+        Self(Arc::new(ResourceCell {
+            resource: OnceLock::from(resource),
+            build: Box::new(|| Resource::builder_empty().build()),
+        }))
+    }
+
+    pub(super) fn get(&self) -> &Resource {
+        self.0.resource.get_or_init(|| (self.0.build)())
+    }
+}
+
+impl From<Resource> for ResourceSource {
+    fn from(resource: Resource) -> Self {
+        Self::ready(resource)
+    }
 }
 
 /// Any SDK [`SpanExporter`]: all or nothing.
@@ -125,11 +170,12 @@ pub(super) struct Pipeline {
 impl Pipeline {
     pub(super) fn new(
         mut destinations: Vec<Destination>,
-        resource: &Resource,
+        resource: impl Into<ResourceSource>,
         capacity: usize,
     ) -> Self {
+        let resource = resource.into();
         for destination in &mut destinations {
-            destination.exporter.set_resource(resource);
+            destination.exporter.set_resource_source(&resource);
         }
         Self {
             buffer: Mutex::new(Buffer::default()),
@@ -264,7 +310,7 @@ mod tests {
     use crate::export::console::tests::span_in;
 
     fn pipeline(capacity: usize) -> Pipeline {
-        Pipeline::new(Vec::new(), &Resource::builder_empty().build(), capacity)
+        Pipeline::new(Vec::new(), Resource::builder_empty().build(), capacity)
     }
 
     #[test]
