@@ -133,7 +133,11 @@ mod tests {
             }
         }));
         assert_eq!(builds.load(Ordering::Relaxed), 0, "nothing built before");
-        assert_eq!(resource_builds.load(Ordering::Relaxed), 0, "nor the resource");
+        assert_eq!(
+            resource_builds.load(Ordering::Relaxed),
+            0,
+            "nor the resource"
+        );
         for _ in 0..2 {
             let delivery = block_on(lazy.deliver(vec![span_in(1, 1)]));
             assert_eq!(delivery.sent, 1);

@@ -229,8 +229,8 @@ impl Telemetry {
         export_timeout: Duration,
     ) -> Self {
         let pipeline = Arc::new(Pipeline::new(destinations, resource, MAX_BUFFERED_SPANS));
-        // The provider is given no resource: only the exporters use it, and they take it from the
-        // pipeline's `ResourceSource`.
+        // The provider is not given ours (it keeps the SDK's default, which nothing reads): only
+        // exporters use a resource, and they take it from the pipeline's `ResourceSource`.
         let provider = SdkTracerProvider::builder()
             .with_id_generator(XrayIdGenerator::default())
             .with_sampler(sampler)
