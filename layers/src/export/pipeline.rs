@@ -7,7 +7,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{
-        Arc, Mutex, OnceLock,
+        Arc, LazyLock, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -74,32 +74,23 @@ pub(super) trait Deliver: Send + Sync + 'static {
 /// The resource, built once, the first time an exporter needs it. Nothing before the first export
 /// reads it (the SDK's spans do not carry it), so building it then takes it off the cold start.
 #[derive(Clone)]
-pub(super) struct ResourceSource(Arc<ResourceCell>);
+pub(super) struct ResourceSource(Arc<LazyLock<Resource, BuildResource>>);
 
-struct ResourceCell {
-    resource: OnceLock<Resource>,
-    build: Box<dyn Fn() -> Resource + Send + Sync>,
-}
+type BuildResource = Box<dyn FnOnce() -> Resource + Send>;
 
 impl ResourceSource {
     /// Built by `build` when first needed.
-    pub(super) fn new(build: impl Fn() -> Resource + Send + Sync + 'static) -> Self {
-        Self(Arc::new(ResourceCell {
-            resource: OnceLock::new(),
-            build: Box::new(build),
-        }))
+    pub(super) fn new(build: impl FnOnce() -> Resource + Send + 'static) -> Self {
+        Self(Arc::new(LazyLock::new(Box::new(build))))
     }
 
     /// Already built.
     pub(super) fn ready(resource: Resource) -> Self {
-        Self(Arc::new(ResourceCell {
-            resource: OnceLock::from(resource),
-            build: Box::new(|| Resource::builder_empty().build()),
-        }))
+        Self::new(move || resource)
     }
 
     pub(super) fn get(&self) -> &Resource {
-        self.0.resource.get_or_init(|| (self.0.build)())
+        &self.0
     }
 }
 
