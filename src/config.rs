@@ -32,6 +32,10 @@ pub const RESERVED_VARIABLES: &[&str] = &[
     "TZ",
 ];
 
+/// The function's EMF namespace when neither `POWERTOOLS_METRICS_NAMESPACE` nor
+/// `METRICS_NAMESPACE` names one.
+pub const METRICS_NAMESPACE: &str = "HelloLambda";
+
 /// The function's own configuration.
 #[derive(Debug, Clone)]
 pub struct FunctionConfig {

@@ -32,22 +32,6 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 /// The function's own metric: greetings sent (Count), by `PackageManager`.
 pub const GREETINGS_METRIC: &str = "Greetings";
 
-/// The execution environment's one HTTP client.
-///
-/// Loading the system's root certificates is the single most expensive step of a TLS client's
-/// construction (`reqwest` parses every certificate in the system bundle up front). Only pay for
-/// it when something will speak HTTPS: with `needs_tls` false the client trusts no certificate, so
-/// an `https://` URL fails at the handshake with a certificate error instead of silently working.
-pub fn http_client(needs_tls: bool) -> reqwest::Result<reqwest::Client> {
-    lambda_observability::http_client::install_crypto_provider();
-    let builder = reqwest::Client::builder();
-    if needs_tls {
-        builder.build()
-    } else {
-        builder.tls_certs_only(std::iter::empty()).build()
-    }
-}
-
 /// Everything built once per execution environment and reused by every invocation (the Python
 /// original's module-level globals).
 #[derive(Debug)]
@@ -146,7 +130,7 @@ async fn handle(
     );
 
     // Function context: this invocation and this function.
-    let remaining = lambda_observability::deadline::remaining_in(&lambda);
+    let remaining = lambda_observability::runtime::deadline::remaining_in(&lambda);
     let env = &lambda.env_config;
     tracing::info!(
         function_name = %env.function_name,
@@ -241,14 +225,14 @@ mod tests {
     #[test]
     fn clients_build_with_and_without_tls_roots() {
         // With roots this reads the system's CA bundle (present on Lambda's provided.al2023).
-        assert!(http_client(true).is_ok());
-        assert!(http_client(false).is_ok());
+        assert!(lambda_observability::http_client::client(true).is_ok());
+        assert!(lambda_observability::http_client::client(false).is_ok());
     }
 
     #[test]
     fn each_execution_context_draws_its_own_static_random() {
         let context = || {
-            let http = http_client(false).expect("client");
+            let http = lambda_observability::http_client::client(false).expect("client");
             ExecutionContext::new(
                 FunctionConfig::from_lookup(|_| None),
                 http,

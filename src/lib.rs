@@ -4,16 +4,15 @@
 //! Read it in the order of one invocation's life:
 //! [`config`] (read once per execution environment) → [`handler`] (the execution context built
 //! once, then one event through it) → [`worker`] (the pure business logic) → [`error`] (what can
-//! go wrong, typed). [`observability`] wires the layers of `lambda-observability` from the
-//! configuration; `main.rs` puts it all together.
+//! go wrong, typed). `main.rs` hands the handler to `lambda-observability`, which wires everything
+//! else from the environment.
 
 pub mod config;
 pub mod error;
 pub mod handler;
-pub mod observability;
 pub mod worker;
 
-pub use config::FunctionConfig;
+pub use config::{FunctionConfig, METRICS_NAMESPACE};
 pub use error::HandlerError;
 pub use handler::{ExecutionContext, Handler};
 pub use worker::{Greeting, process_request};

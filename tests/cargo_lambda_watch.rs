@@ -99,7 +99,7 @@ async fn invocations_through_cargo_lambda_watch() {
             .expect("start bootstrap"),
     );
 
-    let client = hello_lambda::handler::http_client(false).expect("HTTP client");
+    let client = lambda_observability::http_client::client(false).expect("HTTP client");
     let invoke = |body: &'static str| {
         let client = client.clone();
         async move {

@@ -14,7 +14,7 @@ use hello_lambda::HandlerError;
 use lambda_observability::{
     BoxError, ErrorMapLayer, JsonEventLayer, ObservabilityLayer,
     config::{TelemetrySettings, telemetry::TracesExporter},
-    export::{Telemetry, spawn_shutdown_flush},
+    export::spawn_shutdown_flush,
     log_format::{self, LogConfig, LogFormat},
     runtime::Runtime,
 };
@@ -50,7 +50,7 @@ async fn child() -> Result<(), BoxError> {
         service_name: "hello-it".into(),
         ..TelemetrySettings::default()
     };
-    let telemetry = Telemetry::init(&settings, None)?;
+    let telemetry = lambda_observability::export::init(&settings, None)?;
     log_format::init(
         &LogConfig::new().format(LogFormat::Json),
         telemetry.tracer(),

@@ -27,7 +27,6 @@ use hello_lambda::HandlerError;
 use lambda_observability::{
     BoxError, ErrorMapLayer, JsonEventLayer, ObservabilityLayer,
     config::Config,
-    export::Telemetry,
     log_format::{self, LogConfig},
     runtime::Runtime,
 };
@@ -141,7 +140,7 @@ fn main() {
 async fn child() -> Result<(), BoxError> {
     // The environment read as production reads it.
     let config = Config::from_env()?;
-    let telemetry = Telemetry::init(&config.telemetry, None)?;
+    let telemetry = lambda_observability::export::init(&config.telemetry, None)?;
     log_format::init(
         &LogConfig::new()
             .format(config.logs.format)

@@ -14,9 +14,8 @@ use std::{
 };
 
 use lambda_observability::{
-    config::telemetry::{Credentials, SigV4},
     http_client::install_crypto_provider,
-    sigv4::SigV4Client,
+    sigv4::{Credentials, SigV4Client},
 };
 use opentelemetry::{
     InstrumentationScope, KeyValue,
@@ -39,19 +38,18 @@ const SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLE//////////session+token/=";
 
 fn credentials() -> Credentials {
-    Credentials {
-        access_key_id: ACCESS_KEY_ID.into(),
-        secret_access_key: SECRET_ACCESS_KEY.into(),
-        session_token: Some(SESSION_TOKEN.into()),
-    }
+    Credentials::new(
+        ACCESS_KEY_ID,
+        SECRET_ACCESS_KEY,
+        Some(SESSION_TOKEN.into()),
+        None,
+        "test",
+    )
 }
 
-fn sigv4(credentials: Option<Credentials>) -> SigV4 {
-    SigV4 {
-        region: REGION.into(),
-        service: SERVICE.into(),
-        credentials,
-    }
+/// The signing client for the test's region and service.
+fn signing(credentials: Option<Credentials>) -> SigV4Client<reqwest::Client> {
+    SigV4Client::new(reqwest_client(), REGION, credentials).service(SERVICE)
 }
 
 /// An OTLP/HTTP receiver on 127.0.0.1 that keeps each request as it arrived.
@@ -203,7 +201,7 @@ fn botocore_verifies(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn botocore_verifies_the_signature_and_rejects_another_region_or_body() {
     let receiver = Receiver::start().await;
-    let client = SigV4Client::new(reqwest_client(), sigv4(Some(credentials())));
+    let client = signing(Some(credentials()));
     export(client, &receiver.endpoint).await.expect("export");
 
     let requests = receiver.requests();
@@ -248,7 +246,7 @@ async fn the_signed_body_is_the_protobuf_an_unsigned_exporter_sends() {
     export(reqwest_client(), &receiver.endpoint)
         .await
         .expect("unsigned export");
-    let client = SigV4Client::new(reqwest_client(), sigv4(Some(credentials())));
+    let client = signing(Some(credentials()));
     export(client, &receiver.endpoint)
         .await
         .expect("signed export");
@@ -278,7 +276,7 @@ async fn the_signed_body_is_the_protobuf_an_unsigned_exporter_sends() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_credentials_the_export_fails_and_nothing_is_sent() {
     let receiver = Receiver::start().await;
-    let client = SigV4Client::new(reqwest_client(), sigv4(None));
+    let client = signing(None);
     let error = export(client, &receiver.endpoint)
         .await
         .expect_err("an export without credentials fails");
@@ -289,7 +287,7 @@ async fn without_credentials_the_export_fails_and_nothing_is_sent() {
     );
 
     // The receiver works: a signed export from the same test reaches it.
-    let client = SigV4Client::new(reqwest_client(), sigv4(Some(credentials())));
+    let client = signing(Some(credentials()));
     export(client, &receiver.endpoint).await.expect("export");
     assert_eq!(receiver.requests().len(), 1);
 }

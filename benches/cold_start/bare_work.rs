@@ -1,5 +1,5 @@
 //! The baseline: the work `bootstrap` does, with no observability. The same configuration read
-//! ([`FunctionConfig`]), the same HTTP client ([`http_client`]: reqwest on rustls with `ring`,
+//! ([`FunctionConfig`]), the same HTTP client ([`http_client`](lambda_observability::http_client::client): reqwest on rustls with `ring`,
 //! TLS roots only for an `https://` URL), one GET to `CHECKIP_URL`, the same greeting
 //! ([`process_request`]), on plain `lambda_runtime::run` and the same current-thread runtime. No
 //! tracing subscriber, no log lines, no spans, no metrics, no layers.
@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use hello_lambda::{FunctionConfig, Greeting, handler::http_client, process_request};
+use hello_lambda::{FunctionConfig, Greeting, process_request};
+use lambda_observability::http_client::client as http_client;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 

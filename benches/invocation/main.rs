@@ -56,7 +56,6 @@ use lambda_observability::{
     export::{ANNOTATIONS, resource},
     log_format::{self, InvocationLogContext, LogConfig, LogFormat, attach},
     metrics::Metrics,
-    sigv4::SigV4Client,
 };
 use lambda_runtime::{
     LambdaInvocation,
@@ -525,7 +524,7 @@ fn sigv4(c: &mut Criterion, stand_ins: &StandIns) {
     else {
         panic!("the signed configuration has no signed OTLP/HTTP exporter");
     };
-    let client = SigV4Client::new(AnswersAtOnce, settings.clone());
+    let client = settings.client(AnswersAtOnce);
     // What `otlp-http` sends for one invocation: one span, about 900 bytes of protobuf.
     let body = bytes::Bytes::from(vec![0x0a_u8; 900]);
     let request = || {

@@ -18,10 +18,10 @@ use std::{
 };
 
 use bytes::Bytes;
-use hello_lambda::{HandlerError, observability};
+use hello_lambda::HandlerError;
 use lambda_observability::{
     BoxError, ErrorMapLayer, JsonEventLayer, config::Config, error::InvocationError,
-    export::Telemetry, facts::EnvironmentFacts, log_format, metrics::Metrics,
+    export::Telemetry, log_format, metrics::Metrics, runtime::facts::EnvironmentFacts,
 };
 use lambda_runtime::{Context, LambdaEvent, LambdaInvocation};
 use serde_json::Value;
@@ -68,7 +68,7 @@ pub(crate) fn config(extra: &[(&str, String)]) -> Config {
 /// The process-wide metrics collector, installed as `main.rs` installs it (once per process),
 /// writing its EMF lines to a sink.
 pub(crate) fn install_metrics(config: &Config) -> Metrics {
-    observability::install_metrics(config)
+    lambda_observability::install_metrics(config, hello_lambda::METRICS_NAMESPACE)
         .expect("the bench's only recorder")
         .writer(std::io::sink)
 }
@@ -77,10 +77,11 @@ pub(crate) fn install_metrics(config: &Config) -> Metrics {
 /// the subscriber is this thread's default while the guard lives (the benches run their
 /// invocations on this thread).
 pub(crate) fn telemetry(config: &Config) -> (Telemetry, tracing::subscriber::DefaultGuard) {
-    let http = hello_lambda::handler::http_client(config.needs_tls()).expect("HTTP client");
-    let telemetry = Telemetry::init(&config.telemetry, Some(http)).expect("telemetry");
+    let http = lambda_observability::http_client::client(config.needs_tls()).expect("HTTP client");
+    let telemetry =
+        lambda_observability::export::init(&config.telemetry, Some(http)).expect("telemetry");
     let subscriber = log_format::subscriber(
-        &observability::log_config(config),
+        &lambda_observability::log_config(config),
         std::io::sink,
         telemetry.tracer(),
     )
@@ -94,7 +95,7 @@ pub(crate) fn stack(
     telemetry: &Telemetry,
     metrics: &Metrics,
 ) -> impl Service<LambdaInvocation, Response = (), Error = BoxError> + use<> {
-    observability::invocation_layer(config, telemetry, metrics).layer(answer())
+    lambda_observability::invocation_layer(config, telemetry, metrics).layer(answer())
 }
 
 /// The trivial handler: the decoded event back as the response.

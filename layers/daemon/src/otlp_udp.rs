@@ -1,0 +1,456 @@
+//! OTLP protobuf over UDP to the Lambda X-Ray daemon, the protocol ADOT's Lambda distributions
+//! speak: each datagram is the line `{"format":"json","version":1}`, then `T1S` (sampled spans;
+//! `T1U` unsampled) and a base64 `ExportTraceServiceRequest`.
+//!
+//! A batch is split so that no datagram passes [`MAX_DATAGRAM_BYTES`], header and base64 included.
+//! A span that alone does not fit is dropped and counted, never truncated. The socket is
+//! connected and non-blocking: a send never waits, and an unreachable daemon costs a failed
+//! `send`, never a stalled invocation.
+
+use std::{fmt, io, net::SocketAddr};
+
+use base64::Engine as _;
+use opentelemetry_proto::{
+    tonic::{
+        collector::trace::v1::ExportTraceServiceRequest,
+        trace::v1::{ResourceSpans, ScopeSpans},
+    },
+    transform::{
+        common::tonic::ResourceAttributesWithSchema,
+        trace::tonic::group_spans_by_resource_and_scope,
+    },
+};
+use opentelemetry_sdk::{
+    Resource,
+    error::OTelSdkResult,
+    trace::{SpanData, SpanExporter},
+};
+use prost::{Message, encoding::encoded_len_varint};
+
+use crate::{MAX_DATAGRAM_BYTES, SendReport, socket::DaemonSocket};
+
+const HEADER: &[u8] = b"{\"format\":\"json\",\"version\":1}\n";
+const SAMPLED: &[u8] = b"T1S";
+const UNSAMPLED: &[u8] = b"T1U";
+
+/// Sends spans as OTLP over UDP to the daemon; see the [module docs](self).
+pub struct OtlpUdpExporter {
+    socket: DaemonSocket,
+    resource: ResourceAttributesWithSchema,
+    max_datagram: usize,
+}
+
+impl fmt::Debug for OtlpUdpExporter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OtlpUdpExporter")
+            .field("daemon", &self.socket)
+            .field("max_datagram", &self.max_datagram)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpUdpExporter {
+    /// One connected, non-blocking socket to `daemon`, for the life of the environment.
+    pub fn connect(daemon: SocketAddr) -> io::Result<Self> {
+        Ok(Self {
+            socket: DaemonSocket::connect(daemon)?,
+            resource: ResourceAttributesWithSchema::default(),
+            max_datagram: MAX_DATAGRAM_BYTES,
+        })
+    }
+
+    /// The largest datagram sent, in bytes. Defaults to [`MAX_DATAGRAM_BYTES`].
+    pub fn max_datagram(mut self, bytes: usize) -> Self {
+        self.max_datagram = bytes;
+        self
+    }
+
+    /// Encodes and sends `batch`, and reports what happened to each span; never blocks.
+    pub fn send(&self, batch: Vec<SpanData>) -> SendReport {
+        let batch_len = batch.len() as u64;
+        let encoded = encode(batch, &self.resource, self.max_datagram);
+        let delivery = SendReport {
+            batch: batch_len,
+            oversize: encoded.oversize,
+            ..SendReport::default()
+        };
+        self.socket.send(
+            encoded
+                .datagrams
+                .iter()
+                .map(|d| (d.bytes.as_slice(), d.spans)),
+            delivery,
+        )
+    }
+}
+
+impl SpanExporter for OtlpUdpExporter {
+    /// Fails when any span was not sent, too large ones included.
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.send(batch).into_result()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.resource = resource.into();
+    }
+}
+
+/// One datagram and how many spans it carries.
+#[derive(Debug)]
+pub(crate) struct Datagram {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) spans: u64,
+}
+
+/// A batch as datagrams, and the spans too large for any.
+#[derive(Debug, Default)]
+pub(crate) struct Encoded {
+    pub(crate) datagrams: Vec<Datagram>,
+    pub(crate) oversize: u64,
+}
+
+/// Splits `batch` into datagrams of at most `max` bytes, packing each as full as it goes.
+pub(crate) fn encode(
+    batch: Vec<SpanData>,
+    resource: &ResourceAttributesWithSchema,
+    max: usize,
+) -> Encoded {
+    let mut encoded = Encoded::default();
+    let (sampled, unsampled): (Vec<SpanData>, Vec<SpanData>) = batch
+        .into_iter()
+        .partition(|span| span.span_context.is_sampled());
+    for (prefix, spans) in [(SAMPLED, sampled), (UNSAMPLED, unsampled)] {
+        if spans.is_empty() {
+            continue;
+        }
+        for resource_spans in group_spans_by_resource_and_scope(spans, resource) {
+            pack(resource_spans, prefix, max, &mut encoded);
+        }
+    }
+    encoded
+}
+
+/// Length of a length-delimited field (numbers below 16 take a one-byte key) of `len` bytes.
+fn field_len(len: usize) -> usize {
+    1 + encoded_len_varint(len as u64) + len
+}
+
+/// Length of the datagram carrying an encoded request of `request` bytes.
+fn datagram_len(request: usize) -> usize {
+    HEADER.len() + SAMPLED.len() + request.div_ceil(3) * 4
+}
+
+/// A datagram being filled: its scopes, each with its fixed part and spans, and their sizes.
+struct Chunk {
+    scopes: Vec<ScopeSpans>,
+    /// Per scope: the encoded length of the scope without spans, and of its span fields.
+    sizes: Vec<(usize, usize)>,
+    /// Whether the last scope in `scopes` is the one being packed.
+    scope_open: bool,
+    /// The encoded request's length as computed, checked against the encoding in debug builds.
+    request_len: usize,
+}
+
+impl Chunk {
+    fn new() -> Self {
+        Self {
+            scopes: Vec::new(),
+            sizes: Vec::new(),
+            scope_open: false,
+            request_len: 0,
+        }
+    }
+
+    /// The request's length with one more span field of `span_field` bytes in the open scope
+    /// (a new one, of fixed length `scope_fixed`, when none is open).
+    fn request_len_with(
+        &self,
+        resource_fixed: usize,
+        scope_fixed: usize,
+        span_field: usize,
+    ) -> usize {
+        let mut scopes: usize = self
+            .sizes
+            .iter()
+            .map(|(fixed, spans)| field_len(fixed + spans))
+            .sum();
+        match (self.scope_open, self.sizes.last()) {
+            (true, Some((fixed, spans))) => {
+                scopes = scopes - field_len(fixed + spans) + field_len(fixed + spans + span_field)
+            }
+            _ => scopes += field_len(scope_fixed + span_field),
+        }
+        field_len(resource_fixed + scopes)
+    }
+}
+
+/// Packs one resource's spans into datagrams appended to `out`.
+fn pack(mut resource_spans: ResourceSpans, prefix: &[u8], max: usize, out: &mut Encoded) {
+    let scopes = std::mem::take(&mut resource_spans.scope_spans);
+    let resource_fixed = resource_spans.encoded_len();
+    let mut chunk = Chunk::new();
+    for mut scope in scopes {
+        let spans = std::mem::take(&mut scope.spans);
+        let scope_fixed = scope.encoded_len();
+        chunk.scope_open = false;
+        for span in spans {
+            let span_field = field_len(span.encoded_len());
+            let mut request_len = chunk.request_len_with(resource_fixed, scope_fixed, span_field);
+            if datagram_len(request_len) > max && !chunk.scopes.is_empty() {
+                emit(
+                    &resource_spans,
+                    std::mem::replace(&mut chunk, Chunk::new()),
+                    prefix,
+                    out,
+                );
+                request_len = chunk.request_len_with(resource_fixed, scope_fixed, span_field);
+            }
+            if datagram_len(request_len) > max {
+                // Alone in a datagram and still too large.
+                out.oversize += 1;
+                continue;
+            }
+            if !chunk.scope_open {
+                chunk.scopes.push(ScopeSpans {
+                    spans: Vec::new(),
+                    ..scope.clone()
+                });
+                chunk.sizes.push((scope_fixed, 0));
+                chunk.scope_open = true;
+            }
+            if let (Some(open), Some(size)) = (chunk.scopes.last_mut(), chunk.sizes.last_mut()) {
+                open.spans.push(span);
+                size.1 += span_field;
+                chunk.request_len = request_len;
+            }
+        }
+    }
+    if !chunk.scopes.is_empty() {
+        emit(&resource_spans, chunk, prefix, out);
+    }
+}
+
+/// Encodes one chunk as a datagram.
+fn emit(resource_spans: &ResourceSpans, chunk: Chunk, prefix: &[u8], out: &mut Encoded) {
+    let spans = chunk.scopes.iter().map(|s| s.spans.len() as u64).sum();
+    let chunk_len = chunk.request_len;
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: chunk.scopes,
+            ..resource_spans.clone()
+        }],
+    }
+    .encode_to_vec();
+    debug_assert_eq!(
+        request.len(),
+        chunk_len,
+        "computed and encoded lengths differ"
+    );
+    let mut bytes = Vec::with_capacity(datagram_len(request.len()));
+    bytes.extend_from_slice(HEADER);
+    bytes.extend_from_slice(prefix);
+    let mut text = String::with_capacity(request.len().div_ceil(3) * 4);
+    base64::engine::general_purpose::STANDARD.encode_string(&request, &mut text);
+    bytes.extend_from_slice(text.as_bytes());
+    out.datagrams.push(Datagram { bytes, spans });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+
+    use opentelemetry::KeyValue;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+
+    use super::*;
+    use crate::test_spans::span_in;
+
+    fn resource() -> ResourceAttributesWithSchema {
+        (&Resource::builder_empty()
+            .with_service_name("hello-udp")
+            .build())
+            .into()
+    }
+
+    /// Decodes a datagram back to its prefix and request.
+    fn decode(datagram: &[u8]) -> (String, ExportTraceServiceRequest) {
+        let text = std::str::from_utf8(datagram).expect("ASCII");
+        let (header, body) = text.split_once('\n').expect("header line");
+        assert_eq!(header, r#"{"format":"json","version":1}"#);
+        let (prefix, base64) = body.split_at(3);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(base64)
+            .expect("base64");
+        (
+            prefix.to_owned(),
+            ExportTraceServiceRequest::decode(bytes.as_slice()).expect("protobuf"),
+        )
+    }
+
+    fn spans_of(request: &ExportTraceServiceRequest) -> Vec<Span> {
+        request
+            .resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| s.spans.clone())
+            .collect()
+    }
+
+    /// Spans with `size` bytes of attribute each.
+    fn spans(count: u8, size: usize) -> Vec<SpanData> {
+        (1..=count)
+            .map(|id| {
+                let mut span = span_in(1, id);
+                span.attributes
+                    .push(KeyValue::new("payload", "x".repeat(size)));
+                span
+            })
+            .collect()
+    }
+
+    #[test]
+    fn many_spans_fill_datagrams_under_the_limit_and_none_is_lost() {
+        let encoded = encode(spans(250, 700), &resource(), MAX_DATAGRAM_BYTES);
+        assert_eq!(encoded.oversize, 0);
+        assert!(encoded.datagrams.len() > 1, "{}", encoded.datagrams.len());
+        let mut ids = Vec::new();
+        for datagram in &encoded.datagrams {
+            assert!(datagram.bytes.len() <= MAX_DATAGRAM_BYTES);
+            let (prefix, request) = decode(&datagram.bytes);
+            assert_eq!(prefix, "T1S");
+            let spans = spans_of(&request);
+            assert_eq!(spans.len() as u64, datagram.spans);
+            let resource = request.resource_spans[0]
+                .resource
+                .as_ref()
+                .expect("resource");
+            assert!(
+                resource
+                    .attributes
+                    .iter()
+                    .any(|kv| kv.key == "service.name")
+            );
+            ids.extend(spans.iter().map(|s| s.span_id[0]));
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, (1..=250).collect::<Vec<u8>>());
+        // Packed, not merely split: all but the last datagram are nearly full.
+        for datagram in &encoded.datagrams[..encoded.datagrams.len() - 1] {
+            assert!(
+                datagram.bytes.len() > MAX_DATAGRAM_BYTES - 2_000,
+                "{}",
+                datagram.bytes.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_predicted_length_is_the_encoded_one_at_every_size() {
+        // Around the varint boundaries of the nested lengths (128, 16 384 bytes).
+        for size in [0, 50, 100, 120, 200, 5_000, 16_300, 16_400, 40_000] {
+            for max in [1_000, 22_000, 48_000, MAX_DATAGRAM_BYTES] {
+                let encoded = encode(spans(5, size), &resource(), max);
+                let sent: u64 = encoded.datagrams.iter().map(|d| d.spans).sum();
+                assert_eq!(sent + encoded.oversize, 5, "size {size} max {max}");
+                for datagram in &encoded.datagrams {
+                    assert!(datagram.bytes.len() <= max, "size {size} max {max}");
+                    assert_eq!(
+                        spans_of(&decode(&datagram.bytes).1).len() as u64,
+                        datagram.spans
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_span_too_large_for_any_datagram_is_dropped_whole() {
+        let mut batch = spans(3, 100);
+        batch[1]
+            .attributes
+            .push(KeyValue::new("huge", "y".repeat(MAX_DATAGRAM_BYTES)));
+        let encoded = encode(batch, &resource(), MAX_DATAGRAM_BYTES);
+        assert_eq!(encoded.oversize, 1);
+        let ids: Vec<u8> = encoded
+            .datagrams
+            .iter()
+            .flat_map(|d| spans_of(&decode(&d.bytes).1))
+            .map(|s| s.span_id[0])
+            .collect();
+        assert_eq!(ids, vec![1, 3]);
+    }
+
+    #[test]
+    fn unsampled_spans_travel_as_t1u() {
+        let mut batch = spans(2, 10);
+        batch[0].span_context = opentelemetry::trace::SpanContext::new(
+            batch[0].span_context.trace_id(),
+            batch[0].span_context.span_id(),
+            opentelemetry::trace::TraceFlags::default(),
+            false,
+            Default::default(),
+        );
+        let encoded = encode(batch, &resource(), MAX_DATAGRAM_BYTES);
+        let prefixes: Vec<String> = encoded
+            .datagrams
+            .iter()
+            .map(|d| decode(&d.bytes).0)
+            .collect();
+        assert_eq!(prefixes, vec!["T1S", "T1U"]);
+    }
+
+    #[test]
+    fn an_unreachable_daemon_fails_the_export_without_blocking() {
+        // A port nobody listens on: the kernel answers with ICMP "port unreachable".
+        let nobody = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let address = nobody.local_addr().expect("address");
+        drop(nobody);
+        let exporter = OtlpUdpExporter::connect(address).expect("socket");
+        for _ in 0..2 {
+            let delivery = exporter.send(spans(2, 10));
+            assert_eq!(delivery.sent, 0);
+            assert!(delivery.error.is_some(), "every flush reports the loss");
+        }
+    }
+
+    /// A local socket standing in for the daemon, and what it received.
+    fn daemon() -> (UdpSocket, SocketAddr) {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket.set_nonblocking(true).expect("nonblocking");
+        let address = socket.local_addr().expect("address");
+        (socket, address)
+    }
+
+    fn received(socket: &UdpSocket) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        let mut buf = vec![0; 70_000];
+        while let Ok(n) = socket.recv(&mut buf) {
+            datagrams.push(buf[..n].to_vec());
+        }
+        datagrams
+    }
+
+    #[test]
+    fn an_oversize_span_is_reported_alone_and_the_rest_delivered() {
+        let (socket, address) = daemon();
+        let exporter = OtlpUdpExporter::connect(address)
+            .expect("socket")
+            .max_datagram(4_000);
+        let mut batch = spans(3, 100);
+        batch[2]
+            .attributes
+            .push(KeyValue::new("huge", "y".repeat(5_000)));
+        let report = exporter.send(batch);
+        assert_eq!(report.sent, 2, "{report:?}");
+        assert_eq!(report.oversize, 1, "{report:?}");
+        assert!(report.error.is_none(), "{report:?}");
+        let datagrams = received(&socket);
+        let ids: Vec<u8> = datagrams
+            .iter()
+            .inspect(|d| assert!(d.len() <= 4_000))
+            .flat_map(|d| spans_of(&decode(d).1))
+            .map(|s| s.span_id[0])
+            .collect();
+        assert_eq!(ids, vec![1, 2]);
+    }
+}

@@ -1,0 +1,33 @@
+//! Production observability for a Rust AWS Lambda function, wired from the environment in one
+//! call: X-Ray traces through OpenTelemetry (OTLP over UDP to the daemon, OTLP/HTTP to the ADOT
+//! collector or SigV4-signed to X-Ray, X-Ray segments), structured log lines with the
+//! invocation's context, CloudWatch EMF metrics, error reports with stack trace and X-Ray cause,
+//! init errors, a span flush on SIGTERM and Lambda Managed Instances concurrency.
+
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod config;
+pub mod export;
+mod function;
+pub mod http_client;
+
+#[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "xray-segments", feature = "otlp-udp"))))]
+pub use lambda_observability_daemon as daemon;
+pub use lambda_observability_runtime as runtime;
+#[cfg(feature = "sigv4")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sigv4")))]
+pub use lambda_observability_sigv4 as sigv4;
+pub use lambda_observability_tower as layers;
+pub use lambda_observability_tower::{
+    BoxError, ErrorKind, ErrorMapLayer, FunctionError, HttpTraceLayer, JsonEventLayer,
+    LoggingLayer, ObservabilityLayer, TimingLayer, TraceLayer, error, json_event, log_format,
+    metrics,
+};
+
+use lambda_observability_runtime::cold_start;
+
+pub use function::{
+    DEFAULT_METRICS_NAMESPACE, Function, Init, install_metrics, invocation_layer, log_config, run,
+};

@@ -1,0 +1,241 @@
+//! The innermost invocation-level service: from the invocation to the handler and back to the
+//! Runtime API.
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll, ready},
+};
+
+use bytes::Bytes;
+use lambda_runtime::{LambdaEvent, LambdaInvocation};
+use pin_project_lite::pin_project;
+use serde::Serialize;
+use tower::Service;
+
+use super::{
+    api::{INVOCATION_ID, RuntimeApi},
+    report::ErrorReport,
+};
+use crate::{
+    BoxError,
+    error::{ErrorKind, InvocationError, catch_panic},
+};
+
+type PostFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+
+/// Turns a [`LambdaInvocation`] into a `LambdaEvent<Bytes>` for the handler-level service (the
+/// body is decoded there, e.g. by `JsonEventLayer`), then posts its
+/// response to `/invocation/{id}/response` or its error to `/invocation/{id}/error`.
+///
+/// The error report carries the `errorType` header, the X-Ray cause header and a body with the
+/// stack trace (see [`report`](super::report)). It is not logged here: `ErrorMap` logged it
+/// once already. A panic that reaches this service (no `ErrorMap` below) is caught, logged once
+/// and reported like any other fault. Errors of this service are the Runtime API's: the answer
+/// could not be posted.
+pub struct Respond<S> {
+    inner: S,
+    api: Arc<RuntimeApi>,
+}
+
+impl<S> Respond<S> {
+    pub(crate) fn new(inner: S, api: Arc<RuntimeApi>) -> Self {
+        Self { inner, api }
+    }
+
+    /// The handler-level service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The handler-level service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the handler-level service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone> Clone for Respond<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            api: self.api.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Respond<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Respond")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the answer to one invocation goes.
+struct Reply {
+    api: Arc<RuntimeApi>,
+    request_id: String,
+    invocation_id: Option<String>,
+}
+
+impl Reply {
+    fn post<R: Serialize>(self, outcome: Result<R, InvocationError>) -> PostFuture {
+        let (api, request_id, invocation_id) = (self.api, self.request_id, self.invocation_id);
+        let body = match outcome {
+            Ok(response) => serde_json::to_vec(&response).map_err(|err| {
+                let error = InvocationError::new(
+                    "SerializationError",
+                    format!("the response could not be serialized: {err}"),
+                    ErrorKind::Fault,
+                );
+                crate::error::record(&tracing::Span::current(), error)
+            }),
+            Err(error) => Err(error),
+        };
+        Box::pin(async move {
+            let posted = match body {
+                Ok(body) => {
+                    api.respond(&request_id, invocation_id.as_deref(), body)
+                        .await
+                }
+                Err(error) => {
+                    let report = ErrorReport::invocation(&error);
+                    api.report_error(&request_id, invocation_id.as_deref(), &report)
+                        .await
+                }
+            };
+            posted.inspect_err(|err| {
+                tracing::error!(error = %err, "the answer to the invocation could not be posted")
+            })
+        })
+    }
+}
+
+impl<S> Service<LambdaInvocation> for Respond<S>
+where
+    S: Service<LambdaEvent<Bytes>>,
+    S::Response: Serialize,
+    S::Error: Into<InvocationError>,
+{
+    type Response = ();
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(|err| {
+            let error: InvocationError = err.into();
+            BoxError::from(error)
+        })
+    }
+
+    fn call(&mut self, req: LambdaInvocation) -> Self::Future {
+        let LambdaInvocation {
+            parts,
+            body,
+            context,
+        } = req;
+        let reply = Reply {
+            api: self.api.clone(),
+            request_id: context.request_id.clone(),
+            invocation_id: parts
+                .headers
+                .get(INVOCATION_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        let event = LambdaEvent::new(body, context);
+        match catch_panic(|| self.inner.call(event)) {
+            Ok(inner) => ResponseFuture::handler(inner, reply),
+            Err(panic) => ResponseFuture::posting(reply.post::<()>(Err(uncaught(panic)))),
+        }
+    }
+}
+
+/// A panic no layer below caught: logged here, once.
+fn uncaught(panic: InvocationError) -> InvocationError {
+    crate::error::record(&tracing::Span::current(), panic)
+}
+
+pin_project! {
+    /// Response future of [`Respond`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProjection]
+    enum State<F> {
+        // The handler is running.
+        Handler {
+            #[pin]
+            inner: F,
+            reply: Option<Reply>,
+        },
+        // The answer is being posted.
+        Posting { post: PostFuture },
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    fn handler(inner: F, reply: Reply) -> Self {
+        Self {
+            state: State::Handler {
+                inner,
+                reply: Some(reply),
+            },
+        }
+    }
+
+    fn posting(post: PostFuture) -> Self {
+        Self {
+            state: State::Posting { post },
+        }
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, R, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<R, E>>,
+    R: Serialize,
+    E: Into<InvocationError>,
+{
+    type Output = Result<(), BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.project().state;
+        loop {
+            match state.as_mut().project() {
+                StateProjection::Handler { inner, reply } => {
+                    let outcome = match catch_panic(|| inner.poll(cx)) {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(outcome)) => outcome.map_err(Into::into),
+                        Err(panic) => Err(uncaught(panic)),
+                    };
+                    let Some(reply) = reply.take() else {
+                        panic!("ResponseFuture polled after completion");
+                    };
+                    let post = reply.post(outcome);
+                    state.set(State::Posting { post });
+                }
+                StateProjection::Posting { post } => {
+                    return Poll::Ready(ready!(post.as_mut().poll(cx)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,646 @@
+//! The per-invocation export: one trace's spans, after the response, before the next event.
+
+use std::{
+    fmt,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime},
+};
+
+use futures_util::future::join_all;
+use opentelemetry::trace::TraceId;
+use opentelemetry_sdk::error::OTelSdkError;
+
+use super::{
+    DEFAULT_EXPORT_TIMEOUT,
+    pipeline::{Delivery, Pipeline, TraceSpans},
+};
+use crate::{
+    metrics::{Metrics, Unit},
+    trace::{FlushFuture, FlushSpans},
+};
+
+/// The EMF metric (unit `Count`) that carries the spans dropped, for whatever reason.
+pub const SPANS_DROPPED_METRIC: &str = "SpansDropped";
+
+/// Spans dropped, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DropCounts {
+    /// Ended while [`MAX_BUFFERED_SPANS`](super::MAX_BUFFERED_SPANS) spans were waiting.
+    pub buffer_full: u64,
+    /// The exporter failed (collector down, daemon unreachable, socket buffer full).
+    pub export_failed: u64,
+    /// The export did not finish within its bound (the export timeout or the invocation deadline).
+    pub timed_out: u64,
+    /// Alone too large for one UDP datagram; never truncated.
+    pub oversize: u64,
+}
+
+impl DropCounts {
+    /// All reasons together.
+    pub fn total(&self) -> u64 {
+        self.buffer_full + self.export_failed + self.timed_out + self.oversize
+    }
+}
+
+impl fmt::Display for DropCounts {
+    /// `3 export failed, 1 oversize`: the non-zero reasons.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let reasons: Vec<String> = [
+            (self.buffer_full, "buffer full"),
+            (self.export_failed, "export failed"),
+            (self.timed_out, "timed out"),
+            (self.oversize, "oversize"),
+        ]
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, reason)| format!("{count} {reason}"))
+        .collect();
+        f.pad(&reasons.join(", "))
+    }
+}
+
+/// What one flush did. With several exporters each delivery counts: a span sent to two
+/// exporters is exported twice, or exported once and dropped once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FlushOutcome {
+    /// Span deliveries that succeeded.
+    pub exported: u64,
+    /// Spans (or deliveries) lost, by reason.
+    pub dropped: DropCounts,
+}
+
+impl FlushOutcome {
+    /// Nothing was exported and nothing dropped (export disabled, or nothing pending).
+    pub fn is_nothing(&self) -> bool {
+        self.exported == 0 && self.dropped.total() == 0
+    }
+}
+
+/// Totals since the pipeline was built; see [`SpanFlusher::stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportStats {
+    /// Span deliveries that succeeded.
+    pub exported: u64,
+    /// Spans (or deliveries) lost, by reason.
+    pub dropped: DropCounts,
+}
+
+/// The pipeline's running totals.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    exported: AtomicU64,
+    buffer_full: AtomicU64,
+    export_failed: AtomicU64,
+    timed_out: AtomicU64,
+    oversize: AtomicU64,
+    /// Dropped since the last [`SpanFlusher::take_dropped`].
+    untaken: AtomicU64,
+}
+
+impl Counters {
+    /// Spans refused by a full buffer (counted when refused, reported by their trace's flush).
+    pub(super) fn refused(&self, count: u64) {
+        self.buffer_full.fetch_add(count, Ordering::Relaxed);
+        self.untaken.fetch_add(count, Ordering::Relaxed);
+    }
+
+    fn record(&self, outcome: &FlushOutcome) {
+        let dropped = &outcome.dropped;
+        self.exported.fetch_add(outcome.exported, Ordering::Relaxed);
+        self.export_failed
+            .fetch_add(dropped.export_failed, Ordering::Relaxed);
+        self.timed_out
+            .fetch_add(dropped.timed_out, Ordering::Relaxed);
+        self.oversize.fetch_add(dropped.oversize, Ordering::Relaxed);
+        // Buffer-full drops were counted when they happened.
+        self.untaken
+            .fetch_add(dropped.total() - dropped.buffer_full, Ordering::Relaxed);
+    }
+
+    pub(super) fn snapshot(&self) -> ExportStats {
+        ExportStats {
+            exported: self.exported.load(Ordering::Relaxed),
+            dropped: DropCounts {
+                buffer_full: self.buffer_full.load(Ordering::Relaxed),
+                export_failed: self.export_failed.load(Ordering::Relaxed),
+                timed_out: self.timed_out.load(Ordering::Relaxed),
+                oversize: self.oversize.load(Ordering::Relaxed),
+            },
+        }
+    }
+}
+
+impl Pipeline {
+    /// Sends `pending` to every destination at once, each within its own timeout and `bound`
+    /// (no bound: outside a runtime, where no timer exists). Logs once when a destination starts
+    /// failing and once when it recovers, and once per flush that drops spans.
+    pub(super) async fn export(
+        &self,
+        trace_id: Option<TraceId>,
+        pending: TraceSpans,
+        bound: Option<Duration>,
+    ) -> FlushOutcome {
+        let TraceSpans { spans, refused } = pending;
+        let mut outcome = FlushOutcome::default();
+        outcome.dropped.buffer_full = refused;
+        let count = spans.len() as u64;
+        if count > 0 && !self.destinations.is_empty() {
+            // One copy per destination, the last one takes the original.
+            let mut batches = Vec::with_capacity(self.destinations.len());
+            for _ in 1..self.destinations.len() {
+                batches.push(spans.clone());
+            }
+            batches.push(spans);
+            let deliveries = self.destinations.iter().zip(batches).map(|(to, batch)| {
+                let bound = bound.map(|b| b.min(to.timeout));
+                async move {
+                    let deliver = to.exporter.deliver(batch);
+                    let delivery =
+                        match bound {
+                            None => deliver.await,
+                            Some(bound) => tokio::time::timeout(bound, deliver)
+                                .await
+                                .unwrap_or_else(|_| Delivery {
+                                    error: Some(OTelSdkError::Timeout(bound)),
+                                    ..Delivery::default()
+                                }),
+                        };
+                    (to, delivery)
+                }
+            });
+            for (to, delivery) in join_all(deliveries).await {
+                let lost = count.saturating_sub(delivery.sent + delivery.oversize);
+                outcome.exported += delivery.sent;
+                outcome.dropped.oversize += delivery.oversize;
+                match &delivery.error {
+                    Some(OTelSdkError::Timeout(_)) => outcome.dropped.timed_out += lost,
+                    Some(_) => outcome.dropped.export_failed += lost,
+                    None => {}
+                }
+                if to.record_outcome(delivery.error.is_some()) {
+                    match &delivery.error {
+                        Some(err) => {
+                            tracing::warn!(target: "lambda_observability::export", exporter = to.name, error = %err, "span export failing; spans of this invocation are dropped")
+                        }
+                        None => {
+                            tracing::info!(target: "lambda_observability::export", exporter = to.name, "span export recovered")
+                        }
+                    }
+                }
+            }
+        }
+        self.counters.record(&outcome);
+        let dropped = outcome.dropped;
+        if dropped.total() > 0 {
+            let trace_id = trace_id.map(|id| id.to_string());
+            tracing::warn!(
+                target: "lambda_observability::export",
+                trace_id,
+                dropped = dropped.total(),
+                buffer_full = dropped.buffer_full,
+                export_failed = dropped.export_failed,
+                timed_out = dropped.timed_out,
+                oversize = dropped.oversize,
+                "{} spans dropped ({dropped})",
+                dropped.total()
+            );
+        }
+        outcome
+    }
+}
+
+/// Exports finished spans; cheap to clone.
+#[derive(Clone)]
+pub struct SpanFlusher {
+    pub(super) pipeline: Option<Arc<Pipeline>>,
+    pub(super) timeout: Duration,
+    pub(super) metrics: Metrics,
+}
+
+impl fmt::Debug for SpanFlusher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanFlusher")
+            .field("enabled", &self.pipeline.is_some())
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl SpanFlusher {
+    /// A flusher that never exports anything.
+    pub fn disabled() -> Self {
+        Self {
+            pipeline: None,
+            timeout: DEFAULT_EXPORT_TIMEOUT,
+            metrics: Metrics::disabled(),
+        }
+    }
+
+    /// The metrics the `SpansDropped` count goes to: after each invocation's flush that finds
+    /// spans dropped (by it or since the last report: a full buffer, a collector timing out, a
+    /// span too large for a datagram), the count is recorded and written at once as its own EMF
+    /// line, before the runtime asks for the next event. Defaults to [`Metrics::disabled`] (the
+    /// drops are only logged).
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        if metrics.is_enabled() {
+            crate::metrics::describe_counter!(
+                SPANS_DROPPED_METRIC,
+                Unit::Count,
+                "spans dropped before export"
+            );
+        }
+        self.metrics = metrics;
+        self
+    }
+
+    /// Marks `trace_id` as an invocation in flight: until its own [`flush`](Self::flush), no
+    /// other invocation's flush takes its spans. [`TraceLayer`](crate::TraceLayer) opens its
+    /// invocation's trace when the invocation starts.
+    pub fn open(&self, trace_id: TraceId) {
+        if let Some(pipeline) = &self.pipeline {
+            pipeline.open(trace_id);
+        }
+    }
+
+    /// Exports the finished spans of `trace_id`: invocations running at once in one process
+    /// neither export nor wait for each other's spans. Spans of traces no invocation has open
+    /// ([`open`](Self::open)) go along — spans that ended after their own invocation's flush
+    /// (work that outlived it) or outside any invocation — so that they leave with the next
+    /// flush rather than wait for a shutdown flush that may never come.
+    ///
+    /// Never fails and never outlives its bound: each exporter's timeout, or the time left until
+    /// `deadline` when that is shorter. A drop is logged at WARN with its count and reasons.
+    pub async fn flush(&self, trace_id: TraceId, deadline: Option<SystemTime>) -> FlushOutcome {
+        let Some(pipeline) = &self.pipeline else {
+            return FlushOutcome::default();
+        };
+        let pending = pipeline.take_trace(trace_id);
+        let left = deadline.map_or(self.timeout, |d| {
+            d.duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+        });
+        pipeline.export(Some(trace_id), pending, Some(left)).await
+    }
+
+    /// Exports every span finished so far, of every trace, within `bound` (and each exporter's
+    /// timeout): the shutdown flush.
+    pub async fn flush_within(&self, bound: Duration) -> FlushOutcome {
+        let Some(pipeline) = &self.pipeline else {
+            return FlushOutcome::default();
+        };
+        let pending = pipeline.take_all();
+        pipeline.export(None, pending, Some(bound)).await
+    }
+
+    /// Totals since the pipeline was built.
+    pub fn stats(&self) -> ExportStats {
+        self.pipeline
+            .as_ref()
+            .map(|p| p.counters.snapshot())
+            .unwrap_or_default()
+    }
+
+    /// Spans dropped (any reason) since the last call: for a per-invocation `SpansDropped`
+    /// metric. A drop is taken once, by whichever invocation asks first.
+    pub fn take_dropped(&self) -> u64 {
+        self.pipeline
+            .as_ref()
+            .map_or(0, |p| p.counters.untaken.swap(0, Ordering::Relaxed))
+    }
+
+    /// Takes the spans dropped since the last report ([`take_dropped`](Self::take_dropped)) and,
+    /// when there are any, records them as [`SPANS_DROPPED_METRIC`] and writes `metrics` at once:
+    /// one EMF line before Lambda may freeze the process. Returns the count taken. With metrics
+    /// disabled the count is only taken (the WARN line of the flush already said it).
+    pub fn report_dropped(&self, metrics: &Metrics) -> u64 {
+        let dropped = self.take_dropped();
+        if dropped > 0 && metrics.is_enabled() {
+            crate::metrics::counter!(SPANS_DROPPED_METRIC).increment(dropped);
+            metrics.flush();
+        }
+        dropped
+    }
+
+    /// Spans waiting for export, all traces together.
+    pub fn buffered(&self) -> usize {
+        self.pipeline.as_ref().map_or(0, |p| p.buffered())
+    }
+}
+
+impl FlushSpans for SpanFlusher {
+    fn open(&self, trace_id: TraceId) {
+        SpanFlusher::open(self, trace_id);
+    }
+
+    /// [`SpanFlusher::flush`], then the drops reported to [`metrics`](SpanFlusher::metrics):
+    /// before the next event, not with the next invocation's metrics, because the environment
+    /// may be frozen or shut down before there is one.
+    fn flush(&self, trace_id: TraceId, deadline: Option<SystemTime>) -> FlushFuture {
+        let flusher = self.clone();
+        Box::pin(async move {
+            SpanFlusher::flush(&flusher, trace_id, deadline).await;
+            flusher.report_dropped(&flusher.metrics);
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::Mutex,
+        time::{Duration, SystemTime},
+    };
+
+    use opentelemetry_sdk::{
+        Resource,
+        error::{OTelSdkError, OTelSdkResult},
+        trace::{InMemorySpanExporter, SpanData, SpanExporter},
+    };
+
+    use super::*;
+    use crate::export::{
+        Telemetry,
+        console::tests::span_in,
+        pipeline::{Destination, Plain},
+    };
+
+    const TRACE_1: TraceId = TraceId::from_bytes([1; 16]);
+    const TRACE_2: TraceId = TraceId::from_bytes([2; 16]);
+    const TRACE_3: TraceId = TraceId::from_bytes([3; 16]);
+
+    /// An exporter that never answers, or fails, on demand.
+    #[derive(Debug)]
+    struct Scripted {
+        hang: bool,
+    }
+
+    impl SpanExporter for Scripted {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            if self.hang {
+                std::future::pending::<()>().await;
+            }
+            Err(OTelSdkError::InternalFailure("collector down".into()))
+        }
+    }
+
+    fn flusher(destinations: Vec<Destination>) -> SpanFlusher {
+        Telemetry::with_destinations(
+            destinations,
+            Resource::builder_empty().build(),
+            opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            Duration::from_secs(5),
+        )
+        .flusher()
+    }
+
+    /// A flusher exporting to an in-memory exporter, and that exporter.
+    fn memory_flusher() -> (InMemorySpanExporter, SpanFlusher) {
+        let memory = InMemorySpanExporter::default();
+        let flusher = flusher(vec![Destination::new(
+            "memory",
+            Duration::from_secs(5),
+            Plain(memory.clone()),
+        )]);
+        (memory, flusher)
+    }
+
+    fn push(flusher: &SpanFlusher, trace: u8, spans: u8) {
+        let pipeline = flusher.pipeline.as_ref().expect("enabled");
+        for id in 1..=spans {
+            pipeline.push(span_in(trace, id));
+        }
+    }
+
+    fn outcome(exported: u64, dropped: DropCounts) -> FlushOutcome {
+        FlushOutcome { exported, dropped }
+    }
+
+    #[tokio::test]
+    async fn a_flush_exports_its_own_trace_only() {
+        let (memory, flusher) = memory_flusher();
+        // Two invocations interleaved: trace 1 has ended, trace 2 is still running.
+        flusher.open(TRACE_1);
+        flusher.open(TRACE_2);
+        push(&flusher, 1, 3);
+        push(&flusher, 2, 2);
+        let first = flusher.flush(TRACE_1, None).await;
+        assert_eq!(first, outcome(3, DropCounts::default()));
+        let exported = memory.get_finished_spans().expect("spans");
+        assert!(
+            exported
+                .iter()
+                .all(|s| s.span_context.trace_id() == TRACE_1),
+            "{exported:?}"
+        );
+        assert_eq!(flusher.buffered(), 2, "trace 2 waits for its own flush");
+        push(&flusher, 2, 1);
+        assert_eq!(
+            flusher.flush(TRACE_2, None).await,
+            outcome(3, DropCounts::default())
+        );
+        assert_eq!(memory.get_finished_spans().expect("spans").len(), 6);
+        assert!(flusher.flush(TRACE_1, None).await.is_nothing());
+        assert_eq!(flusher.stats().exported, 6);
+    }
+
+    #[tokio::test]
+    async fn late_spans_leave_with_the_next_flush_but_open_traces_wait_for_their_own() {
+        let (memory, flusher) = memory_flusher();
+        flusher.open(TRACE_1);
+        push(&flusher, 1, 2);
+        assert_eq!(flusher.flush(TRACE_1, None).await.exported, 2);
+        // Work of trace 1 that outlived its invocation; meanwhile invocations 2 and 3 run.
+        flusher.open(TRACE_2);
+        flusher.open(TRACE_3);
+        flusher
+            .pipeline
+            .as_ref()
+            .expect("enabled")
+            .push(span_in(1, 9));
+        push(&flusher, 2, 1);
+        push(&flusher, 3, 1);
+        assert_eq!(
+            flusher.flush(TRACE_2, None).await.exported,
+            2,
+            "its own span and the late one of trace 1"
+        );
+        assert_eq!(
+            flusher.buffered(),
+            1,
+            "trace 3 is still open: not 2's to export"
+        );
+        assert_eq!(flusher.flush(TRACE_3, None).await.exported, 1);
+        assert_eq!(memory.get_finished_spans().expect("spans").len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_drops_and_counts_per_trace() {
+        let memory = InMemorySpanExporter::default();
+        let telemetry = Telemetry::with_destinations(
+            vec![Destination::new(
+                "memory",
+                Duration::from_secs(5),
+                Plain(memory.clone()),
+            )],
+            Resource::builder_empty().build(),
+            opentelemetry_sdk::trace::Sampler::AlwaysOn,
+            Duration::from_secs(5),
+        );
+        let flusher = telemetry.flusher();
+        let capacity = crate::export::MAX_BUFFERED_SPANS;
+        let pipeline = flusher.pipeline.as_ref().expect("enabled");
+        flusher.open(TRACE_1);
+        flusher.open(TRACE_2);
+        for n in 0..capacity {
+            pipeline.push(span_in(2, (n % 250) as u8 + 1));
+        }
+        push(&flusher, 1, 5);
+        assert_eq!(flusher.buffered(), capacity);
+        assert_eq!(
+            flusher.flush(TRACE_1, None).await,
+            outcome(
+                0,
+                DropCounts {
+                    buffer_full: 5,
+                    ..DropCounts::default()
+                }
+            )
+        );
+        assert_eq!(flusher.take_dropped(), 5);
+        assert_eq!(flusher.take_dropped(), 0, "taken once");
+        assert_eq!(flusher.flush(TRACE_2, None).await.exported, capacity as u64);
+        assert_eq!(flusher.stats().dropped.buffer_full, 5);
+    }
+
+    #[tokio::test]
+    async fn each_batch_goes_to_each_exporter_with_its_own_failure_state() {
+        let (first, second) = (
+            InMemorySpanExporter::default(),
+            InMemorySpanExporter::default(),
+        );
+        let flusher = flusher(vec![
+            Destination::new("first", Duration::from_secs(5), Plain(first.clone())),
+            Destination::new(
+                "failing",
+                Duration::from_secs(5),
+                Plain(Scripted { hang: false }),
+            ),
+            Destination::new("second", Duration::from_secs(5), Plain(second.clone())),
+        ]);
+        push(&flusher, 1, 4);
+        let logs = crate::test_support::capture_logs(async {
+            assert_eq!(
+                flusher.flush(TRACE_1, None).await,
+                outcome(
+                    8,
+                    DropCounts {
+                        export_failed: 4,
+                        ..DropCounts::default()
+                    }
+                )
+            );
+        })
+        .await;
+        for exporter in [&first, &second] {
+            let spans = exporter.get_finished_spans().expect("spans");
+            assert_eq!(spans.len(), 4);
+        }
+        let failing: Vec<&String> = logs
+            .iter()
+            .filter(|l| l.contains("span export failing"))
+            .collect();
+        assert_eq!(failing.len(), 1, "{logs:#?}");
+        assert!(failing[0].contains("\"exporter\":\"failing\""), "{logs:#?}");
+        let dropped: Vec<&String> = logs
+            .iter()
+            .filter(|l| l.contains("4 spans dropped (4 export failed)"))
+            .collect();
+        assert_eq!(dropped.len(), 1, "{logs:#?}");
+        assert_eq!(flusher.take_dropped(), 4);
+    }
+
+    #[tokio::test]
+    async fn drops_are_reported_once_as_a_spans_dropped_emf_line() {
+        let (metrics, out, _guard) = crate::metrics::test_support::metrics().await;
+        let flusher = flusher(vec![Destination::new(
+            "fails",
+            Duration::from_secs(5),
+            Plain(Scripted { hang: false }),
+        )]);
+        push(&flusher, 1, 4);
+        flusher.flush(TRACE_1, None).await;
+        assert_eq!(flusher.report_dropped(&metrics), 4);
+        let lines = out.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let doc: serde_json::Value = serde_json::from_str(&lines[0]).expect("EMF");
+        assert_eq!(doc[SPANS_DROPPED_METRIC], 4, "{doc}");
+        assert_eq!(flusher.report_dropped(&metrics), 0, "reported once");
+        assert_eq!(out.lines().len(), 1, "nothing to report: no line");
+    }
+
+    #[tokio::test]
+    async fn a_passed_deadline_leaves_no_time_and_counts_what_is_dropped() {
+        let flusher = flusher(vec![Destination::new(
+            "hangs",
+            Duration::from_secs(5),
+            Plain(Scripted { hang: true }),
+        )]);
+        push(&flusher, 1, 3);
+        let past = SystemTime::now() - Duration::from_secs(1);
+        assert_eq!(
+            flusher.flush(TRACE_1, Some(past)).await,
+            outcome(
+                0,
+                DropCounts {
+                    timed_out: 3,
+                    ..DropCounts::default()
+                }
+            )
+        );
+        assert!(
+            flusher.flush(TRACE_1, None).await.is_nothing(),
+            "the batch was taken"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_are_logged_once_and_an_empty_flush_changes_nothing() {
+        let flusher = flusher(vec![Destination::new(
+            "fails",
+            Duration::from_secs(5),
+            Plain(Scripted { hang: false }),
+        )]);
+        let seen = Mutex::new(Vec::new());
+        let logs = crate::test_support::capture_logs(async {
+            push(&flusher, 1, 2);
+            let first = flusher.flush(TRACE_1, None).await;
+            let empty = flusher.flush(TRACE_1, None).await;
+            push(&flusher, 2, 1);
+            let second = flusher.flush(TRACE_2, None).await;
+            *seen.lock().expect("lock") = vec![first, empty, second];
+        })
+        .await;
+        let seen = seen.into_inner().expect("lock");
+        assert_eq!(seen[0].dropped.export_failed, 2);
+        assert!(seen[1].is_nothing());
+        assert_eq!(seen[2].dropped.export_failed, 1);
+        assert_eq!(
+            logs.iter()
+                .filter(|l| l.contains("span export failing"))
+                .count(),
+            1,
+            "still failing after an empty flush: no second line\n{logs:#?}"
+        );
+        assert_eq!(
+            logs.iter().filter(|l| l.contains("spans dropped")).count(),
+            2,
+            "{logs:#?}"
+        );
+    }
+}

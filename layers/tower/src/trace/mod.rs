@@ -1,0 +1,34 @@
+//! Middleware that continues the invocation's X-Ray trace as an OpenTelemetry span and exports
+//! the invocation's spans before the runtime asks for the next event.
+//!
+//! The span hangs under the Lambda function segment: its trace id is the `Root` and its parent
+//! the `Parent` of `Lambda-Runtime-Trace-Id` ([`Context::xray_trace_id`]), and its `Sampled`
+//! flag decides whether anything is exported. Without the header (local runs) a new, sampled
+//! trace starts. The span carries the `faas.*` and `cloud.*` semantic attributes and the
+//! `ColdStart` and `Service` attributes, which the X-Ray exporter indexes as annotations.
+//!
+//! [`Context::xray_trace_id`]: lambda_runtime::Context::xray_trace_id
+//!
+//! ```
+//! use lambda_observability_tower::{TraceLayer, export::SpanFlusher};
+//! use lambda_runtime::LambdaInvocation;
+//! use tower::{ServiceBuilder, service_fn};
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(TraceLayer::new(SpanFlusher::disabled()))
+//!     .service(service_fn(|_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) }));
+//! # drop(service);
+//! ```
+
+mod flush;
+mod future;
+mod layer;
+mod service;
+
+pub use flush::{FlushFuture, FlushSpans, FlushWith};
+pub use future::ResponseFuture;
+pub use layer::TraceLayer;
+pub use service::Trace;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,192 @@
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+    time::SystemTime,
+};
+
+use lambda_runtime::LambdaInvocation;
+use opentelemetry::trace::{TraceContextExt, TraceId};
+use tower::Service;
+use tracing::{Instrument, field::Empty};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use super::{FlushSpans, ResponseFuture};
+use crate::{
+    facts::{EnvironmentFacts, InvocationFacts},
+    log_format::{InvocationLogContext, attach},
+};
+
+/// Middleware that traces each invocation; see the [module docs](super).
+#[derive(Clone)]
+pub struct Trace<S> {
+    pub(super) inner: S,
+    pub(super) flusher: Arc<dyn FlushSpans>,
+    pub(super) trigger: &'static str,
+    pub(super) service_name: Option<Arc<str>>,
+    pub(super) environment: Arc<EnvironmentFacts>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Trace<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace")
+            .field("inner", &self.inner)
+            .field("trigger", &self.trigger)
+            .field("service_name", &self.service_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Trace<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> Service<LambdaInvocation> for Trace<S>
+where
+    S: Service<LambdaInvocation, Response = ()>,
+    S::Error: std::fmt::Display,
+{
+    type Response = ();
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: LambdaInvocation) -> Self::Future {
+        // The runtime loop attaches the facts; `lambda_runtime::Runtime` does not, and then this
+        // layer, the outermost, does it once for every layer inside.
+        let (cold_start, deadline) = match InvocationFacts::of(&req) {
+            Some(facts) => (facts.cold_start, facts.deadline),
+            None => {
+                let facts = self.environment.next_invocation(req.context.deadline);
+                let known = (facts.cold_start, facts.deadline);
+                facts.attach(&mut req);
+                known
+            }
+        };
+        // `Context::deadline` (what the handler reads) agrees with the facts' deadline, which is
+        // already absolute even when an emulator sent a relative one.
+        req.context.deadline = epoch_ms(deadline).unwrap_or(req.context.deadline);
+        let (span, trace_id) =
+            invocation_span(&req, self.trigger, self.service_name.as_deref(), cold_start);
+        // Its spans are this invocation's to export: no other invocation's flush takes them.
+        self.flusher.open(trace_id);
+        let future = {
+            // Entered so that spans created by `call` itself hang under the invocation span.
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture::new(
+            future.instrument(span),
+            self.flusher.clone(),
+            trace_id,
+            deadline,
+        )
+    }
+}
+
+fn epoch_ms(time: SystemTime) -> Option<u64> {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_millis() as u64)
+}
+
+/// Creates the invocation span under the Lambda segment and attaches the log context to it.
+/// Returns it with its trace id, whose spans the invocation exports.
+fn invocation_span(
+    req: &LambdaInvocation,
+    trigger: &'static str,
+    service_name: Option<&str>,
+    cold_start: bool,
+) -> (tracing::Span, TraceId) {
+    let ctx = &req.context;
+    let config = &ctx.env_config;
+    let arn = ctx.invoked_function_arn.as_str();
+    // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+    let mut arn_parts = arn.split(':');
+    let region = arn_parts.nth(3).filter(|r| !r.is_empty());
+    let account = arn_parts.next().filter(|a| !a.is_empty());
+    // One name for the function everywhere: the span (X-Ray's segment or subsegment name), the
+    // `Service` annotation, the resource and the log lines.
+    let name = service_name.unwrap_or(&config.function_name);
+    let span = tracing::info_span!(
+        target: "lambda_observability::invocation",
+        "invocation",
+        otel.name = %name,
+        otel.kind = Empty,
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        faas.invocation_id = %ctx.request_id,
+        faas.name = %config.function_name,
+        faas.version = %config.version,
+        faas.trigger = trigger,
+        faas.coldstart = cold_start,
+        faas.max_memory = i64::from(config.memory) * 1024 * 1024,
+        cloud.provider = "aws",
+        cloud.platform = "aws_lambda",
+        // From the ARN, not the environment (read once, by the configuration); emulators' ARNs
+        // have none, and then the attribute is left out.
+        cloud.region = region,
+        cloud.account.id = account.unwrap_or_default(),
+        // The function's ARN: the invoked one without an alias or version qualifier.
+        cloud.resource_id = arn.split(':').take(7).collect::<Vec<_>>().join(":"),
+        aws.lambda.invoked_arn = %arn,
+        // No semantic convention names the tenant yet: this follows `aws.lambda.invoked_arn`.
+        aws.lambda.tenant_id = ctx.tenant_id.as_deref(),
+        ColdStart = cold_start,
+        Service = name,
+    );
+    if !config.log_group.is_empty() {
+        // A string array by the semantic conventions, which tracing fields cannot express.
+        span.set_attribute(
+            "aws.log.group.names",
+            opentelemetry::Value::Array(
+                vec![opentelemetry::StringValue::from(config.log_group.clone())].into(),
+            ),
+        );
+    }
+    match ctx
+        .xray_trace_id
+        .as_deref()
+        .and_then(opentelemetry_aws::trace::xray_propagator::span_context_from_str)
+    {
+        // Under Lambda's function segment: an internal span, i.e. an X-Ray subsegment.
+        Some(parent) => {
+            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+        }
+        // No segment to hang under (local runs): the span is the root, i.e. an X-Ray segment.
+        None => {
+            span.record("otel.kind", "server");
+        }
+    }
+    // Builds the OpenTelemetry span now, so its ids can go into every log line.
+    let otel = span.context();
+    let ids = otel.span().span_context().clone();
+    attach(
+        &span,
+        InvocationLogContext {
+            request_id: ctx.request_id.clone(),
+            xray_trace_id: ctx.xray_trace_id.clone(),
+            trace_id: ids.is_valid().then(|| ids.trace_id().to_string()),
+            span_id: ids.is_valid().then(|| ids.span_id().to_string()),
+            cold_start,
+            function_name: config.function_name.clone(),
+            tenant_id: ctx.tenant_id.clone(),
+        },
+    );
+    (span, ids.trace_id())
+}
