@@ -33,7 +33,10 @@ use lambda_observability::{
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use support::{CheckIp, Event, Function, GatedCheckIp, MockRuntimeApi, Outcome, rss_kib, until};
+use support::{
+    BootstrapExt as _, CheckIp, Event, FixtureExt as _, Function, GatedCheckIp, MockRuntimeApi,
+    Outcome, rss_kib, until,
+};
 use tower::{ServiceBuilder, service_fn};
 
 const CHILD: &str = "RUNTIME_LOOP_CHILD";
