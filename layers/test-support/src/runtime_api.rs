@@ -5,7 +5,7 @@ use std::{
     collections::{HashMap, VecDeque},
     net::SocketAddr,
     path::Path,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -206,9 +206,7 @@ impl Drop for Guard {
         if std::thread::panicking() {
             return;
         }
-        if let Ok(state) = self.shared.state.lock() {
-            state.assert_no_violations();
-        }
+        self.shared.state().assert_no_violations();
     }
 }
 
@@ -233,7 +231,7 @@ pub struct MockRuntimeApi {
 
 impl std::fmt::Debug for MockRuntimeApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.shared.state.lock().expect("lock");
+        let state = self.shared.state();
         f.debug_struct("MockRuntimeApi")
             .field("address", &self.address)
             .field("queued", &state.queue.len())
@@ -277,24 +275,19 @@ impl MockRuntimeApi {
 
     /// Queues `event` after the others.
     pub fn push(&self, event: Event) {
-        self.shared
-            .state
-            .lock()
-            .expect("lock")
-            .queue
-            .push_back(event);
+        self.shared.state().queue.push_back(event);
         self.shared.changed.notify_waiters();
     }
 
     /// The requests Lambda would not have served (wrong method, path or request id), described.
     pub fn violations(&self) -> Vec<String> {
-        self.shared.state.lock().expect("lock").violations.clone()
+        self.shared.state().violations.clone()
     }
 
     /// How many `/next` requests arrived so far (answered or still waiting for an event), each
     /// counted once the [`MockRuntimeApi::on_next`] hook ran for it.
     pub fn next_calls(&self) -> usize {
-        self.shared.state.lock().expect("lock").next_calls
+        self.shared.state().next_calls
     }
 
     /// Waits until `count` outcomes were posted, and returns them in order. Fails on an init
@@ -324,12 +317,7 @@ impl MockRuntimeApi {
 
     /// The requests posted to `/runtime/init/error` so far (headers and body).
     pub fn init_error_requests(&self) -> Vec<Request> {
-        self.shared
-            .state
-            .lock()
-            .expect("lock")
-            .init_error_requests
-            .clone()
+        self.shared.state().init_error_requests.clone()
     }
 
     /// Waits until something was posted to `/runtime/init/error`.
@@ -353,7 +341,7 @@ impl MockRuntimeApi {
 
     /// The most invocations that were handed out and not yet answered at one time.
     pub fn max_in_flight(&self) -> usize {
-        self.shared.state.lock().expect("lock").max_in_flight
+        self.shared.state().max_in_flight
     }
 
     /// Waits until `count` invocations are handed out and not yet answered.
@@ -378,7 +366,7 @@ impl MockRuntimeApi {
         loop {
             let notified = self.shared.changed.notified();
             let value = {
-                let state = self.shared.state.lock().expect("lock");
+                let state = self.shared.state();
                 state.assert_no_violations();
                 ready(&state)
             };
@@ -421,6 +409,12 @@ impl Route {
 }
 
 impl Shared {
+    /// The state, even after a panic in a wait holding it (an assertion reads it, never leaves
+    /// it half-changed).
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     async fn answer(&self, request: Request) -> Response {
         match Route::of(&request.method, &request.path) {
             Some(Route::Next) => self.next().await,
@@ -428,7 +422,7 @@ impl Shared {
             Some(Route::Error(id)) => self.answered(&request, id, true),
             Some(Route::InitError) => {
                 {
-                    let mut state = self.state.lock().expect("lock");
+                    let mut state = self.state();
                     state
                         .init_errors
                         .push(String::from_utf8_lossy(&request.body).into_owned());
@@ -450,22 +444,22 @@ impl Shared {
             // Numbered, hooked and counted under the hook's lock: calls are counted in order,
             // each once its hook is done (a wait for `/next #n` sees what the hook captured).
             let hook = self.on_next.lock().expect("lock");
-            let number = self.state.lock().expect("lock").next_calls + 1;
+            let number = self.state().next_calls + 1;
             if let Some(hook) = hook.as_ref() {
                 hook(number);
             }
-            self.state.lock().expect("lock").next_calls = number;
+            self.state().next_calls = number;
         }
         self.changed.notify_waiters();
         let event = loop {
             let notified = self.changed.notified();
-            if let Some(event) = self.state.lock().expect("lock").queue.pop_front() {
+            if let Some(event) = self.state().queue.pop_front() {
                 break event;
             }
             notified.await;
         };
         {
-            let mut state = self.state.lock().expect("lock");
+            let mut state = self.state();
             state.in_flight += 1;
             state.max_in_flight = state.max_in_flight.max(state.in_flight);
             *state.pending.entry(event.request_id.clone()).or_default() += 1;
@@ -479,7 +473,7 @@ impl Shared {
         let body: serde_json::Value =
             serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null);
         {
-            let mut state = self.state.lock().expect("lock");
+            let mut state = self.state();
             let in_flight = match state.pending.get_mut(&id) {
                 Some(count) if *count > 0 => {
                     *count -= 1;
@@ -521,7 +515,7 @@ impl Shared {
     /// Records `what` as a protocol violation and answers 404.
     fn violation(&self, what: String) -> Response {
         let body = serde_json::json!({"errorMessage": what, "errorType": "NotFound"}).to_string();
-        self.state.lock().expect("lock").violations.push(what);
+        self.state().violations.push(what);
         self.changed.notify_waiters();
         Response::new(404, body).with_header("content-type", "application/json")
     }
