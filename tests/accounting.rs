@@ -18,9 +18,10 @@ use std::{
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::Value;
 use support::{
-    CheckIp, Event, Function, GatedCheckIp, MockRuntimeApi, OtlpDatagram, OtlpExport, OtlpMode,
-    OtlpReceiver, Outcome, XrayDaemon, emf_documents, hex, lines_with_message, otel_id_of_root,
-    request_trace_ids, serve_http, span_attr, until, write_export_accepted, xray_root,
+    BootstrapExt as _, CheckIp, Event, Function, GatedCheckIp, MockRuntimeApi, OtlpDatagram,
+    OtlpExport, OtlpMode, OtlpReceiver, Outcome, Response, XrayDaemon, emf_documents, hex,
+    lines_with_message, otel_id_of_root, request_trace_ids, serve_http, span_attr, until,
+    xray_root,
 };
 
 /// Keeps the log files of the long runs small; the export totals at shutdown stay visible.
@@ -544,7 +545,7 @@ impl GatedOtlpReceiver {
         let arrived: Arc<std::sync::Mutex<Vec<HashSet<String>>>> = Arc::default();
         let slow: Arc<HashSet<String>> = Arc::new(slow.into_iter().map(otel_trace_id).collect());
         let (g, h, a) = (gate.clone(), held.clone(), arrived.clone());
-        let address = serve_http(move |request, mut write| {
+        let address = serve_http(move |request| {
             let (gate, held) = (g.clone(), h.clone());
             let decoded = ExportTraceServiceRequest::decode(request.body.as_slice())
                 .expect("a valid ExportTraceServiceRequest");
@@ -557,8 +558,7 @@ impl GatedOtlpReceiver {
                     gate.acquire().await.ok()?.forget();
                     held.fetch_sub(1, Ordering::SeqCst);
                 }
-                write_export_accepted(&mut write).await?;
-                Some(write)
+                Some(Response::export_accepted())
             }
         })
         .await;

@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use support::{
-    CheckIp, Event, Function, MockRuntimeApi, XrayDaemon, otel_trace_id, trace_header, trace_root,
+    BootstrapExt as _, CheckIp, Event, FixtureExt as _, Function, MockRuntimeApi, XrayDaemon,
+    otel_trace_id, trace_header, trace_root,
 };
 
 /// Runs `bootstrap` over `events` with `env`, the public-IP lookup failing (a WARN line in each

@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use support::{
-    CheckIp, Event, Function, MockRuntimeApi, OtlpDatagram, OtlpExport, OtlpMode, OtlpReceiver,
-    Outcome, ResourceSpan, TRACE_PARENT, XrayDaemon, emf_documents, hex, lines_with_message,
-    otel_trace_id, resource_attr, trace_header, trace_root,
+    BootstrapExt as _, CheckIp, Event, FixtureExt as _, Function, MockRuntimeApi, OtlpDatagram,
+    OtlpExport, OtlpMode, OtlpReceiver, Outcome, ResourceSpan, TRACE_PARENT, XrayDaemon,
+    emf_documents, hex, lines_with_message, otel_trace_id, resource_attr, trace_header, trace_root,
 };
 
 /// A sampled invocation of the success event in trace `n`.
@@ -521,6 +521,7 @@ async fn the_traces_endpoint_is_used_as_is_and_wins_over_the_generic_one() {
     let sinks = Sinks::start().await;
     let generic = OtlpReceiver::start(OtlpMode::Accept).await;
     let traces = format!("{}/custom/traces", sinks.otlp.endpoint);
+    sinks.otlp.serve_traces_at("/custom/traces");
     let run = sinks
         .run_sampled(&[
             ("OTEL_TRACES_EXPORTER", "otlp"),
@@ -537,6 +538,7 @@ async fn the_traces_endpoint_is_used_as_is_and_wins_over_the_generic_one() {
 async fn an_empty_traces_endpoint_counts_as_unset_and_the_generic_one_gets_v1_traces() {
     let sinks = Sinks::start().await;
     let endpoint = format!("{}/base/", sinks.otlp.endpoint);
+    sinks.otlp.serve_traces_at("/base/v1/traces");
     let run = sinks
         .run_sampled(&[
             ("OTEL_TRACES_EXPORTER", "otlp"),

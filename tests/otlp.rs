@@ -7,8 +7,8 @@ mod support;
 use std::sync::{Arc, Mutex};
 
 use support::{
-    CheckIp, Event, Function, MockRuntimeApi, OtlpMode, OtlpReceiver, Outcome, TracedSpans,
-    resource_attr, span_attr, trace_header,
+    BootstrapExt as _, CheckIp, Event, FixtureExt as _, Function, MockRuntimeApi, OtlpMode,
+    OtlpReceiver, Outcome, TracedSpans, resource_attr, span_attr, trace_header,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,6 +127,7 @@ async fn the_traces_endpoint_variable_wins() {
     let receiver = OtlpReceiver::start(OtlpMode::Accept).await;
     let runtime = MockRuntimeApi::start(vec![Event::fixture("ok", "success.json")]).await;
     let endpoint = format!("{}/custom/traces", receiver.endpoint);
+    receiver.serve_traces_at("/custom/traces");
     let _function = Function::start(
         &runtime,
         &[

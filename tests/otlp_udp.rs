@@ -8,8 +8,8 @@ mod support;
 use std::sync::Arc;
 
 use support::{
-    CheckIp, Function, MockRuntimeApi, OtlpDatagram, OtlpUdpDaemon, Outcome, ResourceSpan,
-    TracedSpans, hex, otel_trace_id,
+    BootstrapExt as _, CheckIp, Function, MockRuntimeApi, OtlpDatagram, OtlpUdpDaemon, Outcome,
+    ResourceSpan, TracedSpans, hex, otel_trace_id,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,9 @@
 mod support;
 
 use serde_json::json;
-use support::{CheckIp, Event, Function, MockRuntimeApi, Outcome};
+use support::{
+    BootstrapExt as _, CheckIp, Event, FixtureExt as _, Function, MockRuntimeApi, Outcome,
+};
 
 fn response(outcome: &Outcome) -> &serde_json::Value {
     match outcome {

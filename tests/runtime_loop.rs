@@ -32,7 +32,10 @@ use lambda_observability::{
 };
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
-use support::{CheckIp, Event, Function, GatedCheckIp, MockRuntimeApi, Outcome, rss_kib, until};
+use support::{
+    BootstrapExt as _, CheckIp, Event, FixtureExt as _, Function, GatedCheckIp, MockRuntimeApi,
+    Outcome, rss_kib, until,
+};
 use tower::{ServiceBuilder, service_fn};
 
 const CHILD: &str = "RUNTIME_LOOP_CHILD";
@@ -366,7 +369,7 @@ async fn an_init_failure_is_posted_to_init_error_and_exits_non_zero() {
     let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one clear line: {logs}");
     assert!(lines[0].starts_with("init failed: Runtime."), "{logs}");
-    assert_eq!(runtime.max_in_flight(), 0, "no invocation was asked for");
+    assert_eq!(runtime.next_calls(), 0, "no invocation was asked for");
 }
 
 async fn an_unreachable_runtime_api_ends_the_process_non_zero() {

@@ -29,7 +29,7 @@ use opentelemetry_sdk::{
     trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks},
 };
 use prost::Message;
-use support::{Request, hex, serve_http, write_response};
+use support::{Request, Response, hex, serve_http};
 
 const REGION: &str = "eu-west-1";
 const SERVICE: &str = "xray";
@@ -62,19 +62,14 @@ impl Receiver {
     async fn start() -> Self {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
-        let address = serve_http(move |request, mut write| {
+        let address = serve_http(move |request| {
             seen.lock().expect("lock").push(request);
             async move {
                 // An empty body is an empty ExportTraceServiceResponse: everything accepted.
-                write_response(
-                    &mut write,
-                    200,
-                    &[("content-type", "application/x-protobuf".into())],
-                    &[],
+                Some(
+                    Response::new(200, Vec::new())
+                        .with_header("content-type", "application/x-protobuf"),
                 )
-                .await
-                .ok()?;
-                Some(write)
             }
         })
         .await;

@@ -7,7 +7,10 @@ mod support;
 use std::sync::Arc;
 
 use serde_json::Value;
-use support::{CheckIp, Event, Function, MockRuntimeApi, TRACE_PARENT, XrayDaemon, trace_header};
+use support::{
+    BootstrapExt as _, CheckIp, Event, FixtureExt as _, Function, MockRuntimeApi, TRACE_PARENT,
+    XrayDaemon, trace_header,
+};
 
 fn parse(datagram: &[u8]) -> Value {
     let text = std::str::from_utf8(datagram).expect("UTF-8 datagram");
