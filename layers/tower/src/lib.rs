@@ -20,9 +20,10 @@
 //!
 //! The per-invocation span pipeline lives in [`export`], the log subscriber in [`log_format`].
 //!
-//! On a stock `lambda_runtime::Runtime`, with your own provider:
+//! On a stock `lambda_runtime::Runtime` (which reads the Lambda environment, so this example is
+//! only compiled), with your own provider:
 //!
-//! ```
+//! ```no_run
 //! use lambda_observability_tower::{LoggingLayer, TraceLayer, log_format};
 //! use lambda_runtime::{LambdaEvent, Runtime, service_fn};
 //! use opentelemetry::trace::TracerProvider as _;
@@ -33,7 +34,8 @@
 //!     Ok(event.payload)
 //! }
 //!
-//! # fn main() -> Result<(), lambda_runtime::Error> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), lambda_runtime::Error> {
 //! let provider = SdkTracerProvider::builder()
 //!     .with_simple_exporter(InMemorySpanExporter::default())
 //!     .build();
@@ -42,8 +44,7 @@
 //! let runtime = Runtime::new(service_fn(handler))
 //!     .layer(LoggingLayer::new())
 //!     .layer(TraceLayer::new(provider));
-//! # drop(runtime);
-//! # Ok(())
+//! runtime.run().await
 //! # }
 //! ```
 
