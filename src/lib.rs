@@ -16,3 +16,8 @@ pub use config::{FunctionConfig, METRICS_NAMESPACE};
 pub use error::HandlerError;
 pub use handler::{ExecutionContext, Handler};
 pub use worker::{Greeting, process_request};
+
+/// The README's Rust examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
