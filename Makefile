@@ -45,7 +45,9 @@ bench: ## Benchmarks (release build): cold start per exporter vs bare work and t
 	exit $$status
 
 .PHONY: ci
-ci: lint test ## What CI runs: lint, every test, the release package and its checks, deploy targets against moto
+ci: lint test ## What CI runs: lint, every test, the crates' docs and packages, the release package and its checks, deploy targets against moto
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+	$(CARGO) package --workspace --exclude hello-lambda --exclude lambda-observability-test-support
 	$(MAKE) --no-print-directory package SKIP_TESTS=1
 	$(MAKE) --no-print-directory sam-build
 	$(MAKE) --no-print-directory check-glibc

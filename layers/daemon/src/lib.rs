@@ -1,38 +1,4 @@
-//! OpenTelemetry span exporters for the AWS X-Ray daemon's UDP port, the one Lambda runs for every
-//! function with tracing on (`AWS_XRAY_DAEMON_ADDRESS`, `127.0.0.1:2000`):
-//!
-//! | exporter | what goes over the wire |
-//! |---|---|
-//! | [`OtlpUdpExporter`] | OTLP protobuf, base64, as ADOT's Lambda layers send it: many spans a datagram |
-//! | [`SegmentExporter`] | X-Ray segment documents (opentelemetry-aws's translation), one span a datagram |
-//!
-//! Each is a plain [`SpanExporter`](opentelemetry_sdk::trace::SpanExporter): put it in any
-//! `opentelemetry_sdk` pipeline. Its normal dependencies are OpenTelemetry's own: no HTTP client,
-//! no TLS, no Lambda runtime. The socket is connected and non-blocking: an export never waits, and
-//! an unreachable daemon costs a failed send, never a stalled invocation. A span too large for one
-//! datagram ([`MAX_DATAGRAM_BYTES`]) is dropped and counted, never truncated; [`OtlpUdpExporter::send`]
-//! and [`SegmentExporter::send`] report, span by span, what left and what did not ([`SendReport`]).
-//!
-//! ```
-//! use lambda_observability_daemon::OtlpUdpExporter;
-//! use opentelemetry::trace::{Tracer as _, TracerProvider as _};
-//! use opentelemetry_sdk::trace::SdkTracerProvider;
-//!
-//! # fn main() -> std::io::Result<()> {
-//! # let daemon = std::net::UdpSocket::bind("127.0.0.1:0")?;
-//! # let address = daemon.local_addr()?;
-//! let exporter = OtlpUdpExporter::connect(address)?; // AWS_XRAY_DAEMON_ADDRESS on Lambda
-//! let provider = SdkTracerProvider::builder()
-//!     .with_simple_exporter(exporter)
-//!     .build();
-//! provider.tracer("hello").in_span("work", |_| {});
-//! # let mut datagram = [0; 65_536];
-//! # let n = daemon.recv(&mut datagram)?;
-//! # assert!(datagram[..n].starts_with(br#"{"format":"json","version":1}"#));
-//! # Ok(())
-//! # }
-//! ```
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -40,6 +6,7 @@
 mod otlp_udp;
 #[cfg(feature = "xray-segments")]
 mod segments;
+#[cfg(any(feature = "otlp-udp", feature = "xray-segments"))]
 mod socket;
 #[cfg(test)]
 mod test_spans;

@@ -33,7 +33,14 @@ const HEADER: &[u8] = b"{\"format\":\"json\",\"version\":1}\n";
 const SAMPLED: &[u8] = b"T1S";
 const UNSAMPLED: &[u8] = b"T1U";
 
-/// Sends spans as OTLP over UDP to the daemon; see the [module docs](self).
+/// Sends spans as OTLP over UDP to the daemon, the protocol ADOT's Lambda distributions speak:
+/// each datagram is the line `{"format":"json","version":1}`, then `T1S` (sampled spans; `T1U`
+/// unsampled) and a base64 `ExportTraceServiceRequest`.
+///
+/// A batch is split so that no datagram passes [`MAX_DATAGRAM_BYTES`], header and base64
+/// included. A span that alone does not fit is dropped and counted, never truncated. The socket
+/// is connected and non-blocking: a send never waits, and an unreachable daemon costs a failed
+/// `send`, never a stalled invocation.
 pub struct OtlpUdpExporter {
     socket: DaemonSocket,
     resource: ResourceAttributesWithSchema,

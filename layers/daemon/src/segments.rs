@@ -21,7 +21,13 @@ use crate::{MAX_DATAGRAM_BYTES, SendReport, socket::DaemonSocket};
 /// The daemon's header line, as the X-Ray SDKs write it.
 const HEADER: &[u8] = b"{\"format\": \"json\", \"version\": 1}\n";
 
-/// Sends each span as a segment document to the daemon; see the [module docs](self).
+/// Sends each span as an X-Ray segment document to the daemon, one datagram per span.
+///
+/// The documents are opentelemetry-aws's ([`SegmentTranslator`]); the sending is this crate's,
+/// so that each span is accounted for on its own: a document larger than [`MAX_DATAGRAM_BYTES`]
+/// is dropped alone and counted as oversize, a span the translator rejects is counted as failed,
+/// and a failed send costs only its own span. The socket is connected and non-blocking: a send
+/// never waits.
 pub struct SegmentExporter {
     socket: DaemonSocket,
     translator: SegmentTranslator,
@@ -47,8 +53,10 @@ impl SegmentExporter {
         })
     }
 
-    /// Span attributes written as indexed (searchable) annotations; every other attribute is
-    /// metadata. Defaults to none.
+    /// Span attributes written as indexed (searchable) annotations. Of the others, those X-Ray
+    /// has a field for (`http.*`, `aws.*`, the database and messaging ones) go there, those named
+    /// `metadata.*` become metadata, and the rest are left out (opentelemetry-aws's translation).
+    /// Defaults to none.
     pub fn annotations<I, K>(mut self, keys: I) -> Self
     where
         I: IntoIterator<Item = K>,

@@ -1,14 +1,7 @@
 //! A whole function in one call: the environment read once, every piece built from it, the
 //! handler served until the Runtime API goes away.
 //!
-//! [`Function::run`] does, in order: reads `AWS_LAMBDA_RUNTIME_API` and the [`Config`]; builds the
-//! environment's one HTTP client, the span pipeline ([`export::init`]), the log subscriber
-//! ([`log_config`]) and the EMF recorder ([`install_metrics`]); logs the configuration's warnings
-//! once; arms the SIGTERM flush; calls your init closure, which builds the handler; wraps the
-//! handler in [`ErrorMapLayer`] and [`JsonEventLayer`], and the invocation in
-//! [`invocation_layer`]; then serves with [`Runtime`]. Any failure before serving is posted to
-//! `/runtime/init/error` with its type (`InvalidConfig`, `HttpClient`, `Telemetry`, `Logging`,
-//! `Metrics`, `Handler`) and ends the process non-zero.
+//! What it does, step by step: [`Function`].
 
 use std::{process::ExitCode, time::Instant};
 
@@ -72,7 +65,49 @@ where
     Function::new().run(|_| Ok(handler)).await
 }
 
-/// A function's observability, built from the environment; see the [module docs](self).
+/// A function's observability, built from the environment: the environment read once, every
+/// piece built from it, the handler served until the Runtime API goes away.
+///
+/// [`Function::run`] does, in order: reads `AWS_LAMBDA_RUNTIME_API` and the [`Config`]; builds
+/// the environment's one HTTP client, the span pipeline ([`export::init`]), the log subscriber
+/// ([`log_config`]) and the EMF recorder ([`install_metrics`]); logs the configuration's warnings
+/// once; arms the SIGTERM flush; calls your init closure, which builds the handler; wraps the
+/// handler in [`ErrorMapLayer`] and [`JsonEventLayer`], and the invocation in
+/// [`invocation_layer`]; then serves with [`Runtime`]. Any failure before serving is posted to
+/// `/runtime/init/error` with its type (`InvalidConfig`, `HttpClient`, `Telemetry`, `Logging`,
+/// `Metrics`, `Handler`) and ends the process non-zero.
+///
+/// ```no_run
+/// use lambda_observability::{Function, FunctionError, json_event::MalformedEvent};
+/// use lambda_runtime::LambdaEvent;
+/// use serde_json::Value;
+/// use tower::service_fn;
+///
+/// #[derive(Debug)]
+/// struct Failed(String);
+/// impl std::fmt::Display for Failed {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.pad(&self.0) }
+/// }
+/// impl std::error::Error for Failed {}
+/// impl FunctionError for Failed { fn error_type(&self) -> &str { "Failed" } }
+/// impl From<MalformedEvent> for Failed {
+///     fn from(e: MalformedEvent) -> Self { Failed(e.to_string()) }
+/// }
+///
+/// #[tokio::main(flavor = "current_thread")]
+/// async fn main() -> std::process::ExitCode {
+///     Function::new()
+///         .metrics_namespace("Hello")
+///         .run(|init| {
+///             // Build clients here, once: init.http_client(), init.traced_http_client().
+///             tracing::info!(service = %init.config().telemetry.service_name, "init");
+///             Ok(service_fn(|event: LambdaEvent<Value>| async move {
+///                 Ok::<_, Failed>(event.payload)
+///             }))
+///         })
+///         .await
+/// }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Function {
     init_started: Instant,

@@ -1,9 +1,4 @@
-//! Production observability for a Rust AWS Lambda function, wired from the environment in one
-//! call: X-Ray traces through OpenTelemetry (OTLP over UDP to the daemon, OTLP/HTTP to the ADOT
-//! collector or SigV4-signed to X-Ray, X-Ray segments), structured log lines with the
-//! invocation's context, CloudWatch EMF metrics, error reports with stack trace and X-Ray cause,
-//! init errors, a span flush on SIGTERM and Lambda Managed Instances concurrency.
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -211,7 +211,7 @@ static PANIC_HOOK: Once = Once::new();
 /// service) only has its location stashed for the [`InvocationError`]: it is reported and logged
 /// once, as an error of its invocation. Any other panic goes to the hook that was installed
 /// before (by default, the standard message on stderr).
-pub fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     PANIC_HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {

@@ -1,53 +1,4 @@
-//! Our own Lambda Runtime API loop, in place of `lambda_runtime::Runtime` (whose public types —
-//! `Context`, `LambdaEvent`, `LambdaInvocation`, `Config` — it keeps using).
-//!
-//! Why own it (measured, see `docs/runtime.md`):
-//!
-//! * **Flat memory.** `lambda_runtime` 1.5 sets `_X_AMZN_TRACE_ID` with `std::env::set_var` on
-//!   every invocation; glibc never frees a replaced variable, so RSS grows by about 170 bytes per
-//!   distinct trace id, without bound. [`Runtime`] never touches the environment unless asked
-//!   ([`Runtime::expose_trace_env`]).
-//! * **Errors with detail.** An error is posted with its `errorType` as the
-//!   `Lambda-Runtime-Function-Error-Type` header, an X-Ray cause in
-//!   `Lambda-Runtime-Function-XRay-Error-Cause`, and a `stackTrace` (the error chain, or the panic
-//!   location): see [`report`]. It is logged once, by `lambda-observability-tower`'s `ErrorMapLayer`.
-//! * **Concurrency.** With [`Runtime::max_concurrency`] above 1 (Lambda Managed Instances'
-//!   `AWS_LAMBDA_MAX_CONCURRENCY`) as many loops serve invocations at once, on the current task:
-//!   no `Send` bound, no extra thread. The environment's facts (cold start, init duration) are
-//!   shared: counted once per environment.
-//! * **Init errors.** [`report_init_error`] posts an init failure to `/runtime/init/error`.
-//! * **No panics on bad headers.** A missing request id skips the event (it cannot be answered);
-//!   a missing or garbled deadline is read as Lambda's longest timeout; headers
-//!   `Context::new` rejects are reported as a `Runtime.InvalidContext` error for that request.
-//!
-//! A failure to reach the Runtime API is retried with backoff (5 attempts, 50 ms doubling), then
-//! ends [`Runtime::run`] with an error: the process should exit non-zero.
-//!
-//! Levels: the *handler level* is a `Service<LambdaEvent<Bytes>>` (decode the body there with
-//! `lambda-observability-tower`'s `JsonEventLayer`, map errors with its `ErrorMapLayer`);
-//! [`Respond`] wraps it into the innermost
-//! *invocation-level* service, `Service<LambdaInvocation, Response = (), Error = BoxError>`, which
-//! the layers added with [`Runtime::layer`] wrap in turn (the last added is the outermost).
-//!
-//! ```
-//! use bytes::Bytes;
-//! use lambda_observability_runtime::{Runtime, error::InvocationError};
-//! use lambda_runtime::{Config, LambdaEvent};
-//! use tower::service_fn;
-//!
-//! let handler = service_fn(|event: LambdaEvent<Bytes>| async move {
-//!     Ok::<_, InvocationError>(event.payload.len())
-//! });
-//! let runtime = Runtime::new("127.0.0.1:9001", handler)
-//!     .config(Config { function_name: "hello".into(), ..Config::default() })
-//!     .max_concurrency(4);
-//! # if false {
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt").block_on(async {
-//! runtime.run().await.expect("serves until the Runtime API goes away");
-//! # });
-//! # }
-//! ```
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -94,6 +45,10 @@ use crate::{
 };
 
 /// How many times `/next` is tried before the runtime gives up.
+///
+/// Public for the workspace's integration tests (`tests/runtime_loop.rs`) only; not part of the
+/// API.
+#[doc(hidden)]
 pub const NEXT_ATTEMPTS: u32 = 5;
 
 /// The Runtime API loop; see the [module docs](self).

@@ -1,39 +1,4 @@
-//! AWS Signature Version 4 for OTLP/HTTP exports, as X-Ray's OTLP endpoint
-//! (`https://xray.<region>.amazonaws.com/v1/traces`, service `xray`) requires.
-//!
-//! [`SigV4Client`] wraps any [`HttpClient`] (such as `reqwest::Client`) and signs each request
-//! before handing it on: it adds `Authorization`, `X-Amz-Date` and, with temporary credentials,
-//! `X-Amz-Security-Token`. The body's SHA-256 is part of the signature (as AWS's SDKs and ADOT
-//! sign requests to X-Ray); no `x-amz-content-sha256` header is sent, X-Ray does not ask for one.
-//! Without credentials nothing is sent: every request fails with a [`SigV4Error`].
-//!
-//! Plug it into `opentelemetry-otlp` with `with_http_client`:
-//!
-//! ```
-//! use aws_credential_types::Credentials;
-//! use lambda_observability_sigv4::SigV4Client;
-//! use opentelemetry_otlp::{SpanExporter, WithExportConfig, WithHttpConfig};
-//!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let _ = rustls::crypto::ring::default_provider().install_default();
-//! let credentials = Credentials::new(
-//!     "AKIDEXAMPLE",
-//!     "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-//!     Some("session-token".into()),
-//!     None,
-//!     "environment",
-//! );
-//! let client = SigV4Client::new(reqwest::Client::new(), "eu-west-1", Some(credentials));
-//! let exporter = SpanExporter::builder()
-//!     .with_http()
-//!     .with_http_client(client)
-//!     .with_endpoint("https://xray.eu-west-1.amazonaws.com/v1/traces")
-//!     .build()?;
-//! # drop(exporter);
-//! # Ok(())
-//! # }
-//! ```
-
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

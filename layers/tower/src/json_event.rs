@@ -21,7 +21,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use lambda_observability::{JsonEventLayer, json_event::MalformedEvent};
+//! use lambda_observability_tower::{JsonEventLayer, json_event::MalformedEvent};
 //! use lambda_runtime::{Context, LambdaEvent};
 //! use serde_json::Value;
 //! use tower::{ServiceBuilder, ServiceExt, service_fn};

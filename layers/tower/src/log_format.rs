@@ -22,7 +22,7 @@
 //! installs it globally:
 //!
 //! ```
-//! use lambda_observability::log_format::{self, LogConfig, LogFormat};
+//! use lambda_observability_tower::log_format::{self, LogConfig, LogFormat};
 //!
 //! let config = LogConfig::new()
 //!     .format(LogFormat::Json)
@@ -550,7 +550,7 @@ const SECRET_INITIALS: [bool; 256] = {
 };
 
 /// `true` for field names that must never be logged with their value.
-pub fn is_secret_name(name: &str) -> bool {
+pub(crate) fn is_secret_name(name: &str) -> bool {
     let name = name.as_bytes();
     // Markers are only tried where the name has the first letter of one: this runs for every
     // field of every line.
@@ -666,13 +666,15 @@ impl tracing::field::Visit for Fields {
 }
 
 /// Formats `time` as RFC 3339 in UTC with milliseconds, e.g. `2026-11-27T15:21:42.123Z`.
-pub fn rfc3339(time: SystemTime) -> String {
+#[cfg(test)]
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     let mut out = String::with_capacity(24);
     push_rfc3339(&mut out, time);
     out
 }
 
-/// Appends [`rfc3339`]`(time)` to `out`, digit by digit (no formatting machinery).
+/// Appends `time` to `out` as RFC 3339 in UTC with milliseconds (`2026-11-27T15:21:42.123Z`),
+/// digit by digit (no formatting machinery).
 fn push_rfc3339(out: &mut String, time: SystemTime) {
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)

@@ -8,7 +8,7 @@
 //! [`InvocationFacts`] when present.
 //!
 //! ```
-//! use lambda_observability::LoggingLayer;
+//! use lambda_observability_tower::LoggingLayer;
 //! use lambda_runtime::LambdaInvocation;
 //! use tower::{ServiceBuilder, service_fn};
 //!

@@ -15,9 +15,9 @@
 //! flush writes what every invocation recorded so far; each value is still written exactly once.
 //!
 //! ```
-//! use lambda_observability::metrics::{self, Metrics, MetricsConfig, Unit};
+//! use lambda_observability_tower::metrics::{self, Metrics, MetricsConfig, Unit};
 //!
-//! # fn main() -> Result<(), lambda_observability::metrics::MetricsError> {
+//! # fn main() -> Result<(), lambda_observability_tower::metrics::MetricsError> {
 //! // At init (here disabled, as a doctest cannot own the process-wide recorder).
 //! let config = MetricsConfig::new("HelloLambda")
 //!     .dimension("service", "hello")

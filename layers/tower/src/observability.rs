@@ -6,7 +6,7 @@
 //! them yourself when you want a different set.
 //!
 //! ```
-//! use lambda_observability::{
+//! use lambda_observability_tower::{
 //!     ObservabilityLayer, TimingLayer, export::SpanFlusher, metrics::Metrics,
 //! };
 //! use lambda_runtime::LambdaInvocation;

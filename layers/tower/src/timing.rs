@@ -19,7 +19,7 @@
 //! [`TraceLayer`](crate::TraceLayer)); without them neither is reported.
 //!
 //! ```
-//! use lambda_observability::{TimingLayer, metrics::Metrics};
+//! use lambda_observability_tower::{TimingLayer, metrics::Metrics};
 //! use lambda_runtime::LambdaInvocation;
 //! use tower::{ServiceBuilder, service_fn};
 //!

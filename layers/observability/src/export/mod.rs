@@ -1,52 +1,19 @@
-//! The span export pipeline, built once per execution environment.
+//! The span export pipeline, built once per execution environment: the per-invocation pipeline
+//! of [`lambda_observability_tower::export`] (re-exported here), fed by the exporters the
+//! configuration chose.
 //!
 //! Lambda freezes the process as soon as the runtime asks for the next event, so a background
 //! batch exporter can lose spans, and a synchronous `force_flush` from inside the invocation has
 //! deadlocked on single-threaded runtimes (opentelemetry-rust #3176). This pipeline does neither:
 //! [`InvocationSpanProcessor`] only buffers finished spans, keyed by trace, and
 //! [`SpanFlusher::flush`] exports one trace's spans *asynchronously, inside the invocation
-//! future*, after the response has been sent and before the runtime polls for the next event. No
-//! thread is spawned and nothing blocks, so it works on a current-thread runtime, the export is
-//! bounded by a timeout, and invocations running at once in one process (Lambda Managed
-//! Instances) never export or wait for each other's spans.
+//! future*, after the response has been sent and before the runtime polls for the next event.
+//! Every span lost on the way is counted by reason ([`SpanFlusher::stats`],
+//! [`SpanFlusher::take_dropped`], [`FlushOutcome`]).
 //!
 //! Where spans go is [`TelemetrySettings::exporters`]; each batch goes to each of them:
 //!
-//! | [`TracesExporter`] | destination |
-//! |---|---|
-//! | `XraySegments` | X-Ray segment documents over UDP to the daemon |
-//! | `OtlpUdp` | OTLP protobuf over UDP to the daemon, as ADOT's Lambda distributions send it ([`OtlpUdpExporter`]) |
-//! | `OtlpHttp` | OTLP/HTTP protobuf (the ADOT collector layer on `localhost:4318`, or X-Ray's OTLP endpoint with SigV4) |
-//! | `Console` | a readable timeline of each invocation's spans on stderr |
-//!
-//! None at all: spans are not even recorded. Every span lost on the way is counted by reason
-//! ([`SpanFlusher::stats`], [`SpanFlusher::take_dropped`], [`FlushOutcome`]).
-//!
-//! ```
-//! use lambda_observability::{
-//!     TraceLayer,
-//!     config::{TelemetrySettings, telemetry::TracesExporter},
-//!     export::Telemetry,
-//! };
-//!
-//! # fn main() -> Result<(), lambda_observability::BoxError> {
-//! let settings = TelemetrySettings {
-//!     exporters: vec![TracesExporter::Console],
-//!     service_name: "hello".into(),
-//!     ..TelemetrySettings::default()
-//! };
-//! let telemetry = init(&settings, None)?;
-//! assert!(telemetry.tracer().is_some());
-//! let layer = TraceLayer::new(telemetry.flusher());
-//! # drop(layer);
-//! # Ok(())
-//! # }
-//! ```
-
-//! Where spans go: the exporters the configuration chose, in the per-invocation pipeline
-//! ([`lambda_observability_tower::export`]).
-//!
-//! | [`TracesExporter`] | destination |
+//! | `TracesExporter` | destination |
 //! |---|---|
 //! | `XraySegments` | X-Ray segment documents over UDP to the daemon |
 //! | `OtlpUdp` | OTLP protobuf over UDP to the daemon, as ADOT's Lambda distributions send it |
