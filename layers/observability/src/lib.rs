@@ -6,6 +6,7 @@ pub mod config;
 pub mod export;
 mod function;
 pub mod http_client;
+pub mod triggers;
 
 #[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "xray-segments", feature = "otlp-udp"))))]
