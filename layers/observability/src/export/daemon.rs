@@ -26,6 +26,12 @@ impl Deliver for Segments {
     fn set_resource(&mut self, resource: &Resource) {
         self.0.set_resource(resource);
     }
+
+    /// A send never waits (non-blocking socket); an unreachable daemon is a failed flush,
+    /// counted, with no breaker.
+    fn may_stall(&self) -> bool {
+        false
+    }
 }
 
 /// OTLP over UDP to the daemon.
@@ -40,6 +46,12 @@ impl Deliver for OtlpUdp {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.0.set_resource(resource);
+    }
+
+    /// A send never waits (non-blocking socket); an unreachable daemon is a failed flush,
+    /// counted, with no breaker.
+    fn may_stall(&self) -> bool {
+        false
     }
 }
 

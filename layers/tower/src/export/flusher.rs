@@ -13,9 +13,12 @@ use futures_util::future::join_all;
 use opentelemetry::trace::TraceId;
 use opentelemetry_sdk::error::OTelSdkError;
 
+use tokio::time::Instant;
+
 use super::{
-    DEFAULT_EXPORT_TIMEOUT,
-    pipeline::{Delivery, Pipeline, TraceSpans},
+    DEFAULT_EXPORT_TIMEOUT, DEFAULT_FLUSH_BUDGET,
+    breaker::{self, Admission, ProbeGuard, Transition},
+    pipeline::{Delivery, Destination, Pipeline, TraceSpans},
 };
 use crate::{
     metrics::{Metrics, Unit},
@@ -37,12 +40,15 @@ pub struct DropCounts {
     pub timed_out: u64,
     /// Alone too large for one UDP datagram; never truncated.
     pub oversize: u64,
+    /// Not sent: the exporter's breaker was open (its backend timed out or refused the
+    /// connection, and the next probe is not due yet).
+    pub breaker_open: u64,
 }
 
 impl DropCounts {
     /// All reasons together.
     pub fn total(&self) -> u64 {
-        self.buffer_full + self.export_failed + self.timed_out + self.oversize
+        self.buffer_full + self.export_failed + self.timed_out + self.oversize + self.breaker_open
     }
 }
 
@@ -54,6 +60,7 @@ impl fmt::Display for DropCounts {
             (self.export_failed, "export failed"),
             (self.timed_out, "timed out"),
             (self.oversize, "oversize"),
+            (self.breaker_open, "breaker open"),
         ]
         .iter()
         .filter(|(count, _)| *count > 0)
@@ -99,6 +106,7 @@ pub(super) struct Counters {
     export_failed: AtomicU64,
     timed_out: AtomicU64,
     oversize: AtomicU64,
+    breaker_open: AtomicU64,
     /// Dropped since the last [`SpanFlusher::take_dropped`].
     untaken: AtomicU64,
 }
@@ -118,6 +126,8 @@ impl Counters {
         self.timed_out
             .fetch_add(dropped.timed_out, Ordering::Relaxed);
         self.oversize.fetch_add(dropped.oversize, Ordering::Relaxed);
+        self.breaker_open
+            .fetch_add(dropped.breaker_open, Ordering::Relaxed);
         // Buffer-full drops were counted when they happened.
         self.untaken
             .fetch_add(dropped.total() - dropped.buffer_full, Ordering::Relaxed);
@@ -131,50 +141,105 @@ impl Counters {
                 export_failed: self.export_failed.load(Ordering::Relaxed),
                 timed_out: self.timed_out.load(Ordering::Relaxed),
                 oversize: self.oversize.load(Ordering::Relaxed),
+                breaker_open: self.breaker_open.load(Ordering::Relaxed),
             },
         }
     }
 }
 
+/// The bounds of one export. None at all: no timer (outside a runtime, where none exists).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Bound {
+    /// The flusher's own limit (its budget; without a deadline, its export timeout too). Each
+    /// destination gets the shorter of this and its own timeout, and timing out on that trips
+    /// its breaker.
+    pub(super) limit: Option<Duration>,
+    /// A cut that says nothing about the backend (the time left until the invocation's
+    /// deadline, the shutdown's bound): a timeout cut short by it trips no breaker.
+    pub(super) cut: Option<Duration>,
+}
+
+impl Bound {
+    /// The timer of a destination whose own timeout is `timeout`, and whether it is the cut.
+    fn timer(self, timeout: Duration) -> Option<(Duration, bool)> {
+        if self.limit.is_none() && self.cut.is_none() {
+            return None;
+        }
+        let allowed = self.limit.map_or(timeout, |limit| limit.min(timeout));
+        Some(match self.cut {
+            Some(cut) if cut < allowed => (cut, true),
+            _ => (allowed, false),
+        })
+    }
+}
+
 impl Pipeline {
-    /// Sends `pending` to every destination at once, each within its own timeout and `bound`
-    /// (no bound: outside a runtime, where no timer exists). Logs once when a destination starts
-    /// failing and once when it recovers, and once per flush that drops spans.
+    /// Sends `pending` to every destination at once, each within its own timeout and `bound`,
+    /// skipping those whose breaker is open. Logs once when a destination starts failing and
+    /// once when it recovers, once per change of a breaker's state, and once per flush that
+    /// drops spans.
     pub(super) async fn export(
         &self,
         trace_id: Option<TraceId>,
         pending: TraceSpans,
-        bound: Option<Duration>,
+        bound: Bound,
     ) -> FlushOutcome {
         let TraceSpans { spans, refused } = pending;
         let mut outcome = FlushOutcome::default();
         outcome.dropped.buffer_full = refused;
         let count = spans.len() as u64;
         if count > 0 && !self.destinations.is_empty() {
-            // One copy per destination, the last one takes the original.
-            let mut batches = Vec::with_capacity(self.destinations.len());
-            for _ in 1..self.destinations.len() {
-                batches.push(spans.clone());
-            }
-            batches.push(spans);
-            let deliveries = self.destinations.iter().zip(batches).map(|(to, batch)| {
-                let bound = bound.map(|b| b.min(to.timeout));
-                async move {
-                    let deliver = to.exporter.deliver(batch);
-                    let delivery =
-                        match bound {
-                            None => deliver.await,
-                            Some(bound) => tokio::time::timeout(bound, deliver)
-                                .await
-                                .unwrap_or_else(|_| Delivery {
-                                    error: Some(OTelSdkError::Timeout(bound)),
-                                    ..Delivery::default()
-                                }),
-                        };
-                    (to, delivery)
+            let now = Instant::now();
+            let mut admitted = Vec::with_capacity(self.destinations.len());
+            for to in &self.destinations {
+                let (admission, transition) = to.breaker.admit(now);
+                if let Some(transition) = transition {
+                    log_transition(to, transition, None);
                 }
-            });
-            for (to, delivery) in join_all(deliveries).await {
+                match admission {
+                    Admission::Skip => outcome.dropped.breaker_open += count,
+                    _ => admitted.push((to, admission)),
+                }
+            }
+            // One copy per destination delivered to, the last one takes the original.
+            let mut batches = Vec::with_capacity(admitted.len());
+            if !admitted.is_empty() {
+                for _ in 1..admitted.len() {
+                    batches.push(spans.clone());
+                }
+                batches.push(spans);
+            }
+            let deliveries = admitted
+                .into_iter()
+                .zip(batches)
+                .map(|((to, admission), batch)| {
+                    let timer = bound.timer(to.timeout);
+                    async move {
+                        // A probe whose flush is dropped mid-way opens the breaker again.
+                        let mut probe = ProbeGuard {
+                            breaker: (admission == Admission::Probe).then_some(&to.breaker),
+                        };
+                        let deliver = to.exporter.deliver(batch);
+                        let (delivery, cut_short) = match timer {
+                            None => (deliver.await, false),
+                            Some((bound, cut)) => {
+                                match tokio::time::timeout(bound, deliver).await {
+                                    Ok(delivery) => (delivery, false),
+                                    Err(_) => (
+                                        Delivery {
+                                            error: Some(OTelSdkError::Timeout(bound)),
+                                            ..Delivery::default()
+                                        },
+                                        cut,
+                                    ),
+                                }
+                            }
+                        };
+                        probe.defuse();
+                        (to, admission, delivery, cut_short)
+                    }
+                });
+            for (to, admission, delivery, cut_short) in join_all(deliveries).await {
                 let lost = count.saturating_sub(delivery.sent + delivery.oversize);
                 outcome.exported += delivery.sent;
                 outcome.dropped.oversize += delivery.oversize;
@@ -193,6 +258,14 @@ impl Pipeline {
                         }
                     }
                 }
+                let trips = to.exporter.may_stall()
+                    && delivery
+                        .error
+                        .as_ref()
+                        .is_some_and(|err| breaker::trips(err, cut_short));
+                if let Some(transition) = to.breaker.record(admission, trips, Instant::now()) {
+                    log_transition(to, transition, delivery.error.as_ref());
+                }
             }
         }
         self.counters.record(&outcome);
@@ -207,6 +280,7 @@ impl Pipeline {
                 export_failed = dropped.export_failed,
                 timed_out = dropped.timed_out,
                 oversize = dropped.oversize,
+                breaker_open = dropped.breaker_open,
                 "{} spans dropped ({dropped})",
                 dropped.total()
             );
@@ -215,11 +289,43 @@ impl Pipeline {
     }
 }
 
+/// The one log line of a change of a breaker's state.
+fn log_transition(to: &Destination, transition: Transition, error: Option<&OTelSdkError>) {
+    let error = error.map(tracing::field::display);
+    match transition {
+        Transition::Opened { probe_after } => tracing::warn!(
+            target: "lambda_observability::export",
+            exporter = to.name,
+            error,
+            probe_in_ms = probe_after.as_millis() as u64,
+            "span export breaker opened; this exporter is skipped until a probe succeeds"
+        ),
+        Transition::Probing => tracing::info!(
+            target: "lambda_observability::export",
+            exporter = to.name,
+            "span export breaker half-open; this flush probes the exporter"
+        ),
+        Transition::Reopened { probe_after } => tracing::info!(
+            target: "lambda_observability::export",
+            exporter = to.name,
+            error,
+            probe_in_ms = probe_after.as_millis() as u64,
+            "span export probe failed; the breaker stays open"
+        ),
+        Transition::Closed => tracing::info!(
+            target: "lambda_observability::export",
+            exporter = to.name,
+            "span export breaker closed; the exporter answers again"
+        ),
+    }
+}
+
 /// Exports finished spans; cheap to clone.
 #[derive(Clone)]
 pub struct SpanFlusher {
     pub(super) pipeline: Option<Arc<Pipeline>>,
     pub(super) timeout: Duration,
+    pub(super) budget: Duration,
     pub(super) metrics: Metrics,
 }
 
@@ -228,6 +334,7 @@ impl fmt::Debug for SpanFlusher {
         f.debug_struct("SpanFlusher")
             .field("enabled", &self.pipeline.is_some())
             .field("timeout", &self.timeout)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -238,8 +345,18 @@ impl SpanFlusher {
         Self {
             pipeline: None,
             timeout: DEFAULT_EXPORT_TIMEOUT,
+            budget: DEFAULT_FLUSH_BUDGET,
             metrics: Metrics::disabled(),
         }
+    }
+
+    /// The flush budget: how long a [`flush`](Self::flush) may take after the response, before
+    /// the runtime asks for the next event, whatever the exporters' own timeouts. Each export is
+    /// bounded by the shortest of this, its exporter's timeout and the time left until the
+    /// invocation's deadline. Defaults to [`DEFAULT_FLUSH_BUDGET`].
+    pub fn flush_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// The metrics the `SpansDropped` count goes to: after each invocation's flush that finds
@@ -274,18 +391,30 @@ impl SpanFlusher {
     /// (work that outlived it) or outside any invocation — so that they leave with the next
     /// flush rather than wait for a shutdown flush that may never come.
     ///
-    /// Never fails and never outlives its bound: each exporter's timeout, or the time left until
-    /// `deadline` when that is shorter. A drop is logged at WARN with its count and reasons.
+    /// Never fails and never outlives its bound: the shortest of each exporter's timeout, the
+    /// [flush budget](Self::flush_budget) and the time left until `deadline` (without one, the
+    /// export timeout). An exporter whose breaker is open is skipped at once, its spans counted
+    /// as [`DropCounts::breaker_open`]. A drop is logged at WARN with its count and reasons.
     pub async fn flush(&self, trace_id: TraceId, deadline: Option<SystemTime>) -> FlushOutcome {
         let Some(pipeline) = &self.pipeline else {
             return FlushOutcome::default();
         };
         let pending = pipeline.take_trace(trace_id);
-        let left = deadline.map_or(self.timeout, |d| {
-            d.duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO)
-        });
-        pipeline.export(Some(trace_id), pending, Some(left)).await
+        let bound = match deadline {
+            None => Bound {
+                limit: Some(self.budget.min(self.timeout)),
+                cut: None,
+            },
+            Some(deadline) => Bound {
+                limit: Some(self.budget),
+                cut: Some(
+                    deadline
+                        .duration_since(SystemTime::now())
+                        .unwrap_or(Duration::ZERO),
+                ),
+            },
+        };
+        pipeline.export(Some(trace_id), pending, bound).await
     }
 
     /// Exports every span finished so far, of every trace, within `bound` (and each exporter's
@@ -295,7 +424,11 @@ impl SpanFlusher {
             return FlushOutcome::default();
         };
         let pending = pipeline.take_all();
-        pipeline.export(None, pending, Some(bound)).await
+        let bound = Bound {
+            limit: None,
+            cut: Some(bound),
+        };
+        pipeline.export(None, pending, bound).await
     }
 
     /// Totals since the pipeline was built.

@@ -66,6 +66,11 @@ impl<D: Deliver> Deliver for Lazy<D> {
         self.set_resource_source(&ResourceSource::ready(resource.clone()));
     }
 
+    /// The built exporter's answer; before it is built, `true` (a failed build trips no breaker).
+    fn may_stall(&self) -> bool {
+        self.built.get().is_none_or(Deliver::may_stall)
+    }
+
     fn set_resource_source(&mut self, source: &ResourceSource) {
         match self.built.get_mut() {
             Some(exporter) => exporter.set_resource(source.get()),

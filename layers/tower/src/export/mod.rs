@@ -29,6 +29,7 @@
 //! # drop(layer);
 //! ```
 
+mod breaker;
 #[cfg(feature = "console")]
 mod console;
 mod flusher;
@@ -45,6 +46,7 @@ use opentelemetry_sdk::{
     trace::{Sampler, SdkTracerProvider, SpanExporter, Tracer},
 };
 
+pub use breaker::{FIRST_PROBE_AFTER, MAX_PROBE_AFTER};
 #[cfg(feature = "console")]
 #[cfg_attr(docsrs, doc(cfg(feature = "console")))]
 pub use console::ConsoleExporter;
@@ -62,6 +64,11 @@ use pipeline::{Destination, Pipeline};
 /// How long one export may take when nothing says otherwise (`OTEL_EXPORTER_OTLP_TIMEOUT`'s
 /// default).
 pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a flush may take after the response, before the runtime asks for the next event,
+/// when nothing says otherwise: each export is bounded by the shortest of this, its exporter's
+/// timeout and the time left until the invocation's deadline ([`SpanFlusher::flush_budget`]).
+pub const DEFAULT_FLUSH_BUDGET: Duration = Duration::from_secs(2);
 
 /// The telemetry pipeline of one execution environment: tracer provider and span flusher.
 #[derive(Debug, Clone)]
@@ -135,6 +142,7 @@ pub struct TelemetryBuilder {
     resource: Option<ResourceSource>,
     sampler: Option<Sampler>,
     export_timeout: Option<Duration>,
+    flush_budget: Option<Duration>,
 }
 
 impl std::fmt::Debug for TelemetryBuilder {
@@ -193,6 +201,13 @@ impl TelemetryBuilder {
         self
     }
 
+    /// How long a flush may take after the response ([`SpanFlusher::flush_budget`]). Defaults
+    /// to [`DEFAULT_FLUSH_BUDGET`].
+    pub fn flush_budget(mut self, budget: Duration) -> Self {
+        self.flush_budget = Some(budget);
+        self
+    }
+
     /// The pipeline; with no destination, one that records nothing.
     pub fn build(self) -> Telemetry {
         if self.destinations.is_empty() {
@@ -223,6 +238,7 @@ impl TelemetryBuilder {
             flusher: SpanFlusher {
                 pipeline: Some(pipeline),
                 timeout: self.export_timeout.unwrap_or(DEFAULT_EXPORT_TIMEOUT),
+                budget: self.flush_budget.unwrap_or(DEFAULT_FLUSH_BUDGET),
                 metrics: crate::metrics::Metrics::disabled(),
             },
         }

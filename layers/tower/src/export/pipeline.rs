@@ -20,7 +20,10 @@ use opentelemetry_sdk::{
     trace::{SpanData, SpanExporter, SpanProcessor},
 };
 
-use super::flusher::Counters;
+use super::{
+    breaker::Breaker,
+    flusher::{Bound, Counters},
+};
 
 /// How many finished spans may wait for export at once, all traces together. A span that ends
 /// while the buffer is full is dropped and counted ([`DropCounts::buffer_full`]).
@@ -84,6 +87,15 @@ pub trait Deliver: Send + Sync + 'static {
     /// the resource then, after the first response.
     fn set_resource_source(&mut self, source: &ResourceSource) {
         self.set_resource(source.get());
+    }
+
+    /// Whether a delivery can wait on the backend (a connection to make, an answer to read), and
+    /// so needs the pipeline's breaker: after a timeout or a failed connection the destination
+    /// is skipped, then probed with backoff (see `docs/span-export.md`). Defaults to `true`. A
+    /// delivery that never waits (UDP: a send, an ICMP "port unreachable" read with the next
+    /// ones) answers `false`: its failures are counted at each flush and cost no time.
+    fn may_stall(&self) -> bool {
+        true
     }
 }
 
@@ -150,12 +162,13 @@ impl<E: SpanExporter + 'static> Deliver for Plain<E> {
     }
 }
 
-/// One configured exporter, with its bound and its own failing/recovered state.
+/// One configured exporter, with its bound, its own failing/recovered state and its breaker.
 pub(crate) struct Destination {
     pub(super) name: &'static str,
     pub(super) timeout: Duration,
     pub(super) exporter: Box<dyn Deliver>,
     failing: AtomicBool,
+    pub(super) breaker: Breaker,
 }
 
 impl Destination {
@@ -165,6 +178,7 @@ impl Destination {
             timeout,
             exporter: Box::new(exporter),
             failing: AtomicBool::new(false),
+            breaker: Breaker::default(),
         }
     }
 
@@ -305,7 +319,8 @@ impl SpanProcessor for InvocationSpanProcessor {
             ));
         }
         let pending = self.pipeline.take_all();
-        let outcome = futures_executor::block_on(self.pipeline.export(None, pending, None));
+        let outcome =
+            futures_executor::block_on(self.pipeline.export(None, pending, Bound::default()));
         match outcome.dropped.total() {
             0 => Ok(()),
             dropped => Err(OTelSdkError::InternalFailure(format!(

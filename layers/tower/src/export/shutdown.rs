@@ -30,6 +30,7 @@ impl Telemetry {
             export_failed = dropped.export_failed,
             timed_out = dropped.timed_out,
             oversize = dropped.oversize,
+            breaker_open = dropped.breaker_open,
             "span export totals: {} exported, {} dropped",
             stats.exported,
             dropped.total()
