@@ -103,4 +103,11 @@ impl HangingServer {
     pub fn accepted(&self) -> usize {
         self.held.lock().expect("lock").len()
     }
+
+    /// A connection waiting to be accepted, if any, taken now without waiting: to check that
+    /// nothing connected (a check that may miss a connection still under way, but never finds
+    /// one that was not made).
+    pub fn try_accept(&self) -> Option<TcpStream> {
+        self.listener.accept().ok().map(|(stream, _)| stream)
+    }
 }
