@@ -230,3 +230,62 @@ async fn export_failures_never_fail_or_hang_invocations() {
         "one attempt per invocation, no retry storm"
     );
 }
+
+/// `{:?}` of a `Duration` (`1.4982s`, `998.1ms`, `12µs`, `0ns`) read back.
+fn parse_debug_duration(text: &str) -> Option<std::time::Duration> {
+    let units = [("ns", 1e-9), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0)];
+    let (number, scale) = units
+        .iter()
+        .find_map(|(unit, scale)| text.strip_suffix(unit).map(|n| (n, *scale)))?;
+    Some(std::time::Duration::from_secs_f64(
+        number.parse::<f64>().ok()? * scale,
+    ))
+}
+
+/// An invocation 1.5 s from its deadline whose collector never answers, with the default export
+/// timeout (10 s): the flush is cut by the deadline, and says so. (That the cut comes at the
+/// deadline in time is tested in virtual time in `layers/tower/tests/time_bounds.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_the_deadline_the_flush_is_cut_by_the_deadline_not_the_export_timeout() {
+    const DEADLINE_IN: std::time::Duration = std::time::Duration::from_millis(1_500);
+    let hanging = OtlpReceiver::start(OtlpMode::Hang).await;
+    let runtime = MockRuntimeApi::start(vec![
+        Event::fixture("a", "success.json")
+            .traced(&trace_header(1, true))
+            .deadline_in(DEADLINE_IN),
+    ])
+    .await;
+    let function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", "http://127.0.0.1:9/"),
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &hanging.endpoint),
+        ],
+    );
+    let outcomes = runtime.outcomes(1).await;
+    runtime.wait_next_calls(2).await;
+    assert!(
+        matches!(&outcomes[0], Outcome::Response { body, .. } if body["result"] == "Your age in hexadecimal is 0x22"),
+        "{outcomes:?}"
+    );
+    let logs = function.json_logs();
+    let failing: Vec<&serde_json::Value> = logs
+        .iter()
+        .filter(|l| l["message"] == "span export failing; spans of this invocation are dropped")
+        .collect();
+    assert_eq!(failing.len(), 1, "{}", function.logs());
+    let error = failing[0]["error"].as_str().unwrap_or_default();
+    let bound = error
+        .strip_prefix("Operation timed out after ")
+        .and_then(parse_debug_duration)
+        .unwrap_or_else(|| panic!("a timeout: {error}"));
+    assert!(
+        bound <= DEADLINE_IN,
+        "cut by the deadline ({DEADLINE_IN:?} away at most), not the 10 s export timeout: {error}"
+    );
+    let drops = support::lines_with_message(&logs, "spans dropped");
+    assert_eq!(drops.len(), 1, "{}", function.logs());
+    assert_eq!(drops[0]["timed_out"], drops[0]["dropped"], "{}", drops[0]);
+    assert_eq!(drops[0]["dropped"], 3, "{}", drops[0]);
+}
