@@ -242,4 +242,161 @@ mod tests {
         // Independent draws: equal values are a 1 in 2^32 event.
         assert_ne!(context().static_random, context().static_random);
     }
+
+    // The public-IP call's bounds, in virtual time: tokio's clock is paused, the service takes
+    // the request and never answers, and the tests assert how much virtual time the call took.
+    // reqwest's timeout is a `tokio::time::sleep`, so the paused clock applies to it.
+
+    use lambda_observability_test_support::HangingServer;
+    use tokio::time::Instant;
+
+    /// tokio's timer resolution: a timer fires at the first millisecond tick at or after its
+    /// deadline.
+    const TICK: Duration = Duration::from_millis(1);
+
+    /// A context calling `checkip` (a hanging service) with `CHECKIP_TIMEOUT_MS=timeout_ms`.
+    fn calling(checkip: &HangingServer, timeout_ms: u64) -> ExecutionContext {
+        let url = format!("{}/", checkip.url);
+        let timeout = timeout_ms.to_string();
+        let config = FunctionConfig::from_lookup(|name| match name {
+            "CHECKIP_URL" => Some(url.clone()),
+            "CHECKIP_TIMEOUT_MS" => Some(timeout.clone()),
+            _ => None,
+        });
+        let http = lambda_observability::http_client::client(false).expect("client");
+        ExecutionContext::new(config, http, HttpTraceLayer::new())
+    }
+
+    /// Asserts that the call took `bound` of virtual time (to the tick) and that the service got
+    /// the request.
+    async fn assert_cut_at(
+        started: Instant,
+        bound: Duration,
+        request: tokio::task::JoinHandle<String>,
+    ) {
+        let elapsed = started.elapsed();
+        assert!(
+            elapsed >= bound && elapsed <= bound + TICK,
+            "took {elapsed:?} of virtual time, bound {bound:?}"
+        );
+        let head = request.await.expect("the service read a request");
+        assert!(head.starts_with("GET / HTTP/1.1\r\n"), "{head}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn near_the_deadline_the_public_ip_call_gets_the_remaining_time_less_the_margin() {
+        let checkip = HangingServer::start();
+        let context = calling(&checkip, 20_000);
+        let request = checkip.next_request();
+        let started = Instant::now();
+        let public_ip = public_ip(&context, Duration::from_millis(600)).await;
+        let budget = Duration::from_millis(600) - DEADLINE_MARGIN;
+        assert_cut_at(started, budget, request).await;
+        assert!(
+            public_ip.ends_with(&format!("timed out after {budget:?}")),
+            "{public_ip}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn far_from_the_deadline_the_configured_timeout_bounds_the_call() {
+        let checkip = HangingServer::start();
+        let context = calling(&checkip, 2_000);
+        let request = checkip.next_request();
+        let started = Instant::now();
+        let public_ip = public_ip(&context, Duration::from_secs(30)).await;
+        assert_cut_at(started, Duration::from_secs(2), request).await;
+        assert!(public_ip.ends_with("timed out after 2s"), "{public_ip}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_more_than_the_margin_left_the_call_is_skipped() {
+        let checkip = HangingServer::start();
+        let context = calling(&checkip, 20_000);
+        for remaining in [DEADLINE_MARGIN, Duration::from_millis(400), Duration::ZERO] {
+            let started = Instant::now();
+            let public_ip = public_ip(&context, remaining).await;
+            assert_eq!(started.elapsed(), Duration::ZERO, "{remaining:?}");
+            assert_eq!(
+                public_ip, "not checked: less than 500ms left before the deadline",
+                "{remaining:?}"
+            );
+        }
+        // Nothing tried to connect: a connection would wait in the backlog.
+        assert_eq!(checkip.accepted(), 0);
+        assert!(
+            checkip.try_accept().is_none(),
+            "no connection to the service"
+        );
+    }
+
+    /// An invocation of the success event whose deadline (`Lambda-Runtime-Deadline-Ms`, epoch
+    /// milliseconds) is `deadline`.
+    fn invocation(deadline: std::time::SystemTime) -> LambdaEvent<Value> {
+        let ms = deadline
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "lambda-runtime-deadline-ms",
+            ms.to_string().parse().expect("value"),
+        );
+        let context =
+            lambda_runtime::Context::new("req-1", Arc::default(), &headers).expect("context");
+        let payload = serde_json::json!({"firstName": "Ada", "lastName": "L", "age": 36});
+        LambdaEvent::new(payload, context)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_handler_bounds_the_call_by_the_invocations_deadline() {
+        const DEADLINE_IN: Duration = Duration::from_millis(600);
+        let checkip = HangingServer::start();
+        let mut handler = Handler::new(Arc::new(calling(&checkip, 20_000)));
+        let request = checkip.next_request();
+        // The handler reads the wall clock once, between these two readings, for the time left.
+        let wall_before = std::time::SystemTime::now();
+        let deadline = wall_before + DEADLINE_IN;
+        let event = invocation(deadline);
+        // The header carries whole milliseconds.
+        let deadline = std::time::UNIX_EPOCH + Duration::from_millis(event.context.deadline);
+        let started = Instant::now();
+        let greeting = handler.ready().await.expect("ready").call(event).await;
+        let elapsed = started.elapsed();
+        let wall_after = std::time::SystemTime::now();
+        assert_eq!(
+            greeting.expect("answered").result,
+            "Your age in hexadecimal is 0x24"
+        );
+        let left = |at: std::time::SystemTime| {
+            deadline
+                .duration_since(at)
+                .unwrap_or_default()
+                .saturating_sub(DEADLINE_MARGIN)
+        };
+        let (least, most) = (left(wall_after), left(wall_before));
+        assert!(
+            elapsed >= least && elapsed <= most + TICK,
+            "took {elapsed:?} of virtual time; the budget was between {least:?} and {most:?}"
+        );
+        request.await.expect("the service read a request");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_handler_skips_the_call_with_less_than_the_margin_left_and_still_answers() {
+        let checkip = HangingServer::start();
+        let mut handler = Handler::new(Arc::new(calling(&checkip, 20_000)));
+        let event = invocation(std::time::SystemTime::now() + Duration::from_millis(400));
+        let started = Instant::now();
+        let greeting = handler.ready().await.expect("ready").call(event).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        assert_eq!(
+            greeting.expect("answered").result,
+            "Your age in hexadecimal is 0x24"
+        );
+        assert!(
+            checkip.try_accept().is_none(),
+            "no connection to the service"
+        );
+    }
 }

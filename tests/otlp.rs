@@ -145,15 +145,19 @@ async fn the_traces_endpoint_variable_wins() {
 }
 
 /// A collector that refuses, fails or hangs never fails or stalls an invocation, and the failure
-/// is logged once, not once per span or per invocation.
+/// is logged once, not once per span or per invocation. What ended each flush is what the process
+/// says (the error and the drop reason), not how long the test waited: the hanging collector's
+/// export is cut by `OTEL_EXPORTER_OTLP_TIMEOUT` (400 ms, not the 10 s default). That the cut
+/// comes at 400 ms of time is tested in virtual time by
+/// `layers/observability/tests/otlp_timeout.rs`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_failures_never_fail_or_hang_invocations() {
     let failing = OtlpReceiver::start(OtlpMode::Fail).await;
     let hanging = OtlpReceiver::start(OtlpMode::Hang).await;
-    for (label, endpoint) in [
-        ("refused", "http://127.0.0.1:9".to_owned()),
-        ("500", failing.endpoint.clone()),
-        ("hang", hanging.endpoint.clone()),
+    for (label, endpoint, timed_out) in [
+        ("refused", "http://127.0.0.1:9".to_owned(), false),
+        ("500", failing.endpoint.clone(), false),
+        ("hang", hanging.endpoint.clone(), true),
     ] {
         let runtime = MockRuntimeApi::start(vec![
             Event::fixture("a", "success.json").traced(&trace_header(1, true)),
@@ -181,21 +185,107 @@ async fn export_failures_never_fail_or_hang_invocations() {
             "{label}"
         );
         assert!(matches!(&outcomes[2], Outcome::Response { .. }), "{label}");
-        let failures = function
-            .json_logs()
-            .into_iter()
+        let logs = function.json_logs();
+        let failures: Vec<&serde_json::Value> = logs
+            .iter()
             .filter(|l| l["message"] == "span export failing; spans of this invocation are dropped")
-            .count();
+            .collect();
         assert_eq!(
-            failures,
+            failures.len(),
             1,
             "{label}: the export failure is logged once:\n{}",
             function.logs()
         );
+        if timed_out {
+            assert_eq!(
+                failures[0]["error"], "Operation timed out after 400ms",
+                "{label}: cut by the configured timeout"
+            );
+        }
+        // Each invocation's flush ended, and says why: one drop line per invocation, every span
+        // dropped for the one reason.
+        let drops: Vec<&serde_json::Value> = logs
+            .iter()
+            .filter(|l| {
+                l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("spans dropped ("))
+            })
+            .collect();
+        assert_eq!(drops.len(), 3, "{label}:\n{}", function.logs());
+        for drop in drops {
+            let (reason, other) = if timed_out {
+                ("timed_out", "export_failed")
+            } else {
+                ("export_failed", "timed_out")
+            };
+            assert!(drop["dropped"].as_u64().is_some_and(|n| n > 0), "{drop}");
+            assert_eq!(drop[reason], drop["dropped"], "{label}: {drop}");
+            assert_eq!(drop[other], 0, "{label}: {drop}");
+        }
     }
     assert_eq!(
         failing.exports.lock().expect("lock").len(),
         3,
         "one attempt per invocation, no retry storm"
     );
+}
+
+/// `{:?}` of a `Duration` (`1.4982s`, `998.1ms`, `12µs`, `0ns`) read back.
+fn parse_debug_duration(text: &str) -> Option<std::time::Duration> {
+    let units = [("ns", 1e-9), ("µs", 1e-6), ("ms", 1e-3), ("s", 1.0)];
+    let (number, scale) = units
+        .iter()
+        .find_map(|(unit, scale)| text.strip_suffix(unit).map(|n| (n, *scale)))?;
+    Some(std::time::Duration::from_secs_f64(
+        number.parse::<f64>().ok()? * scale,
+    ))
+}
+
+/// An invocation 1.5 s from its deadline whose collector never answers, with the default export
+/// timeout (10 s): the flush is cut by the deadline, and says so. (That the cut comes at the
+/// deadline in time is tested in virtual time in `layers/tower/tests/time_bounds.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_the_deadline_the_flush_is_cut_by_the_deadline_not_the_export_timeout() {
+    const DEADLINE_IN: std::time::Duration = std::time::Duration::from_millis(1_500);
+    let hanging = OtlpReceiver::start(OtlpMode::Hang).await;
+    let runtime = MockRuntimeApi::start(vec![
+        Event::fixture("a", "success.json")
+            .traced(&trace_header(1, true))
+            .deadline_in(DEADLINE_IN),
+    ])
+    .await;
+    let function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", "http://127.0.0.1:9/"),
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &hanging.endpoint),
+        ],
+    );
+    let outcomes = runtime.outcomes(1).await;
+    runtime.wait_next_calls(2).await;
+    assert!(
+        matches!(&outcomes[0], Outcome::Response { body, .. } if body["result"] == "Your age in hexadecimal is 0x22"),
+        "{outcomes:?}"
+    );
+    let logs = function.json_logs();
+    let failing: Vec<&serde_json::Value> = logs
+        .iter()
+        .filter(|l| l["message"] == "span export failing; spans of this invocation are dropped")
+        .collect();
+    assert_eq!(failing.len(), 1, "{}", function.logs());
+    let error = failing[0]["error"].as_str().unwrap_or_default();
+    let bound = error
+        .strip_prefix("Operation timed out after ")
+        .and_then(parse_debug_duration)
+        .unwrap_or_else(|| panic!("a timeout: {error}"));
+    assert!(
+        bound <= DEADLINE_IN,
+        "cut by the deadline ({DEADLINE_IN:?} away at most), not the 10 s export timeout: {error}"
+    );
+    let drops = support::lines_with_message(&logs, "spans dropped");
+    assert_eq!(drops.len(), 1, "{}", function.logs());
+    assert_eq!(drops[0]["timed_out"], drops[0]["dropped"], "{}", drops[0]);
+    assert_eq!(drops[0]["dropped"], 3, "{}", drops[0]);
 }

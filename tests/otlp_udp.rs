@@ -75,11 +75,14 @@ async fn datagrams_carry_the_span_tree_before_the_next_event() {
     assert!(requests[0].header("x-amzn-trace-id").is_some());
 }
 
-/// Nothing listens at the daemon address: every invocation still answers, each flush that loses
-/// spans says so, and the failing exporter is logged once.
+/// The daemon cannot be sent to (every flush fails at once, whatever the kernel's timing:
+/// [`support::UNSENDABLE_DAEMON`]): every invocation still answers, each flush that loses spans
+/// says so, and the failing exporter is logged once. A daemon address where nothing listens, whose
+/// failure shows only once the kernel's ICMP has arrived, is `tests/xray_daemon.rs`'s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreachable_daemon_never_fails_or_stalls_an_invocation() {
-    let (function, outcomes) = support::run_with_unreachable_daemon("otlp").await;
+async fn a_daemon_that_cannot_be_sent_to_never_fails_or_stalls_an_invocation() {
+    let (function, outcomes) =
+        support::run_with_daemon_at("otlp", support::UNSENDABLE_DAEMON).await;
     assert!(
         matches!(&outcomes[0], Outcome::Response { body, .. } if body["result"] == "Your age in hexadecimal is 0x22")
     );

@@ -238,7 +238,12 @@ async fn a_failing_public_ip_service_does_not_fail_the_invocation() {
 
 /// Runs one successful event with `env` and returns what the function logged as the public IP.
 async fn public_ip_logged(env: &[(&str, &str)]) -> String {
-    let runtime = MockRuntimeApi::start(vec![Event::fixture("ok", "success.json")]).await;
+    public_ip_logged_for(Event::fixture("ok", "success.json"), env).await
+}
+
+/// [`public_ip_logged`] for `event` (the success fixture, with other headers).
+async fn public_ip_logged_for(event: Event, env: &[(&str, &str)]) -> String {
+    let runtime = MockRuntimeApi::start(vec![event]).await;
     let function = Function::start(&runtime, env);
     let outcomes = runtime.outcomes(1).await;
     assert_eq!(
@@ -265,6 +270,22 @@ async fn a_hanging_public_ip_service_is_cut_by_its_timeout() {
             hanging.url
         )
     );
+}
+
+/// Less than `DEADLINE_MARGIN` (500 ms) before the deadline Lambda sends: the call is not made,
+/// and the invocation is answered. (How long the call may take nearer the deadline is tested in
+/// virtual time in `src/handler.rs`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn near_the_deadline_the_public_ip_call_is_skipped() {
+    let hanging = CheckIp::hanging().await;
+    let event =
+        Event::fixture("ok", "success.json").deadline_in(std::time::Duration::from_millis(400));
+    let value = public_ip_logged_for(event, &[("CHECKIP_URL", &hanging.url)]).await;
+    assert_eq!(
+        value,
+        "not checked: less than 500ms left before the deadline"
+    );
+    assert!(hanging.requests.lock().expect("lock").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,10 +52,27 @@ pub fn traced_events() -> Vec<Event> {
     ]
 }
 
+/// A daemon address no datagram can be sent to, failing at once and every time: the limited
+/// broadcast address, which Linux refuses to connect a UDP socket to (`EACCES`) unless it asked
+/// for broadcast. The daemon exporter's socket is made at each flush until it can be, so every
+/// flush fails the same way, without waiting on the kernel's timing.
+pub const UNSENDABLE_DAEMON: &str = "255.255.255.255:2000";
+
+/// A daemon address where nothing listens: the kernel answers each datagram with ICMP "port
+/// unreachable", which the sender sees only once it has arrived: at the flush that sent the
+/// datagram, or a later one, depending on the machine's load.
+pub const UNREACHABLE_DAEMON: &str = "127.0.0.1:9";
+
 /// Runs `bootstrap` over a success, a `throwError` and a success, exporting with `exporter` to
-/// a daemon address where nothing listens and without a public-IP service, until it asks for
-/// the event after the last. Returns the process and what it answered.
+/// a daemon address where nothing listens ([`UNREACHABLE_DAEMON`]) and without a public-IP
+/// service, until it asks for the event after the last. Returns the process and what it
+/// answered.
 pub async fn run_with_unreachable_daemon(exporter: &str) -> (Function, Vec<Outcome>) {
+    run_with_daemon_at(exporter, UNREACHABLE_DAEMON).await
+}
+
+/// [`run_with_unreachable_daemon`] with the daemon at `address`.
+pub async fn run_with_daemon_at(exporter: &str, address: &str) -> (Function, Vec<Outcome>) {
     let runtime = MockRuntimeApi::start(vec![
         Event::fixture("a", "success.json"),
         Event::fixture("b", "throw-error.json"),
@@ -67,7 +84,7 @@ pub async fn run_with_unreachable_daemon(exporter: &str) -> (Function, Vec<Outco
         &[
             ("CHECKIP_URL", "http://127.0.0.1:9/"),
             ("OTEL_TRACES_EXPORTER", exporter),
-            ("AWS_XRAY_DAEMON_ADDRESS", "127.0.0.1:9"),
+            ("AWS_XRAY_DAEMON_ADDRESS", address),
         ],
     );
     let outcomes = runtime.outcomes(3).await;

@@ -8,6 +8,8 @@
 //!   ([`OtlpDatagram`]);
 //! - [`OtlpReceiver`]: an OTLP/HTTP (protobuf) trace receiver that takes what a collector takes;
 //! - [`CheckIp`], [`GatedCheckIp`]: the public-IP service the function calls;
+//! - [`HangingServer`]: a server that takes a request and never answers, for time bounds tested
+//!   in tokio's paused clock;
 //! - [`serve_http`]: any other HTTP/1.1 stand-in ([`Request`] in, [`Response`] out), served by
 //!   hyper;
 //! - [`Function`]: a function executable run as a child process in a Lambda-like environment;
@@ -26,6 +28,7 @@ use std::time::{Duration, Instant};
 
 mod checkip;
 mod function;
+mod hanging;
 mod http;
 mod otlp;
 mod runtime_api;
@@ -34,6 +37,7 @@ mod udp;
 
 pub use checkip::{CheckIp, GatedCheckIp};
 pub use function::{Function, emf_documents, lines_with_message, rss_kib};
+pub use hanging::HangingServer;
 pub use http::{Request, Response, serve_http};
 pub use otlp::{
     DEFAULT_TRACES_PATH, OtlpExport, OtlpMode, OtlpReceiver, ResourceSpan, any_value_text, hex,

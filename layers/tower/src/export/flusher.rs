@@ -717,7 +717,7 @@ mod tests {
         assert_eq!(out.lines().len(), 1, "nothing to report: no line");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_passed_deadline_leaves_no_time_and_counts_what_is_dropped() {
         let flusher = flusher(vec![Destination::new(
             "hangs",
@@ -726,8 +726,12 @@ mod tests {
         )]);
         push(&flusher, 1, 3);
         let past = SystemTime::now() - Duration::from_secs(1);
+        // In virtual time: were the deadline ignored, the flush would take the exporter's 5 s.
+        let started = tokio::time::Instant::now();
+        let flushed = flusher.flush(TRACE_1, Some(past)).await;
+        assert_eq!(started.elapsed(), Duration::ZERO, "no time at all");
         assert_eq!(
-            flusher.flush(TRACE_1, Some(past)).await,
+            flushed,
             outcome(
                 0,
                 DropCounts {
