@@ -213,13 +213,22 @@ async fn export_failures_never_fail_or_hang_invocations() {
             })
             .collect();
         assert_eq!(drops.len(), 3, "{label}:\n{}", function.logs());
-        for drop in drops {
-            let (reason, other) = if timed_out {
-                ("timed_out", "export_failed")
-            } else {
-                ("export_failed", "timed_out")
-            };
+        let (reason, other) = if timed_out {
+            ("timed_out", "export_failed")
+        } else {
+            ("export_failed", "timed_out")
+        };
+        // A collector that refuses or hangs opens the destination's breaker: the invocations
+        // after the first skip it, and say so (a probe, allowed by the backoff, fails like the
+        // first). One that answers 500 is tried every time.
+        let breaker_opens = label != "500";
+        for (n, drop) in drops.iter().enumerate() {
             assert!(drop["dropped"].as_u64().is_some_and(|n| n > 0), "{drop}");
+            let reason = if n > 0 && breaker_opens && drop["breaker_open"] == drop["dropped"] {
+                "breaker_open"
+            } else {
+                reason
+            };
             assert_eq!(drop[reason], drop["dropped"], "{label}: {drop}");
             assert_eq!(drop[other], 0, "{label}: {drop}");
         }
