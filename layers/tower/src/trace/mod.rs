@@ -22,6 +22,8 @@
 
 mod flush;
 mod future;
+#[cfg(test)]
+mod fuzz;
 mod layer;
 mod service;
 

@@ -163,6 +163,9 @@ fn invocation_span(
         .xray_trace_id
         .as_deref()
         .and_then(opentelemetry_aws::trace::xray_propagator::span_context_from_str)
+        // A `Root` without a usable `Parent` parses to a context with no span id: nothing to
+        // hang under, and as a parent it would have the sampler drop the invocation's spans.
+        .filter(opentelemetry::trace::SpanContext::is_valid)
     {
         // Under Lambda's function segment: an internal span, i.e. an X-Ray subsegment.
         Some(parent) => {
