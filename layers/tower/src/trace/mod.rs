@@ -21,6 +21,8 @@
 //! ```
 
 mod flush;
+#[cfg(test)]
+mod flush_logs;
 mod future;
 #[cfg(test)]
 mod fuzz;
