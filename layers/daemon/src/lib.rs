@@ -39,6 +39,10 @@ pub struct SendReport {
     /// Why the rest of the batch was not sent (the daemon unreachable, the socket buffer full, a
     /// span the translator rejects).
     pub error: Option<OTelSdkError>,
+    /// An error the socket held before this send: a *late* ICMP "port unreachable" answering an
+    /// earlier send's datagrams after that send had returned. Those datagrams were counted as
+    /// sent (by the earlier report) and were lost; this send's own spans are not charged with it.
+    pub late_error: Option<OTelSdkError>,
 }
 
 impl SendReport {

@@ -44,6 +44,13 @@ impl DaemonSocket {
         datagrams: impl IntoIterator<Item = (&'a [u8], u64)>,
         mut delivery: SendReport,
     ) -> SendReport {
+        // An error already pending is not this send's: a port unreachable that came back after
+        // the previous send had taken the socket's error (the daemon went away, or the ICMP was
+        // slow). Left there, it would fail this send's first datagram (Linux returns it from the
+        // next `send`) or zero this send's count below. It is reported apart, as `late_error`.
+        if let Ok(Some(err)) = self.0.take_error() {
+            delivery.late_error = Some(daemon_error(&err));
+        }
         for (datagram, spans) in datagrams {
             match self.0.send(datagram) {
                 Ok(_) => delivery.sent += spans,
@@ -53,7 +60,7 @@ impl DaemonSocket {
         }
         // A closed daemon port answers with ICMP "port unreachable", which the kernel reports on
         // the connected socket: on the local link, by the time the sends return. Then what was
-        // sent is lost.
+        // sent is lost. An answer that comes later is the next send's `late_error`.
         if let Ok(Some(err)) = self.0.take_error() {
             delivery.sent = 0;
             delivery.error = Some(daemon_error(&err));
@@ -64,4 +71,86 @@ impl DaemonSocket {
 
 fn daemon_error(err: &io::Error) -> OTelSdkError {
     OTelSdkError::InternalFailure(format!("sending to the daemon: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::Interest;
+
+    use super::*;
+
+    /// Waits until `socket` holds an error (readiness, which does not take it), up to 10 s.
+    async fn error_pending(socket: &UdpSocket) {
+        let watched = tokio::net::UdpSocket::from_std(socket.try_clone().expect("clone"))
+            .expect("tokio socket");
+        let ready = tokio::time::timeout(Duration::from_secs(10), watched.ready(Interest::ERROR))
+            .await
+            .expect("the port unreachable arrives")
+            .expect("readiness");
+        assert!(ready.is_error(), "{ready:?}");
+    }
+
+    #[tokio::test]
+    async fn a_late_port_unreachable_is_not_charged_to_the_next_send() {
+        // A port nobody listens on: the earlier send's datagram comes back as port unreachable.
+        let closed = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let address = closed.local_addr().expect("address");
+        drop(closed);
+        let socket = DaemonSocket::connect(address).expect("connect");
+        // The earlier send, whose own check came before the ICMP did (as a slow one would).
+        socket.0.send(b"earlier").expect("sent");
+        error_pending(&socket.0).await;
+        // The daemon is back on that port: this send's spans all reach it.
+        let daemon = UdpSocket::bind(address).expect("the daemon binds the port again");
+        daemon
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let report = socket.send(
+            [(&b"one"[..], 2), (&b"two"[..], 3)],
+            SendReport {
+                batch: 5,
+                ..SendReport::default()
+            },
+        );
+        assert_eq!(report.sent, 5, "{report:?}");
+        assert!(report.error.is_none(), "{report:?}");
+        assert_eq!(report.failed(), 0);
+        let late = report.late_error.as_ref().map(ToString::to_string);
+        assert!(
+            late.as_deref()
+                .is_some_and(|e| e.contains("sending to the daemon")),
+            "the late error is reported apart: {report:?}"
+        );
+        let mut buf = [0; 16];
+        for expected in [&b"one"[..], b"two"] {
+            let n = daemon.recv(&mut buf).expect("a datagram");
+            assert_eq!(&buf[..n], expected);
+        }
+        // Nothing pending any more: the next send is clean too.
+        let report = socket.send([(&b"three"[..], 1)], SendReport::default());
+        assert!(
+            report.late_error.is_none() && report.error.is_none(),
+            "{report:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_port_unreachable_for_this_send_is_charged_to_it() {
+        let closed = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let address = closed.local_addr().expect("address");
+        drop(closed);
+        let socket = DaemonSocket::connect(address).expect("connect");
+        let mut report = socket.send([(&b"lost"[..], 4)], SendReport::default());
+        if report.error.is_none() {
+            // The ICMP came after the send's own check: the next send reports it, apart.
+            error_pending(&socket.0).await;
+            report = socket.send(std::iter::empty(), SendReport::default());
+            assert!(report.late_error.is_some(), "{report:?}");
+        } else {
+            assert_eq!(report.sent, 0, "{report:?}");
+            assert!(report.late_error.is_none(), "{report:?}");
+        }
+    }
 }

@@ -973,6 +973,23 @@ mod tests {
             })
         }
 
+        #[derive(Debug, Deserialize)]
+        #[serde(tag = "kind", rename_all = "lowercase")]
+        #[allow(dead_code)]
+        enum Tagged {
+            A { n: u8 },
+            B { inner: Box<Option<Tagged>> },
+        }
+
+        #[derive(Debug, Deserialize)]
+        #[serde(untagged)]
+        #[allow(dead_code)]
+        enum Untagged {
+            Number(u16),
+            Text(String),
+            List(Vec<Untagged>),
+        }
+
         fn run<T: DeserializeOwned + Send + 'static>(body: Vec<u8>) -> Result<T, Rejected> {
             tokio::runtime::Builder::new_current_thread()
                 .build()
@@ -995,7 +1012,7 @@ mod tests {
 
         proptest! {
             #[test]
-            fn any_bytes_decode_or_give_a_typed_error(body in prop_oneof![
+            fn fuzz_any_bytes_decode_or_give_a_typed_error(body in prop_oneof![
                 prop::collection::vec(any::<u8>(), 0..64),
                 // Near-JSON, to reach the misfits: keys, numbers, escapes, nesting.
                 r#"[\[\]{}",: 0-9aenu\\.+-]{0,48}"#.prop_map(String::into_bytes),
@@ -1009,7 +1026,7 @@ mod tests {
             }
 
             #[test]
-            fn any_json_text_is_never_called_not_json(value in value()) {
+            fn fuzz_any_json_text_is_never_called_not_json(value in value()) {
                 let body = serde_json::to_vec(&value).expect("a Value serializes");
                 match run::<Typed>(body.clone()) {
                     Ok(_) => {}
@@ -1021,6 +1038,30 @@ mod tests {
                 }
                 // Floats may come back a bit off (no `float_roundtrip`): that it decodes is the point.
                 prop_assert!(run::<Value>(body).is_ok(), "{value}");
+            }
+
+            /// Deep nesting (past serde_json's recursion limit), long bodies, and payload types
+            /// that buffer (tagged and untagged enums), borrow or are unit: still a typed error.
+            #[test]
+            fn fuzz_deep_long_and_buffered_bodies_give_a_typed_error(
+                depth in 0usize..400,
+                open in prop::sample::select(vec!["[", "{\"a\":", "{\"kind\":\"b\",\"inner\":"]),
+                tail in prop::collection::vec(any::<u8>(), 0..512),
+            ) {
+                let mut body = open.repeat(depth).into_bytes();
+                body.extend_from_slice(&tail);
+                for result in [
+                    run::<Value>(body.clone()).map(|_| ()),
+                    run::<Typed>(body.clone()).map(|_| ()),
+                    run::<Tagged>(body.clone()).map(|_| ()),
+                    run::<Untagged>(body.clone()).map(|_| ()),
+                    run::<Vec<Option<u8>>>(body.clone()).map(|_| ()),
+                    run::<()>(body).map(|_| ()),
+                ] {
+                    if let Err(Rejected(error)) = result {
+                        prop_assert!(well_formed(&error), "{error}");
+                    }
+                }
             }
         }
     }

@@ -227,9 +227,16 @@ where
         .with_threads(false)
         .with_target(false)
         .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-            metadata.is_span() && *metadata.level() <= Level::INFO
+            metadata.is_span()
+                && *metadata.level() <= Level::INFO
+                && metadata.target() != FLUSH_TARGET
         }))
 }
+
+/// The target of the span an invocation's flush runs in: it carries the invocation's
+/// [`InvocationLogContext`] (so the flush's WARN and INFO lines have `requestId`, `traceId`,
+/// `functionName`) and is never an OpenTelemetry span ([`otel_layer`] leaves it out).
+pub const FLUSH_TARGET: &str = "lambda_observability::flush";
 
 /// What an invocation adds to each of its log lines.
 #[derive(Debug, Clone, Default)]

@@ -38,6 +38,8 @@
 use std::fmt;
 
 mod env;
+#[cfg(test)]
+mod fuzz;
 mod lambda;
 mod logs;
 mod metrics;

@@ -74,11 +74,12 @@ pub struct OtlpHttp {
 }
 
 impl fmt::Debug for OtlpHttp {
-    /// Header values are often API keys: only their names are shown.
+    /// Header values are often API keys: only their names are shown; so is the endpoint's
+    /// `user:password@`: redacted.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let header_names: Vec<&str> = self.headers.iter().map(|(name, _)| name.as_str()).collect();
         f.debug_struct("OtlpHttp")
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &super::traces::without_userinfo(&self.endpoint))
             .field("headers", &header_names)
             .field("timeout", &self.timeout)
             .field("sigv4", &self.sigv4)

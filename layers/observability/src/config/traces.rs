@@ -296,8 +296,8 @@ fn compression(env: &mut Env<'_>) {
 }
 
 /// `value` with any `user:password@` of a URL replaced: the message goes to stderr and to
-/// Lambda's init error.
-fn without_userinfo(value: &str) -> String {
+/// Lambda's init error. Every message and `Debug` naming an endpoint goes through it.
+pub(super) fn without_userinfo(value: &str) -> String {
     let Some(scheme_end) = value.find("://").map(|i| i + 3) else {
         return value.to_owned();
     };
@@ -338,8 +338,9 @@ fn sigv4(env: &mut Env<'_>, url: &Url, endpoint: &str, lambda: &LambdaSettings) 
     }
     let Some(region) = host_region.or_else(|| lambda.region.clone()) else {
         env.warn(format!(
-            "OTLP_TRACES_SIGV4=true but the endpoint {endpoint:?} names no region and neither \
-             AWS_REGION nor AWS_DEFAULT_REGION is set; requests are sent unsigned"
+            "OTLP_TRACES_SIGV4=true but the endpoint {:?} names no region and neither \
+             AWS_REGION nor AWS_DEFAULT_REGION is set; requests are sent unsigned",
+            without_userinfo(endpoint)
         ));
         return None;
     };
@@ -359,8 +360,9 @@ fn sigv4(env: &mut Env<'_>, url: &Url, endpoint: &str, lambda: &LambdaSettings) 
                 "AWS_SECRET_ACCESS_KEY"
             };
             env.warn(format!(
-                "OTLP requests to {endpoint:?} must be signed with SigV4, but {missing} is not set: \
-                 no spans will be sent there (set the function's credentials, or OTLP_TRACES_SIGV4=false)"
+                "OTLP requests to {:?} must be signed with SigV4, but {missing} is not set: \
+                 no spans will be sent there (set the function's credentials, or OTLP_TRACES_SIGV4=false)",
+                without_userinfo(endpoint)
             ));
             None
         }

@@ -10,6 +10,13 @@ use lambda_observability_tower::export::{Deliver, Delivery, DeliveryFuture};
 use opentelemetry_sdk::{Resource, trace::SpanData, trace::SpanExporter};
 
 fn delivery(report: SendReport) -> Delivery {
+    if let Some(err) = &report.late_error {
+        // Not this flush's: an earlier one's datagrams, counted as sent, were lost.
+        tracing::warn!(
+            "the daemon refused datagrams of an earlier flush (a late port unreachable): spans \
+             counted as sent then were lost: {err}"
+        );
+    }
     Delivery::new(report.sent, report.oversize, report.error)
 }
 

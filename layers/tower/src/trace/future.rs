@@ -24,6 +24,8 @@ pin_project! {
         flusher: Arc<dyn FlushSpans>,
         trace_id: TraceId,
         deadline: SystemTime,
+        // Entered while the flush runs: its log lines carry the invocation's context.
+        flush_span: tracing::Span,
     }
 }
 
@@ -39,6 +41,7 @@ impl<F: Future> ResponseFuture<F> {
         flusher: Arc<dyn FlushSpans>,
         trace_id: TraceId,
         deadline: SystemTime,
+        flush_span: tracing::Span,
     ) -> Self {
         Self {
             inner: Some(inner),
@@ -47,6 +50,7 @@ impl<F: Future> ResponseFuture<F> {
             flusher,
             trace_id,
             deadline,
+            flush_span,
         }
     }
 }
@@ -78,9 +82,11 @@ where
             // exports it together with its children (this invocation's trace only).
             this.inner.set(None);
             *this.output = Some(output);
+            let _entered = this.flush_span.enter();
             *this.flush = Some(this.flusher.flush(*this.trace_id, Some(*this.deadline)));
         }
         if let Some(flush) = this.flush.as_mut() {
+            let _entered = this.flush_span.enter();
             ready!(flush.as_mut().poll(cx));
             *this.flush = None;
         }

@@ -21,7 +21,11 @@
 //! ```
 
 mod flush;
+#[cfg(test)]
+mod flush_logs;
 mod future;
+#[cfg(test)]
+mod fuzz;
 mod layer;
 mod service;
 

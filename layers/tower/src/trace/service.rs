@@ -13,7 +13,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::{FlushSpans, ResponseFuture};
 use crate::{
     facts::{EnvironmentFacts, InvocationFacts},
-    log_format::{InvocationLogContext, attach},
+    log_format::{FLUSH_TARGET, InvocationLogContext, attach},
 };
 
 /// Middleware that traces each invocation; see the [module docs](super).
@@ -81,7 +81,7 @@ where
         // `Context::deadline` (what the handler reads) agrees with the facts' deadline, which is
         // already absolute even when an emulator sent a relative one.
         req.context.deadline = epoch_ms(deadline).unwrap_or(req.context.deadline);
-        let (span, trace_id) =
+        let (span, trace_id, flush_span) =
             invocation_span(&req, self.trigger, self.service_name.as_deref(), cold_start);
         // Its spans are this invocation's to export: no other invocation's flush takes them.
         self.flusher.open(trace_id);
@@ -95,6 +95,7 @@ where
             self.flusher.clone(),
             trace_id,
             deadline,
+            flush_span,
         )
     }
 }
@@ -106,13 +107,14 @@ fn epoch_ms(time: SystemTime) -> Option<u64> {
 }
 
 /// Creates the invocation span under the Lambda segment and attaches the log context to it.
-/// Returns it with its trace id, whose spans the invocation exports.
+/// Returns it with its trace id, whose spans the invocation exports, and the span its flush runs
+/// in: the same log context, no OpenTelemetry span ([`FLUSH_TARGET`]).
 fn invocation_span(
     req: &LambdaInvocation,
     trigger: &'static str,
     service_name: Option<&str>,
     cold_start: bool,
-) -> (tracing::Span, TraceId) {
+) -> (tracing::Span, TraceId, tracing::Span) {
     let ctx = &req.context;
     let config = &ctx.env_config;
     let arn = ctx.invoked_function_arn.as_str();
@@ -163,6 +165,9 @@ fn invocation_span(
         .xray_trace_id
         .as_deref()
         .and_then(opentelemetry_aws::trace::xray_propagator::span_context_from_str)
+        // A `Root` without a usable `Parent` parses to a context with no span id: nothing to
+        // hang under, and as a parent it would have the sampler drop the invocation's spans.
+        .filter(opentelemetry::trace::SpanContext::is_valid)
     {
         // Under Lambda's function segment: an internal span, i.e. an X-Ray subsegment.
         Some(parent) => {
@@ -176,17 +181,18 @@ fn invocation_span(
     // Builds the OpenTelemetry span now, so its ids can go into every log line.
     let otel = span.context();
     let ids = otel.span().span_context().clone();
-    attach(
-        &span,
-        InvocationLogContext {
-            request_id: ctx.request_id.clone(),
-            xray_trace_id: ctx.xray_trace_id.clone(),
-            trace_id: ids.is_valid().then(|| ids.trace_id().to_string()),
-            span_id: ids.is_valid().then(|| ids.span_id().to_string()),
-            cold_start,
-            function_name: config.function_name.clone(),
-            tenant_id: ctx.tenant_id.clone(),
-        },
-    );
-    (span, ids.trace_id())
+    let context = InvocationLogContext {
+        request_id: ctx.request_id.clone(),
+        xray_trace_id: ctx.xray_trace_id.clone(),
+        trace_id: ids.is_valid().then(|| ids.trace_id().to_string()),
+        span_id: ids.is_valid().then(|| ids.span_id().to_string()),
+        cold_start,
+        function_name: config.function_name.clone(),
+        tenant_id: ctx.tenant_id.clone(),
+    };
+    // A root: the flush runs after the invocation span closed, and under nothing else.
+    let flush_span = tracing::info_span!(target: FLUSH_TARGET, parent: None, "flush");
+    attach(&flush_span, context.clone());
+    attach(&span, context);
+    (span, ids.trace_id(), flush_span)
 }
