@@ -27,6 +27,10 @@ test: tools ## Every test: unit, layers, doc tests, runtime API, protocol, OTel 
 soak: ## The long soaks (ignored by make test): RSS over 100,000 invocations beside a plain lambda_runtime hello, 10,000 invocations of span accounting
 	SOAK_INVOCATIONS=$${SOAK_INVOCATIONS:-100000} $(CARGO) test --workspace --tests -- --ignored soak
 
+.PHONY: fuzz
+fuzz: ## The proptest fuzzers of every boundary (Runtime API headers, event decoder, environment, X-Ray header), 20,000 cases each (make test runs 256)
+	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --workspace fuzz
+
 .PHONY: lint
 lint: ## rustfmt and clippy, warnings denied
 	$(CARGO) fmt --all -- --check
