@@ -27,6 +27,16 @@ test: tools ## Every test: unit, layers, doc tests, runtime API, protocol, OTel 
 soak: ## The long soaks (ignored by make test): RSS over 100,000 invocations beside a plain lambda_runtime hello, 10,000 invocations of span accounting
 	SOAK_INVOCATIONS=$${SOAK_INVOCATIONS:-100000} $(CARGO) test --workspace --tests -- --ignored soak
 
+.PHONY: crates
+crates: ## Package and verify the five library crates together (cargo package --workspace)
+	@# Cargo verifies each crate against its packaged siblings as if they came from a registry:
+	@# unpacked once per version into $$CARGO_HOME/registry/src and built once per target
+	@# directory, never checked again. Copies and builds from an earlier run would stand in for
+	@# this tree's, so both go first (the verification builds in its own target directory).
+	rm -rf target/crates "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/*/lambda-observability-*-0.1.0
+	$(CARGO) package --workspace --exclude hello-lambda --exclude lambda-observability-test-support \
+	  --target-dir target/crates
+
 .PHONY: fuzz
 fuzz: ## The proptest fuzzers of every boundary (Runtime API headers, event decoder, environment, X-Ray header), 20,000 cases each (make test runs 256)
 	PROPTEST_CASES=$${PROPTEST_CASES:-20000} $(CARGO) test --workspace fuzz
@@ -51,7 +61,7 @@ bench: ## Benchmarks (release build): cold start per exporter vs bare work and t
 .PHONY: ci
 ci: lint test ## What CI runs: lint, every test, the crates' docs and packages, the release package and its checks, deploy targets against moto
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
-	$(CARGO) package --workspace --exclude hello-lambda --exclude lambda-observability-test-support
+	$(MAKE) --no-print-directory crates
 	$(MAKE) --no-print-directory package SKIP_TESTS=1
 	$(MAKE) --no-print-directory sam-build
 	$(MAKE) --no-print-directory check-glibc
