@@ -3,13 +3,15 @@
 //!
 //! What it does, step by step: [`Function`].
 
-use std::{process::ExitCode, time::Instant};
+use std::{pin::Pin, process::ExitCode, time::Instant};
 
-use lambda_observability_runtime::{InitError, RUNTIME_API_VARIABLE, Runtime, report_init_error};
+use lambda_observability_runtime::{
+    Drained, InitError, RUNTIME_API_VARIABLE, Runtime, report_init_error, shutdown_signal,
+};
 use lambda_observability_tower::{
     ErrorMapLayer, FunctionError, HttpTraceLayer, JsonEventLayer, LoggingLayer, ObservabilityLayer,
     TimingLayer, TraceLayer,
-    export::{Telemetry, spawn_shutdown_flush_reporting},
+    export::{SHUTDOWN_FLUSH_BOUND, Telemetry, shutdown_bound_after},
     http_client::HttpTrace,
     json_event::MalformedEvent,
     log_format::{self, LogConfig},
@@ -71,11 +73,18 @@ where
 /// [`Function::run`] does, in order: reads `AWS_LAMBDA_RUNTIME_API` and the [`Config`]; builds
 /// the environment's one HTTP client, the span pipeline ([`export::init`]), the log subscriber
 /// ([`log_config`]) and the EMF recorder ([`install_metrics`]); logs the configuration's warnings
-/// once; arms the SIGTERM flush; calls your init closure, which builds the handler; wraps the
-/// handler in [`ErrorMapLayer`] and [`JsonEventLayer`], and the invocation in
+/// once; listens for SIGTERM and SIGINT; calls your init closure, which builds the handler; wraps
+/// the handler in [`ErrorMapLayer`] and [`JsonEventLayer`], and the invocation in
 /// [`invocation_layer`]; then serves with [`Runtime`]. Any failure before serving is posted to
 /// `/runtime/init/error` with its type (`InvalidConfig`, `HttpClient`, `Telemetry`, `Logging`,
 /// `Metrics`, `Handler`) and ends the process non-zero.
+///
+/// On SIGTERM or SIGINT: the runtime drains (no more `/next`; each invocation in flight gets its
+/// remaining time, at most `lambda_observability_runtime::DRAIN_BOUND`, to post its answer and
+/// flush its spans; what outlives it is logged with its request id), then the spans left are
+/// exported within what remains of `SHUTDOWN_BUDGET`, dropped spans are written as `SpansDropped`,
+/// and the process exits 0. When the runtime stops on an error (the Runtime API unreachable, or a
+/// `5xx` from it) the spans left are exported too, and the process exits non-zero.
 ///
 /// ```no_run
 /// use lambda_observability::{Function, FunctionError, json_event::MalformedEvent};
@@ -176,9 +185,25 @@ impl Function {
                 return ExitCode::FAILURE;
             }
         };
-        // Every invocation goes through it until the Runtime API goes away.
-        match runtime.await {
-            Ok(()) => ExitCode::SUCCESS,
+        let Serving {
+            runtime,
+            telemetry,
+            metrics,
+        } = runtime;
+        // Every invocation goes through it until a signal, or until the Runtime API goes away.
+        let outcome = runtime.await;
+        let bound = match &outcome {
+            Ok(drained) => shutdown_bound_after(drained.took),
+            Err(_) => SHUTDOWN_FLUSH_BOUND,
+        };
+        tracing::info!(
+            bound_ms = bound.as_millis() as u64,
+            "shutting down: exporting pending spans"
+        );
+        telemetry.shutdown_within(bound).await;
+        telemetry.flusher().report_dropped(&metrics);
+        match outcome {
+            Ok(_) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!("the runtime stopped: {error}");
                 ExitCode::FAILURE
@@ -191,7 +216,7 @@ impl Function {
         self,
         endpoint: &str,
         init: F,
-    ) -> Result<impl Future<Output = Result<(), BoxError>>, InitError>
+    ) -> Result<Serving<impl Future<Output = Result<Drained, BoxError>>>, InitError>
     where
         F: FnOnce(&Init<'_>) -> Result<S, BoxError>,
         S: Service<LambdaEvent<T>> + Clone + 'static,
@@ -213,7 +238,16 @@ impl Function {
         }
         let metrics = install_metrics(&config, &self.metrics_namespace)
             .map_err(|e| InitError::new("Metrics", e))?;
-        spawn_shutdown_flush_reporting(telemetry.clone(), metrics.clone());
+        // Installed now, before the first `/next`: a signal from then on drains the runtime.
+        let shutdown: Pin<Box<dyn Future<Output = String> + Send>> = match shutdown_signal() {
+            Ok(signal) => Box::pin(signal),
+            Err(error) => {
+                tracing::warn!(
+                    "could not install the SIGTERM handler; invocations in flight and pending spans may be lost at shutdown: {error}"
+                );
+                Box::pin(std::future::pending())
+            }
+        };
 
         let outbound = HttpTraceLayer::new().propagators(&config.telemetry.propagators);
         let handler = init(&Init {
@@ -237,8 +271,19 @@ impl Function {
             .expose_trace_env(lambda.expose_trace_env)
             .init_started_at(self.init_started)
             .layer(invocation_layer(&config, &telemetry, &metrics));
-        Ok(runtime.run())
+        Ok(Serving {
+            runtime: runtime.run_until(shutdown),
+            telemetry,
+            metrics,
+        })
     }
+}
+
+/// The serving loop, and what the shutdown after it needs.
+struct Serving<R> {
+    runtime: R,
+    telemetry: Telemetry,
+    metrics: Metrics,
 }
 
 /// What the init closure of [`Function::run`] may build its handler with.

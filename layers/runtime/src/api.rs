@@ -61,7 +61,7 @@ impl RuntimeApi {
         request_id: &str,
         invocation_id: Option<&str>,
         body: Vec<u8>,
-    ) -> Result<(), BoxError> {
+    ) -> Result<(), PostError> {
         let mut request = build_request()
             .method(Method::POST)
             .uri(invocation_uri(request_id, "response")?)
@@ -69,7 +69,10 @@ impl RuntimeApi {
         if let Some(id) = invocation_id {
             request = request.header(INVOCATION_ID, id);
         }
-        let answer = self.send(request.body(Body::from(body))?).await?;
+        let answer = self
+            .send(request.body(Body::from(body))?)
+            .await
+            .map_err(PostError::Unsent)?;
         accepted(&answer, "response")
     }
 
@@ -79,7 +82,7 @@ impl RuntimeApi {
         request_id: &str,
         invocation_id: Option<&str>,
         report: &ErrorReport,
-    ) -> Result<(), BoxError> {
+    ) -> Result<(), PostError> {
         let mut request = build_request()
             .method(Method::POST)
             .uri(invocation_uri(request_id, "error")?)
@@ -93,7 +96,10 @@ impl RuntimeApi {
         if let Some(id) = invocation_id {
             request = request.header(INVOCATION_ID, id);
         }
-        let answer = self.send(request.body(Body::from(report.body()))?).await?;
+        let answer = self
+            .send(request.body(Body::from(report.body()))?)
+            .await
+            .map_err(PostError::Unsent)?;
         accepted(&answer, "error")
     }
 
@@ -106,23 +112,99 @@ impl RuntimeApi {
             .header(ERROR_TYPE, report.error_type_header())
             .body(Body::from(report.body()))?;
         let answer = self.send(request).await?;
-        accepted(&answer, "init/error")
+        Ok(accepted(&answer, "init/error")?)
+    }
+}
+
+/// Why a post to `/response` or `/error` did not get Lambda's `202`.
+#[derive(Debug)]
+pub(crate) enum PostError {
+    /// The request could not be built or sent, or its answer read (a connection error).
+    Unsent(BoxError),
+    /// The Runtime API answered, but not `2xx`.
+    Refused {
+        status: StatusCode,
+        what: &'static str,
+        detail: String,
+    },
+}
+
+impl PostError {
+    /// Whether the Runtime API said the environment cannot go on: a `5xx` answer ("Container
+    /// error. Non-recoverable state. Runtime should exit promptly", the Runtime API reference
+    /// says of `500`).
+    pub(crate) fn is_fatal(&self) -> bool {
+        matches!(self, Self::Refused { status, .. } if status.is_server_error())
+    }
+
+    /// The status the Runtime API answered, if it answered.
+    pub(crate) fn status(&self) -> Option<StatusCode> {
+        match self {
+            Self::Refused { status, .. } => Some(*status),
+            Self::Unsent(_) => None,
+        }
+    }
+}
+
+impl From<http::Error> for PostError {
+    fn from(err: http::Error) -> Self {
+        Self::Unsent(err.into())
+    }
+}
+
+impl From<BoxError> for PostError {
+    fn from(err: BoxError) -> Self {
+        Self::Unsent(err)
+    }
+}
+
+impl std::fmt::Display for PostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unsent(err) => write!(f, "it could not be sent: {err}"),
+            Self::Refused {
+                status,
+                what,
+                detail,
+            } => {
+                let reason = match *status {
+                    StatusCode::BAD_REQUEST => " (the request was not valid)",
+                    StatusCode::FORBIDDEN => " (forbidden)",
+                    StatusCode::GONE => " (the invocation timed out or was already answered)",
+                    StatusCode::PAYLOAD_TOO_LARGE => " (the payload is larger than Lambda accepts)",
+                    s if s.is_server_error() => " (non-recoverable: the runtime stops)",
+                    _ => "",
+                };
+                write!(
+                    f,
+                    "the Runtime API answered {status} to the {what}{reason}: {detail}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for PostError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unsent(err) => Some(err.as_ref()),
+            Self::Refused { .. } => None,
+        }
     }
 }
 
 /// The Runtime API's answer to a post, as an error unless it accepted it.
-fn accepted(answer: &Answer, what: &str) -> Result<(), BoxError> {
+fn accepted(answer: &Answer, what: &'static str) -> Result<(), PostError> {
     let status = answer.parts.status;
     if status.is_success() {
         return Ok(());
     }
-    let reason = match status {
-        StatusCode::GONE => " (the invocation timed out or was already answered)",
-        StatusCode::PAYLOAD_TOO_LARGE => " (the payload is larger than Lambda accepts)",
-        _ => "",
-    };
     let detail = String::from_utf8_lossy(&answer.body[..answer.body.len().min(256)]).into_owned();
-    Err(format!("the Runtime API answered {status} to the {what}{reason}: {detail}").into())
+    Err(PostError::Refused {
+        status,
+        what,
+        detail,
+    })
 }
 
 fn invocation_uri(request_id: &str, kind: &str) -> Result<Uri, BoxError> {

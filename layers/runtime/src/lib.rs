@@ -10,9 +10,14 @@ pub mod facts;
 mod invocation;
 pub mod report;
 mod respond;
+pub mod shutdown;
 mod trace_env;
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, stream::FuturesUnordered};
@@ -32,11 +37,14 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The variable Lambda sets to the Runtime API's `host:port`.
 pub const RUNTIME_API_VARIABLE: &str = "AWS_LAMBDA_RUNTIME_API";
 pub use respond::{Respond, ResponseFuture};
+pub use shutdown::{DRAIN_BOUND, Drained, shutdown_signal};
 
 use self::{
     api::{Answer, RuntimeApi, backoff},
     invocation::{Unusable, invocation},
     report::ErrorReport,
+    respond::not_posted,
+    shutdown::{Stopping, grace},
 };
 use crate::{
     cold_start::InitializationType,
@@ -64,6 +72,7 @@ pub struct Runtime<H, L = Identity> {
     expose_trace_env: bool,
     initialization_type: InitializationType,
     init_started: Instant,
+    drain_bound: Duration,
 }
 
 impl<H> Runtime<H> {
@@ -88,6 +97,7 @@ impl<H> Runtime<H> {
             expose_trace_env: false,
             initialization_type: InitializationType::OnDemand,
             init_started: Instant::now(),
+            drain_bound: DRAIN_BOUND,
         }
     }
 }
@@ -132,6 +142,14 @@ impl<H, L> Runtime<H, L> {
         self
     }
 
+    /// The longest an invocation in flight is given to finish once the runtime stops (its
+    /// remaining time when shorter); see [`run_until`](Self::run_until). Defaults to
+    /// [`DRAIN_BOUND`], which fits Lambda's shutdown limits: change it only with a reason.
+    pub fn drain_bound(mut self, bound: Duration) -> Self {
+        self.drain_bound = bound;
+        self
+    }
+
     /// Adds an invocation-level layer; the last added runs first (outermost).
     pub fn layer<M>(self, layer: M) -> Runtime<H, Stack<L, M>> {
         Runtime {
@@ -143,6 +161,7 @@ impl<H, L> Runtime<H, L> {
             expose_trace_env: self.expose_trace_env,
             initialization_type: self.initialization_type,
             init_started: self.init_started,
+            drain_bound: self.drain_bound,
         }
     }
 }
@@ -156,8 +175,28 @@ where
     L::Service: Service<LambdaInvocation, Response = (), Error = BoxError> + Clone,
 {
     /// Serves invocations until the Runtime API cannot be reached any more (then returns the
-    /// error). Handler errors and panics are answered and the loop goes on.
+    /// error). Handler errors and panics are answered and the loop goes on. Never stops on a
+    /// signal: see [`run_until`](Self::run_until).
     pub async fn run(self) -> Result<(), BoxError> {
+        self.run_until(std::future::pending::<String>())
+            .await
+            .map(|_| ())
+    }
+
+    /// [`run`](Self::run) until `shutdown` resolves (e.g. [`shutdown_signal`]), with the name
+    /// of what stopped it; then drains: no more `/next` (a `/next` waiting for an event is
+    /// dropped), and each invocation in flight gets its remaining time, at most
+    /// [`drain_bound`](Self::drain_bound), to finish: its answer posted, its spans flushed by
+    /// its layers. One still running then is cut off (its future dropped, which ends its span)
+    /// and logged with its request id. Returns what the drain did; export what is left and
+    /// exit afterwards.
+    ///
+    /// A `5xx` from the Runtime API (non-recoverable, per its reference) drains the same way,
+    /// then returns the error.
+    pub async fn run_until<F>(self, shutdown: F) -> Result<Drained, BoxError>
+    where
+        F: Future<Output = String>,
+    {
         let api = Arc::new(RuntimeApi::new(&self.endpoint, self.max_concurrency)?);
         let environment = Arc::new(EnvironmentFacts::new(
             self.initialization_type,
@@ -170,34 +209,91 @@ where
                 "_X_AMZN_TRACE_ID is not set: one process-wide variable cannot name concurrent invocations"
             );
         }
-        let service = self.layer.layer(Respond::new(self.handler, api.clone()));
+        let stopping = Arc::new(Stopping::new());
+        let service = self
+            .layer
+            .layer(Respond::new(self.handler, api.clone(), stopping.clone()));
         let worker = Worker {
             api,
             config: self.config,
             environment: environment.clone(),
             expose_trace_env,
+            stopping: stopping.clone(),
+            drain_bound: self.drain_bound,
         };
         environment.init_done();
         let mut workers: FuturesUnordered<_> = (0..self.max_concurrency)
             .map(|_| worker.clone().serve(service.clone()))
             .collect();
-        // A worker stops only between invocations, when `/next` keeps failing. The others may be
-        // in the middle of one: they finish it (and find out about `/next` themselves), so no
-        // invocation is cut off without its answer, its spans or its metrics. The runtime ends
-        // when the last worker has stopped, with the first error.
+        // A worker stops between invocations when `/next` keeps failing. The others may be in
+        // the middle of one: they finish it (and find out about `/next` themselves), so no
+        // invocation is cut off without its answer, its spans or its metrics. On a stop (the
+        // signal, or a 5xx) every worker stops asking for events and finishes its invocation
+        // within its grace. The runtime ends when the last worker has stopped, with the first
+        // error.
+        let mut shutdown = std::pin::pin!(shutdown);
         let mut first_error = None;
         let mut remaining = self.max_concurrency;
-        while let Some(outcome) = workers.next().await {
-            remaining -= 1;
-            if let Err(error) = outcome {
-                if remaining > 0 {
-                    tracing::error!(remaining, "a runtime worker stopped: {error}");
+        let mut drained = Drained::default();
+        while remaining > 0 {
+            let outcome = tokio::select! {
+                outcome = workers.next() => outcome,
+                signal = &mut shutdown, if stopping.since().is_none() => {
+                    let in_flight = stopping.in_flight();
+                    tracing::info!(
+                        signal = signal.as_str(),
+                        in_flight,
+                        "{signal}: stopping; draining {in_flight} invocations in flight (grace at most {} ms)",
+                        self.drain_bound.as_millis()
+                    );
+                    stopping.stop(&signal);
+                    continue;
                 }
-                first_error.get_or_insert(error);
+            };
+            let Some(outcome) = outcome else { break };
+            remaining -= 1;
+            match outcome {
+                Ok(Stopped::Idle) => {}
+                Ok(Stopped::Finished(id)) => drained.finished.push(id),
+                Ok(Stopped::CutOff(id)) => drained.cut_off.push(id),
+                Err(error) => {
+                    if remaining > 0 {
+                        tracing::error!(remaining, "a runtime worker stopped: {error}");
+                    }
+                    first_error.get_or_insert(error);
+                }
             }
         }
-        first_error.map_or(Ok(()), Err)
+        drained.reason = stopping.reason();
+        drained.took = stopping.since().map_or(Duration::ZERO, |s| s.elapsed());
+        if stopping.since().is_some() {
+            tracing::info!(
+                finished = drained.finished.len(),
+                cut_off = drained.cut_off.len(),
+                took_ms = drained.took.as_millis() as u64,
+                "stopped ({}): {drained}",
+                drained.reason
+            );
+        }
+        if let Some(fatal) = stopping.fatal_reason() {
+            return Err(fatal.into());
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(drained),
+        }
     }
+}
+
+/// How a worker ended without an error.
+#[derive(Debug)]
+enum Stopped {
+    /// Between invocations.
+    Idle,
+    /// After finishing the invocation it was in when the runtime stopped.
+    Finished(String),
+    /// Its invocation outlived its grace.
+    CutOff(String),
 }
 
 /// What every loop shares.
@@ -207,16 +303,25 @@ struct Worker {
     config: Arc<Config>,
     environment: Arc<EnvironmentFacts>,
     expose_trace_env: bool,
+    stopping: Arc<Stopping>,
+    drain_bound: Duration,
 }
 
 impl Worker {
-    /// One loop: `/next`, the invocation through `service`, again.
-    async fn serve<S>(self, mut service: S) -> Result<(), BoxError>
+    /// One loop: `/next`, the invocation through `service`, again; until the runtime stops.
+    async fn serve<S>(self, mut service: S) -> Result<Stopped, BoxError>
     where
         S: Service<LambdaInvocation, Response = (), Error = BoxError>,
     {
         loop {
-            let Answer { parts, body } = next_event(&self.api).await?;
+            // A stop wins over an event that arrives at the same moment: once stopped, no
+            // invocation is started.
+            let answer = tokio::select! {
+                biased;
+                _ = self.stopping.stopped() => return Ok(Stopped::Idle),
+                answer = next_event(&self.api, &self.stopping) => answer?,
+            };
+            let Answer { parts, body } = answer;
             if parts.status == StatusCode::NO_CONTENT {
                 // Local emulators answer 204 to keep the loop alive without an event.
                 continue;
@@ -226,9 +331,41 @@ impl Worker {
                     if self.expose_trace_env {
                         trace_env::set(invocation.context.xray_trace_id.as_deref());
                     }
-                    // An error here is the Runtime API's (the answer could not be posted), logged
-                    // where it happened; the loop goes on, and `/next` tells whether it can.
-                    let _ = service.ready().await?.call(invocation).await;
+                    let request_id = invocation.context.request_id.clone();
+                    let deadline = invocation.context.deadline();
+                    let _in_flight = self.stopping.enter();
+                    // A failed post was logged (once) by `Respond`; the loop goes on, and
+                    // `/next` tells whether it can. Other errors are the layers' own, logged by
+                    // them.
+                    let call = async {
+                        let ready = service.ready().await?;
+                        let _ = ready.call(invocation).await;
+                        Ok::<(), BoxError>(())
+                    };
+                    let cut_off = async {
+                        let stopped = self.stopping.stopped().await;
+                        let grace = grace(deadline, stopped, self.drain_bound);
+                        tokio::time::sleep_until((stopped + grace).into()).await;
+                        grace
+                    };
+                    tokio::select! {
+                        served = call => {
+                            served?;
+                            if self.stopping.since().is_some() {
+                                return Ok(Stopped::Finished(request_id));
+                            }
+                        }
+                        grace = cut_off => {
+                            tracing::error!(
+                                request_id,
+                                grace_ms = grace.as_millis() as u64,
+                                "invocation {request_id} was cut off: it did not finish within its grace of {} ms after the runtime stopped ({})",
+                                grace.as_millis(),
+                                self.stopping.reason()
+                            );
+                            return Ok(Stopped::CutOff(request_id));
+                        }
+                    }
                 }
                 Err(Unusable::NoRequestId(reason)) => {
                     tracing::error!("an event without a usable request id was skipped: {reason}");
@@ -242,7 +379,7 @@ impl Worker {
                     tracing::error!(request_id, "{}", error.message());
                     let report = ErrorReport::invocation(&error);
                     if let Err(err) = self.api.report_error(&request_id, None, &report).await {
-                        tracing::error!(request_id, error = %err, "the error could not be posted");
+                        not_posted(&err, &request_id, &self.stopping);
                     }
                 }
             }
@@ -250,12 +387,24 @@ impl Worker {
     }
 }
 
-/// `GET /next`, tried [`NEXT_ATTEMPTS`] times with backoff.
-async fn next_event(api: &RuntimeApi) -> Result<Answer, BoxError> {
+/// `GET /next`, tried [`NEXT_ATTEMPTS`] times with backoff; a `5xx` other than `502`–`504`
+/// (the Runtime API reference: `500`, "non-recoverable state, runtime should exit promptly")
+/// stops the runtime at once.
+async fn next_event(api: &RuntimeApi, stopping: &Stopping) -> Result<Answer, BoxError> {
     let mut attempt = 0;
     loop {
         let failure = match api.next().await {
             Ok(answer) if answer.parts.status.is_success() => return Ok(answer),
+            Ok(answer) if non_recoverable(answer.parts.status) => {
+                let reason = format!(
+                    "the Runtime API answered {} to /next (non-recoverable: the runtime stops): {}",
+                    answer.parts.status,
+                    String::from_utf8_lossy(&answer.body[..answer.body.len().min(256)])
+                );
+                tracing::error!("{reason}");
+                stopping.fatal(reason.clone());
+                return Err(reason.into());
+            }
             Ok(answer) => format!("the Runtime API answered {} to /next", answer.parts.status),
             Err(err) => error_chain(err.as_ref()),
         };
@@ -269,6 +418,17 @@ async fn next_event(api: &RuntimeApi) -> Result<Answer, BoxError> {
         tracing::warn!(attempt, "could not get the next event, retrying: {failure}");
         tokio::time::sleep(backoff(attempt - 1)).await;
     }
+}
+
+/// A `/next` answer that ends the runtime without a retry: `500` and the other `5xx` but the
+/// gateway ones (`502`, `503`, `504`: what a proxy in front of an emulator answers while it
+/// restarts).
+fn non_recoverable(status: StatusCode) -> bool {
+    status.is_server_error()
+        && !matches!(
+            status,
+            StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
+        )
 }
 
 #[cfg(test)]

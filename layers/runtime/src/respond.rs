@@ -15,9 +15,13 @@ use pin_project_lite::pin_project;
 use serde::Serialize;
 use tower::Service;
 
+use opentelemetry::trace::Status;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
 use super::{
-    api::{INVOCATION_ID, RuntimeApi},
+    api::{INVOCATION_ID, PostError, RuntimeApi},
     report::ErrorReport,
+    shutdown::Stopping,
 };
 use crate::{
     BoxError,
@@ -33,16 +37,27 @@ type PostFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 /// The error report carries the `errorType` header, the X-Ray cause header and a body with the
 /// stack trace (see [`report`](super::report)). It is not logged here: `ErrorMap` logged it
 /// once already. A panic that reaches this service (no `ErrorMap` below) is caught, logged once
-/// and reported like any other fault. Errors of this service are the Runtime API's: the answer
-/// could not be posted.
+/// and reported like any other fault.
+///
+/// An answer the Runtime API does not accept (`400`, `403`, `413`, a connection error) is logged
+/// here, once, with the request id, and marks the invocation's span as an error; the service
+/// still completes with `Ok`, so that no outer layer logs it again, and the loop goes on. A `5xx`
+/// also stops the runtime: no more `/next`, the other invocations in flight get their grace,
+/// then `Runtime::run` returns the error (see `docs/runtime.md`). The service's only error is
+/// the handler-level service's `poll_ready` error.
 pub struct Respond<S> {
     inner: S,
     api: Arc<RuntimeApi>,
+    stopping: Arc<Stopping>,
 }
 
 impl<S> Respond<S> {
-    pub(crate) fn new(inner: S, api: Arc<RuntimeApi>) -> Self {
-        Self { inner, api }
+    pub(crate) fn new(inner: S, api: Arc<RuntimeApi>, stopping: Arc<Stopping>) -> Self {
+        Self {
+            inner,
+            api,
+            stopping,
+        }
     }
 
     /// The handler-level service.
@@ -66,6 +81,7 @@ impl<S: Clone> Clone for Respond<S> {
         Self {
             inner: self.inner.clone(),
             api: self.api.clone(),
+            stopping: self.stopping.clone(),
         }
     }
 }
@@ -81,13 +97,19 @@ impl<S: fmt::Debug> fmt::Debug for Respond<S> {
 /// Where the answer to one invocation goes.
 struct Reply {
     api: Arc<RuntimeApi>,
+    stopping: Arc<Stopping>,
     request_id: String,
     invocation_id: Option<String>,
 }
 
 impl Reply {
     fn post<R: Serialize>(self, outcome: Result<R, InvocationError>) -> PostFuture {
-        let (api, request_id, invocation_id) = (self.api, self.request_id, self.invocation_id);
+        let Self {
+            api,
+            stopping,
+            request_id,
+            invocation_id,
+        } = self;
         let body = match outcome {
             Ok(response) => serde_json::to_vec(&response).map_err(|err| {
                 let error = InvocationError::new(
@@ -111,9 +133,12 @@ impl Reply {
                         .await
                 }
             };
-            posted.inspect_err(|err| {
-                tracing::error!(error = %err, "the answer to the invocation could not be posted")
-            })
+            if let Err(err) = posted {
+                not_posted(&err, &request_id, &stopping);
+                tracing::Span::current()
+                    .set_status(Status::error(format!("the answer was not posted: {err}")));
+            }
+            Ok(())
         })
     }
 }
@@ -143,6 +168,7 @@ where
         } = req;
         let reply = Reply {
             api: self.api.clone(),
+            stopping: self.stopping.clone(),
             request_id: context.request_id.clone(),
             invocation_id: parts
                 .headers
@@ -155,6 +181,20 @@ where
             Ok(inner) => ResponseFuture::handler(inner, reply),
             Err(panic) => ResponseFuture::posting(reply.post::<()>(Err(uncaught(panic)))),
         }
+    }
+}
+
+/// The one log line of an answer the Runtime API did not take, with the request id and the
+/// status; a `5xx` stops the runtime.
+pub(crate) fn not_posted(err: &PostError, request_id: &str, stopping: &Stopping) {
+    let status = err.status().map(|s| s.as_u16());
+    tracing::error!(
+        request_id,
+        status,
+        "the answer to invocation {request_id} was not taken: {err}"
+    );
+    if err.is_fatal() {
+        stopping.fatal(format!("invocation {request_id}: {err}"));
     }
 }
 

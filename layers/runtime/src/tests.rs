@@ -146,6 +146,7 @@ async fn respond_posts_the_serialized_response() {
             Ok::<_, InvocationError>(json!({"echo": String::from_utf8_lossy(&event.payload)}))
         }),
         api.client(),
+        Arc::new(Stopping::new()),
     );
     respond
         .oneshot(invocation_for("r-1"))
@@ -167,6 +168,7 @@ async fn respond_posts_errors_with_their_type_cause_and_stack_trace() {
             )
         }),
         api.client(),
+        Arc::new(Stopping::new()),
     );
     respond
         .oneshot(invocation_for("r-2"))
@@ -201,6 +203,7 @@ async fn respond_catches_a_panic_no_layer_below_caught() {
             Ok::<Value, InvocationError>(Value::Null)
         }),
         api.client(),
+        Arc::new(Stopping::new()),
     );
     respond
         .oneshot(invocation_for("r-3"))
@@ -254,4 +257,61 @@ async fn the_loop_serves_concurrently_skips_unanswerable_events_and_ends_when_th
         .collect();
     answered.sort();
     assert_eq!(answered, ["a", "b", "c"]);
+}
+
+#[tokio::test]
+async fn run_until_drains_what_is_in_flight_and_cuts_off_what_outlives_its_grace() {
+    let api = MiniApi::start(vec![(Some("quick"), "1"), (Some("stuck"), "2")]).await;
+    // The signal comes once both invocations are in the handler.
+    let started = Arc::new(tokio::sync::Barrier::new(3));
+    let handler = service_fn({
+        let started = started.clone();
+        move |event: LambdaEvent<Bytes>| {
+            let started = started.clone();
+            async move {
+                started.wait().await;
+                if event.context.request_id == "stuck" {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<_, InvocationError>(json!({"request": event.context.request_id}))
+            }
+        }
+    });
+    let signal = async move {
+        started.wait().await;
+        "TEST".to_owned()
+    };
+    let drained = tokio::time::timeout(
+        Duration::from_secs(20),
+        Runtime::new(api.address.to_string(), handler)
+            .max_concurrency(2)
+            .drain_bound(Duration::from_millis(300))
+            .run_until(signal),
+    )
+    .await
+    .expect("drained within the bound")
+    .expect("no error");
+    assert_eq!(drained.reason, "TEST");
+    assert_eq!(drained.finished, ["quick"]);
+    assert_eq!(drained.cut_off, ["stuck"]);
+    let answered: Vec<Value> = api.posts().iter().map(|p| p.body.clone()).collect();
+    assert_eq!(answered, [json!({"request": "quick"})]);
+}
+
+#[tokio::test]
+async fn a_signal_before_any_event_ends_the_runtime_at_once() {
+    let api = MiniApi::start(vec![]).await;
+    let handler = service_fn(|_: LambdaEvent<Bytes>| async { Ok::<_, InvocationError>(()) });
+    let drained = tokio::time::timeout(
+        Duration::from_secs(20),
+        Runtime::new(api.address.to_string(), handler)
+            .max_concurrency(3)
+            .run_until(async { "SIGTERM".to_owned() }),
+    )
+    .await
+    .expect("stops at once")
+    .expect("no error");
+    assert_eq!(drained.reason, "SIGTERM");
+    assert!(drained.finished.is_empty() && drained.cut_off.is_empty());
 }

@@ -44,7 +44,7 @@ pub use otlp::{
     request_spans, request_trace_ids, resource_attr, span_attr,
 };
 pub use runtime_api::{
-    DEFAULT_DEADLINE, DEFAULT_FUNCTION_ARN, Event, MockRuntimeApi, Outcome, RUNTIME_PREFIX,
+    DEFAULT_DEADLINE, DEFAULT_FUNCTION_ARN, Event, MockRuntimeApi, Outcome, RUNTIME_PREFIX, Refusal,
 };
 pub use traces::{
     TRACE_PARENT, TracedSpans, assert_traced_span_tree, otel_id_of_root, otel_trace_id,

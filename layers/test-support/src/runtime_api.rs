@@ -157,6 +157,16 @@ impl Outcome {
     }
 }
 
+/// How the mock answers the posts for a request id it was told to refuse
+/// ([`MockRuntimeApi::refuse_posts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// This status, with an `{"errorMessage", "errorType"}` body.
+    Status(u16),
+    /// No answer: the connection is closed once the request is read.
+    Disconnect,
+}
+
 type NextHook = Box<dyn Fn(usize) + Send + Sync>;
 
 #[derive(Default)]
@@ -175,6 +185,12 @@ struct State {
     pending: HashMap<String, usize>,
     /// Requests Lambda would not have served, described.
     violations: Vec<String>,
+    /// Request ids whose posts are refused, and how.
+    refusals: HashMap<String, Refusal>,
+    /// Posts refused so far: request id, `response` or `error`, how.
+    refused: Vec<(String, &'static str, Refusal)>,
+    /// Statuses the next `/next` requests are answered with, in order, instead of an event.
+    next_statuses: VecDeque<u16>,
 }
 
 impl State {
@@ -257,7 +273,7 @@ impl MockRuntimeApi {
         let server = shared.clone();
         let (address, server) = serve(move |request| {
             let server = server.clone();
-            async move { Some(server.answer(request).await) }
+            async move { server.answer(request).await }
         })
         .await;
         Self {
@@ -277,6 +293,38 @@ impl MockRuntimeApi {
     pub fn push(&self, event: Event) {
         self.shared.state().queue.push_back(event);
         self.shared.changed.notify_waiters();
+    }
+
+    /// Refuses every post (`/response` or `/error`) for `request_id` with `refusal`, as Lambda
+    /// may (`400`, `403`, `413`, `500`) or as a broken connection would. The invocation stays in
+    /// flight: a refused post is not an outcome ([`MockRuntimeApi::refused`]).
+    pub fn refuse_posts(&self, request_id: &str, refusal: Refusal) {
+        self.shared
+            .state()
+            .refusals
+            .insert(request_id.to_owned(), refusal);
+    }
+
+    /// Answers the next `count` `/next` requests with `status` (and an error body) instead of
+    /// an event.
+    pub fn answer_next_with(&self, status: u16, count: usize) {
+        self.shared
+            .state()
+            .next_statuses
+            .extend(std::iter::repeat_n(status, count));
+    }
+
+    /// The posts refused so far: request id, `"response"` or `"error"`, how.
+    pub fn refused(&self) -> Vec<(String, &'static str, Refusal)> {
+        self.shared.state().refused.clone()
+    }
+
+    /// Waits until `count` posts were refused, and returns them in order.
+    pub async fn wait_refused(&self, count: usize) -> Vec<(String, &'static str, Refusal)> {
+        self.wait_for(&format!("{count} refused posts"), TIMEOUT, |state| {
+            (state.refused.len() >= count).then(|| state.refused.clone())
+        })
+        .await
     }
 
     /// The requests Lambda would not have served (wrong method, path or request id), described.
@@ -415,8 +463,26 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    async fn answer(&self, request: Request) -> Response {
-        match Route::of(&request.method, &request.path) {
+    /// The answer to `request`; `None` closes the connection without one.
+    async fn answer(&self, request: Request) -> Option<Response> {
+        let route = Route::of(&request.method, &request.path);
+        if let Some(Route::Response(id) | Route::Error(id)) = &route {
+            let kind = if matches!(route, Some(Route::Error(_))) {
+                "error"
+            } else {
+                "response"
+            };
+            let refusal = self.state().refusals.get(id).copied();
+            if let Some(refusal) = refusal {
+                self.state().refused.push((id.clone(), kind, refusal));
+                self.changed.notify_waiters();
+                return match refusal {
+                    Refusal::Status(status) => Some(error_answer(status, "refused by the test")),
+                    Refusal::Disconnect => None,
+                };
+            }
+        }
+        Some(match route {
             Some(Route::Next) => self.next().await,
             Some(Route::Response(id)) => self.answered(&request, id, false),
             Some(Route::Error(id)) => self.answered(&request, id, true),
@@ -435,7 +501,7 @@ impl Shared {
                 "{} {}: not a Runtime API route",
                 request.method, request.path
             )),
-        }
+        })
     }
 
     /// Hands out the next event, once there is one.
@@ -451,6 +517,10 @@ impl Shared {
             self.state().next_calls = number;
         }
         self.changed.notify_waiters();
+        let forced = self.state().next_statuses.pop_front();
+        if let Some(status) = forced {
+            return error_answer(status, "answered by the test");
+        }
         let event = loop {
             let notified = self.changed.notified();
             if let Some(event) = self.state().queue.pop_front() {
@@ -519,6 +589,13 @@ impl Shared {
         self.changed.notify_waiters();
         Response::new(404, body).with_header("content-type", "application/json")
     }
+}
+
+/// An error answer with `status`, in the Runtime API's `ErrorResponse` shape.
+fn error_answer(status: u16, message: &str) -> Response {
+    let body = serde_json::json!({"errorMessage": message, "errorType": format!("Status{status}")})
+        .to_string();
+    Response::new(status, body).with_header("content-type", "application/json")
 }
 
 /// Lambda's answer to a posted response or error.

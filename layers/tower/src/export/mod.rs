@@ -55,7 +55,10 @@ pub use pipeline::{
     Deliver, Delivery, DeliveryFuture, InvocationSpanProcessor, MAX_BUFFERED_SPANS, Plain,
     ResourceSource,
 };
-pub use shutdown::{SHUTDOWN_FLUSH_BOUND, spawn_shutdown_flush, spawn_shutdown_flush_reporting};
+pub use shutdown::{
+    SHUTDOWN_BUDGET, SHUTDOWN_FLUSH_BOUND, shutdown_bound_after, spawn_shutdown_flush,
+    spawn_shutdown_flush_reporting,
+};
 
 use crate::BoxError;
 use lazy::Lazy;

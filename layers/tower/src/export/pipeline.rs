@@ -311,6 +311,9 @@ impl SpanProcessor for InvocationSpanProcessor {
     /// that needs the runtime (OTLP) would wait on itself. Inside an invocation the
     /// [`TraceLayer`](crate::TraceLayer) uses [`SpanFlusher::flush`](super::SpanFlusher::flush),
     /// which is async.
+    ///
+    /// Bounded by each exporter's timeout: the export runs on a current-thread runtime of its
+    /// own, for its timers (and the I/O of exporters that need one).
     fn force_flush(&self) -> OTelSdkResult {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(OTelSdkError::InternalFailure(
@@ -318,9 +321,19 @@ impl SpanProcessor for InvocationSpanProcessor {
                     .into(),
             ));
         }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|err| {
+                OTelSdkError::InternalFailure(format!("no runtime to flush on: {err}"))
+            })?;
         let pending = self.pipeline.take_all();
-        let outcome =
-            futures_executor::block_on(self.pipeline.export(None, pending, Bound::default()));
+        // Each destination's own timeout is the bound (`Bound::default()` would be none at all).
+        let bound = Bound {
+            limit: Some(Duration::MAX),
+            cut: None,
+        };
+        let outcome = runtime.block_on(self.pipeline.export(None, pending, bound));
         match outcome.dropped.total() {
             0 => Ok(()),
             dropped => Err(OTelSdkError::InternalFailure(format!(
@@ -333,6 +346,10 @@ impl SpanProcessor for InvocationSpanProcessor {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "force_flush_tests.rs"]
+mod force_flush_tests;
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,28 @@ use crate::metrics::Metrics;
 /// Bound on the export at shutdown (SIGTERM).
 pub const SHUTDOWN_FLUSH_BOUND: Duration = Duration::from_millis(250);
 
+/// The whole shutdown after SIGTERM or SIGINT when the runtime drains first
+/// (`lambda_observability_runtime::Runtime::run_until`): the drain of the invocations in flight
+/// (at most `lambda_observability_runtime::DRAIN_BOUND`, 200 ms), then the last export, given
+/// what is left of this budget ([`shutdown_bound_after`]).
+///
+/// Lambda sends SIGTERM only when an extension is registered; it then reserves the runtime
+/// 300 ms when only external extensions are (500 ms with an internal one; the rest of the 2 s
+/// shutdown phase goes to the extensions, e.g. the ADOT collector forwarding the spans) before
+/// SIGKILL. 280 ms leaves the process 20 ms to exit.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_millis(280);
+
+/// The least the last export is given, however long the drain took.
+const SHUTDOWN_FLUSH_FLOOR: Duration = Duration::from_millis(50);
+
+/// The bound of the last export after a drain that took `drained`: what is left of
+/// [`SHUTDOWN_BUDGET`], at most [`SHUTDOWN_FLUSH_BOUND`] and at least 50 ms.
+pub fn shutdown_bound_after(drained: Duration) -> Duration {
+    SHUTDOWN_BUDGET
+        .saturating_sub(drained)
+        .clamp(SHUTDOWN_FLUSH_FLOOR, SHUTDOWN_FLUSH_BOUND)
+}
+
 impl Telemetry {
     /// Exports what is pending, then shuts the provider down (on SIGTERM). Bounded by
     /// [`SHUTDOWN_FLUSH_BOUND`]: Lambda gives a runtime only a few hundred milliseconds after
@@ -16,7 +38,12 @@ impl Telemetry {
     /// Then logs the environment's totals at INFO (`span export totals`, fields `exported`,
     /// `dropped` and one per reason): the last word on what left the process.
     pub async fn shutdown(&self) -> FlushOutcome {
-        let outcome = self.flusher.flush_within(SHUTDOWN_FLUSH_BOUND).await;
+        self.shutdown_within(SHUTDOWN_FLUSH_BOUND).await
+    }
+
+    /// [`shutdown`](Self::shutdown) within `bound` (e.g. [`shutdown_bound_after`] a drain).
+    pub async fn shutdown_within(&self, bound: Duration) -> FlushOutcome {
+        let outcome = self.flusher.flush_within(bound).await;
         if let Some(provider) = &self.provider {
             let _ = provider.shutdown();
         }
@@ -39,7 +66,10 @@ impl Telemetry {
     }
 }
 
-/// Exports pending spans and shuts the pipeline down on SIGTERM or SIGINT, then exits.
+/// Exports pending spans and shuts the pipeline down on SIGTERM or SIGINT, then exits, at once:
+/// invocations in flight are not drained. For a stock `lambda_runtime::Runtime`, which has no
+/// drain; with `lambda_observability_runtime::Runtime`, use its `run_until(shutdown_signal()?)`,
+/// then [`Telemetry::shutdown_within`] (the `lambda-observability` facade does).
 ///
 /// Lambda sends SIGTERM before it shuts an execution environment down, but only when an extension
 /// is registered (the ADOT collector layer is one). Spans still pending then — from work that

@@ -1,0 +1,208 @@
+//! Stopping the loop: on a signal ([`shutdown_signal`]) or a Runtime API answer that says the
+//! environment cannot go on, no more `/next`; invocations in flight get a grace to finish
+//! ([`DRAIN_BOUND`]); what outlives it is cut off, logged with its request id and counted
+//! ([`Drained`]).
+
+use std::{
+    fmt,
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use tokio::sync::watch;
+
+/// The longest an invocation in flight is given to finish once the runtime stops (its own
+/// remaining time when that is shorter).
+///
+/// Lambda sends SIGTERM only when an extension is registered, and then reserves the runtime
+/// 300 ms to shut down when only external extensions are (500 ms with an internal one; the rest
+/// of the 2 s shutdown phase goes to the external extensions), after which it sends SIGKILL. The
+/// drain (at most 200 ms) and the span flush after it (the rest of
+/// `lambda_observability_tower::export::SHUTDOWN_BUDGET`, 280 ms in all) fit in the 300 ms.
+pub const DRAIN_BOUND: Duration = Duration::from_millis(200);
+
+/// What the drain did: the invocations in flight when the runtime stopped, by request id, those
+/// that finished (answered, spans flushed) and those cut off at the end of their grace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Drained {
+    /// What stopped the runtime (`SIGTERM`, `SIGINT`, or the reason the Runtime API gave).
+    pub reason: String,
+    /// Invocations that finished within their grace.
+    pub finished: Vec<String>,
+    /// Invocations cut off at the end of their grace: not answered by this process.
+    pub cut_off: Vec<String>,
+    /// From the stop to the last invocation's end.
+    pub took: Duration,
+}
+
+impl fmt::Display for Drained {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} invocations in flight drained in {} ms: {} finished, {} cut off",
+            self.finished.len() + self.cut_off.len(),
+            self.took.as_millis(),
+            self.finished.len(),
+            self.cut_off.len()
+        )
+    }
+}
+
+/// Listens for SIGTERM and SIGINT from now on (the handlers are installed when this is called,
+/// so a signal that arrives before the future is polled is not lost). The future gives the
+/// signal's name. Pass it to [`Runtime::run_until`](crate::Runtime::run_until).
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = String> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM".to_owned(),
+            _ = int.recv() => "SIGINT".to_owned(),
+        }
+    })
+}
+
+/// Shared by the loop, its workers and `Respond`: whether, when and why the runtime stops.
+#[derive(Debug)]
+pub(crate) struct Stopping {
+    since: watch::Sender<Option<Instant>>,
+    reason: Mutex<Option<String>>,
+    /// Set when the Runtime API said the environment cannot go on: `run` ends with an error.
+    fatal: Mutex<Option<String>>,
+    in_flight: AtomicUsize,
+}
+
+/// Counts an invocation in flight while it lives.
+#[derive(Debug)]
+pub(crate) struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Stopping {
+    pub(crate) fn new() -> Self {
+        Self {
+            since: watch::Sender::new(None),
+            reason: Mutex::new(None),
+            fatal: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// Counts an invocation in flight until the guard is dropped.
+    pub(crate) fn enter(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(&self.in_flight)
+    }
+
+    /// Invocations in flight, all workers together.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Stops the runtime for `reason`: the first reason is kept.
+    pub(crate) fn stop(&self, reason: &str) {
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(|| reason.to_owned());
+        self.since.send_if_modified(|since| {
+            let first = since.is_none();
+            since.get_or_insert_with(Instant::now);
+            first
+        });
+    }
+
+    /// Stops the runtime because the Runtime API cannot go on; `run` ends with `reason`.
+    pub(crate) fn fatal(&self, reason: String) {
+        self.fatal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(|| reason.clone());
+        self.stop(&reason);
+    }
+
+    /// When the runtime stopped, if it did.
+    pub(crate) fn since(&self) -> Option<Instant> {
+        *self.since.borrow()
+    }
+
+    /// Resolves when the runtime stops (at once if it has), with when it did.
+    pub(crate) async fn stopped(&self) -> Instant {
+        let mut since = self.since.subscribe();
+        let stopped = since.wait_for(Option::is_some).await.ok().and_then(|s| *s);
+        match stopped {
+            Some(at) => at,
+            // The sender lives as long as `self`: never reached.
+            None => std::future::pending().await,
+        }
+    }
+
+    pub(crate) fn reason(&self) -> String {
+        self.reason
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn fatal_reason(&self) -> Option<String> {
+        self.fatal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The grace of an invocation whose deadline is `deadline`, from the moment the runtime stopped:
+/// its remaining time, at most `bound`.
+pub(crate) fn grace(deadline: SystemTime, stopped: Instant, bound: Duration) -> Duration {
+    let remaining = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        + stopped.elapsed();
+    remaining.min(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grace_is_the_remaining_time_capped_by_the_bound() {
+        let now = Instant::now();
+        let bound = Duration::from_millis(200);
+        let soon = SystemTime::now() + Duration::from_millis(50);
+        assert!(grace(soon, now, bound) <= Duration::from_millis(60));
+        let later = SystemTime::now() + Duration::from_secs(30);
+        assert_eq!(grace(later, now, bound), bound);
+        let past = SystemTime::now() - Duration::from_secs(1);
+        assert!(grace(past, now, bound) < Duration::from_millis(20));
+    }
+
+    #[tokio::test]
+    async fn the_first_reason_is_kept_and_waiters_wake() {
+        let stopping = std::sync::Arc::new(Stopping::new());
+        assert!(stopping.since().is_none());
+        let waiter = tokio::spawn({
+            let stopping = stopping.clone();
+            async move { stopping.stopped().await }
+        });
+        stopping.stop("SIGTERM");
+        stopping.fatal("the Runtime API answered 500".into());
+        let at = waiter.await.expect("woken");
+        assert_eq!(Some(at), stopping.since());
+        assert_eq!(stopping.reason(), "SIGTERM");
+        assert_eq!(
+            stopping.fatal_reason().as_deref(),
+            Some("the Runtime API answered 500")
+        );
+    }
+}
