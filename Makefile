@@ -10,7 +10,7 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: ## Install cargo-lambda, moto and the AWS CLI into .venv (from PyPI)
+tools: ## Install cargo-lambda, moto, the AWS CLI and botocore into .venv (from PyPI)
 	@bash scripts/tools.sh
 
 .PHONY: run
