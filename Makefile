@@ -10,7 +10,7 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 .PHONY: tools
-tools: ## Install cargo-lambda, moto and the AWS CLI into .venv (from PyPI)
+tools: ## Install cargo-lambda, moto, the AWS CLI and botocore into .venv (from PyPI)
 	@bash scripts/tools.sh
 
 .PHONY: run
@@ -58,8 +58,22 @@ bench: ## Benchmarks (release build): cold start per exporter vs bare work and t
 	echo "make bench: $$(( $$(date +%s) - start )) s; criterion's report: target/criterion/report/index.html"; \
 	exit $$status
 
+# The exporter features of docs/cold-start-levers.md, each built alone (`make features`).
+EXPORTER_FEATURES := xray-segments otlp-udp otlp-http sigv4 console
+
+.PHONY: features
+features: ## Builds without default features: the facade with no exporter and its lib tests with each exporter feature alone (the missing-feature branch included), bootstrap with each one
+	$(CARGO) check -p lambda-observability --no-default-features
+	$(CARGO) test -p lambda-observability --no-default-features --lib
+	@set -e; for feature in $(EXPORTER_FEATURES); do \
+	  echo "==> --no-default-features --features $$feature"; \
+	  $(CARGO) test -p lambda-observability --no-default-features --features $$feature --lib; \
+	  $(CARGO) check -p hello-lambda --no-default-features --features $$feature --bin bootstrap; \
+	done
+
 .PHONY: ci
-ci: lint test ## What CI runs: lint, every test, the crates' docs and packages, the release package and its checks, deploy targets against moto
+ci: lint test ## What CI runs: lint, every test, each exporter feature alone, the crates' docs and packages, the release package and its checks, deploy targets against moto
+	$(MAKE) --no-print-directory features
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 	$(MAKE) --no-print-directory crates
 	$(MAKE) --no-print-directory package SKIP_TESTS=1

@@ -222,11 +222,146 @@ async fn public_ip(context: &ExecutionContext, remaining: Duration) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn clients_build_with_and_without_tls_roots() {
-        // With roots this reads the system's CA bundle (present on Lambda's provided.al2023).
-        assert!(lambda_observability::http_client::client(true).is_ok());
-        assert!(lambda_observability::http_client::client(false).is_ok());
+    use std::sync::atomic::AtomicUsize;
+
+    use lambda_observability::{error::error_chain, http_client::client};
+
+    /// Set in the child run of
+    /// [`the_client_with_tls_roots_trusts_the_platforms_roots_and_only_them`]: `SSL_CERT_FILE`
+    /// then names the test CA, as a platform whose roots include it.
+    const TRUSTS_TEST_CA: &str = "HANDLER_TEST_TRUSTS_TEST_CA";
+
+    fn tls_fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/tls/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// An HTTPS server on 127.0.0.1 whose certificate, for `localhost` and `127.0.0.1`, is issued
+    /// by the test CA of `tests/fixtures/tls` (its key thrown away). Answers `200 ok` to each
+    /// request; returns its URL and the number of requests that came through a handshake.
+    async fn https_server() -> (String, Arc<AtomicUsize>) {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let certs = CertificateDer::pem_file_iter(tls_fixture("server.pem"))
+            .expect("server.pem")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("certificates");
+        let key = PrivateKeyDer::from_pem_file(tls_fixture("server.key")).expect("server.key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .expect("server certificate");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let served = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (acceptor, served) = (acceptor.clone(), served.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake here.
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    served.fetch_add(1, Ordering::SeqCst);
+                    let answer =
+                        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                    let _ = tls.write_all(answer.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (format!("https://localhost:{port}/"), requests)
+    }
+
+    /// Whether `outcome` is a refusal of the server's certificate at the TLS handshake.
+    fn refused_certificate(outcome: &reqwest::Result<reqwest::Response>) -> bool {
+        match outcome {
+            Ok(_) => false,
+            Err(err) => {
+                let chain = error_chain(err);
+                err.is_connect() && chain.contains("invalid peer certificate: UnknownIssuer")
+            }
+        }
+    }
+
+    /// `client(false)`, what `bootstrap` builds when no configured URL is https (the public-IP
+    /// service over http, spans over UDP): plain HTTP works, and with no root certificate loaded
+    /// it trusts no server at all, so an https URL fails at the handshake, before any request.
+    #[tokio::test]
+    async fn the_client_without_tls_roots_speaks_http_and_refuses_every_server_certificate() {
+        let http = client(false).expect("client");
+        let checkip = lambda_observability_test_support::CheckIp::start(200).await;
+        let response = http.get(&checkip.url).send().await.expect("plain HTTP");
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.text().await.expect("body"), "198.51.100.7\n");
+        assert_eq!(checkip.requests.lock().expect("lock").len(), 1);
+
+        let (url, requests) = https_server().await;
+        let outcome = http.get(&url).send().await;
+        assert!(refused_certificate(&outcome), "{outcome:?}");
+        assert_eq!(requests.load(Ordering::SeqCst), 0, "no request was sent");
+    }
+
+    /// `client(true)` loads the platform's root certificates (`SSL_CERT_FILE`, else the system's
+    /// bundle) and trusts exactly those: run here, the test CA is not among them and the server
+    /// is refused; run again as a child with `SSL_CERT_FILE` naming the test CA, the same server
+    /// is trusted, while `client(false)` still refuses it (it loads no roots, whatever the
+    /// platform has).
+    #[tokio::test]
+    async fn the_client_with_tls_roots_trusts_the_platforms_roots_and_only_them() {
+        let (url, requests) = https_server().await;
+        if std::env::var_os(TRUSTS_TEST_CA).is_some() {
+            let response = client(true)
+                .expect("client")
+                .get(&url)
+                .send()
+                .await
+                .expect("the test CA is a platform root");
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.text().await.expect("body"), "ok");
+            let outcome = client(false).expect("client").get(&url).send().await;
+            assert!(refused_certificate(&outcome), "{outcome:?}");
+            assert_eq!(requests.load(Ordering::SeqCst), 1);
+            return;
+        }
+        let outcome = client(true).expect("client").get(&url).send().await;
+        assert!(refused_certificate(&outcome), "{outcome:?}");
+        assert_eq!(requests.load(Ordering::SeqCst), 0);
+
+        let name =
+            "handler::tests::the_client_with_tls_roots_trusts_the_platforms_roots_and_only_them";
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .env("SSL_CERT_FILE", tls_fixture("ca.pem"))
+            .env_remove("SSL_CERT_DIR")
+            .env(TRUSTS_TEST_CA, "1")
+            .output()
+            .expect("run the child");
+        let output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&child.stdout),
+            String::from_utf8_lossy(&child.stderr)
+        );
+        assert!(
+            child.status.success() && output.contains("1 passed"),
+            "{output}"
+        );
     }
 
     #[test]

@@ -516,6 +516,23 @@ async fn serve_batch(
     runtime.wait_outcome_count(to).await;
 }
 
+/// Memory a plain `lambda_runtime` loop keeps per invocation with a fresh trace id, at least:
+/// the `_X_AMZN_TRACE_ID` string it sets and glibc never frees. Measured ≈ 300 B from 1k to 20k
+/// invocations (docs/guide.md, "Long-running environments") and ≈ 140 B from 1k to 3k (the
+/// short soak, run after run); the soaks assert less than half the smaller, so that only the
+/// leak's disappearance, not noise, fails them.
+const PLAIN_LEAK_FLOOR_BYTES: u64 = 64;
+
+/// The least a plain `lambda_runtime` hello grows, in KiB, over `invocations` fresh trace ids.
+fn plain_growth_floor_kib(invocations: usize) -> u64 {
+    invocations as u64 * PLAIN_LEAK_FLOOR_BYTES / 1024
+}
+
+/// The short soak: `bootstrap`'s loop (the production stack around a handler that reads the
+/// environment) and the plain `lambda_runtime` hello, 3,000 invocations each with a fresh trace
+/// id. Ours never sets `_X_AMZN_TRACE_ID` and stays flat (≤ 256 KiB from 1k to 3k); the plain
+/// one grows with every trace id (at least [`PLAIN_LEAK_FLOOR_BYTES`] each): the comparison of
+/// the long soak, on memory alone (no wall-clock threshold).
 async fn soak_short_flat_memory_and_no_trace_env() {
     let daemon = DrainedDaemon::start();
     let runtime = MockRuntimeApi::start(vec![]).await;
@@ -527,12 +544,26 @@ async fn soak_short_flat_memory_and_no_trace_env() {
             ("AWS_XRAY_DAEMON_ADDRESS", &address),
         ],
     );
+    let plain_api = MockRuntimeApi::start(vec![]).await;
+    let plain = Function::start_exe(
+        std::env::current_exe().expect("test executable"),
+        &plain_api,
+        &[(BARE_HELLO_CHILD, "1")],
+    );
     let body = |throw: bool| format!(r#"{{"action": "env", "throwError": {throw}}}"#);
+    let plain_body = |_: bool| r#"{"firstName": "Ada"}"#.to_owned();
     serve_batch(&runtime, 0, 1_000, &body).await;
+    serve_batch(&plain_api, 0, 1_000, &plain_body).await;
     let at_1k = rss_kib(function.pid()).expect("VmRSS");
+    let plain_at_1k = rss_kib(plain.pid()).expect("VmRSS");
     serve_batch(&runtime, 1_000, 3_000, &body).await;
+    serve_batch(&plain_api, 1_000, 3_000, &plain_body).await;
     let at_3k = rss_kib(function.pid()).expect("VmRSS");
-    println!("soak_short: VmRSS {at_1k} KiB at 1k, {at_3k} KiB at 3k invocations");
+    let plain_at_3k = rss_kib(plain.pid()).expect("VmRSS");
+    println!(
+        "soak_short: VmRSS {at_1k} KiB at 1k, {at_3k} KiB at 3k invocations; \
+         plain lambda_runtime {plain_at_1k} KiB, {plain_at_3k} KiB"
+    );
     let outcomes = runtime.outcomes(3_000).await;
     let mut errors = 0;
     for outcome in &outcomes {
@@ -546,9 +577,24 @@ async fn soak_short_flat_memory_and_no_trace_env() {
     assert_eq!(errors, (0..3_000).filter(|n| n % 7 == 6).count());
     assert!(daemon.received() > 0, "spans were exported");
     assert!(
+        plain_api
+            .outcomes(3_000)
+            .await
+            .iter()
+            .all(|o| matches!(o, Outcome::Response { .. })),
+        "the plain hello answered every event"
+    );
+    assert!(
         at_3k <= at_1k + 256,
         "RSS grew by {} KiB between 1k and 3k invocations",
         at_3k.saturating_sub(at_1k)
+    );
+    let floor = plain_growth_floor_kib(2_000);
+    assert!(
+        plain_at_3k >= plain_at_1k + floor,
+        "the plain lambda_runtime hello grew by {} KiB between 1k and 3k invocations, less than \
+         {floor} KiB: does its loop still set _X_AMZN_TRACE_ID? (docs/guide.md compares with it)",
+        plain_at_3k as i64 - plain_at_1k as i64
     );
 }
 
@@ -561,6 +607,10 @@ async fn soak_long_rss_curve_against_plain_lambda_runtime() {
         .into_iter()
         .filter(|c| *c <= total)
         .collect();
+    assert!(
+        checkpoints.len() >= 2,
+        "SOAK_INVOCATIONS={total}: at least 5000 to compare two checkpoints"
+    );
     let checkip = CheckIp::start(200).await;
     let daemon = DrainedDaemon::start();
     let address = daemon.address.to_string();
@@ -613,6 +663,22 @@ async fn soak_long_rss_curve_against_plain_lambda_runtime() {
     assert!(
         last.1 <= first.1 + 512,
         "bootstrap grew by {} KiB",
+        last.1.saturating_sub(first.1)
+    );
+    // The comparison the guide prints: the plain hello grows with every trace id, far past ours.
+    let floor = plain_growth_floor_kib(last.0 - first.0);
+    assert!(
+        last.2 >= first.2 + floor,
+        "the plain lambda_runtime hello grew by {} KiB from {} to {} invocations, less than \
+         {floor} KiB",
+        last.2 as i64 - first.2 as i64,
+        first.0,
+        last.0
+    );
+    assert!(
+        last.2 - first.2 > 4 * last.1.saturating_sub(first.1),
+        "the plain hello's growth ({} KiB) is not far past bootstrap's ({} KiB)",
+        last.2 - first.2,
         last.1.saturating_sub(first.1)
     );
 }

@@ -1,6 +1,11 @@
-//! SigV4-signed OTLP/HTTP, as to X-Ray's OTLP endpoint: opentelemetry-otlp's span exporter sends
-//! through `SigV4Client` to a local receiver, and botocore (`tests/sigv4/verify.py`), a signer
-//! independent of aws-sigv4, checks the signature the receiver saw.
+//! SigV4-signed OTLP/HTTP, as to X-Ray's OTLP endpoint, checked by botocore
+//! (`tests/sigv4/verify.py`), a signer independent of aws-sigv4, on every request a local
+//! receiver saw: the real `bootstrap` configured from the environment (`OTLP_TRACES_SIGV4`, the
+//! function's credentials) against a mock Runtime API, with the span tree it carries; and
+//! opentelemetry-otlp's span exporter sending through `SigV4Client` directly.
+//!
+//! botocore comes from the worktree's `.venv` (`make tools`, which `make test` runs), else the
+//! system `python3`; without it these tests fail: a signature nobody checked is not a pass.
 
 mod support;
 
@@ -135,16 +140,23 @@ async fn export(client: impl HttpClient + 'static, endpoint: &str) -> OTelSdkRes
 }
 
 /// A Python that can import botocore: the worktree's `.venv` (`make tools`), else `python3`.
-fn python_with_botocore() -> Option<PathBuf> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    [venv, PathBuf::from("python3")].into_iter().find(|python| {
-        Command::new(python)
-            .args(["-c", "import botocore"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    })
+/// Panics when there is none: the signatures would go unchecked.
+fn python_with_botocore() -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python3");
+    [venv, PathBuf::from("python3")]
+        .into_iter()
+        .find(|python| {
+            Command::new(python)
+                .args(["-c", "import botocore"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        })
+        .expect(
+            "botocore not found in .venv/bin/python3 nor python3 (run `make tools`): \
+             the signatures cannot be verified",
+        )
 }
 
 /// Whether botocore accepts `request`'s signature for these credentials, region and service,
@@ -214,14 +226,7 @@ async fn botocore_verifies_the_signature_and_rejects_another_region_or_body() {
     assert_eq!(request.header("x-amz-security-token"), Some(SESSION_TOKEN));
     assert_eq!(request.header("x-amz-content-sha256"), None);
 
-    let Some(python) = python_with_botocore() else {
-        let message = "botocore not found (run `bash scripts/tools.sh`): signature not verified";
-        if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-            panic!("{message}");
-        }
-        eprintln!("SKIPPED: {message}");
-        return;
-    };
+    let python = python_with_botocore();
     let (verified, output) = botocore_verifies(&python, request, REGION, &request.body);
     assert!(verified, "botocore rejects the signature: {output}");
 
@@ -285,4 +290,122 @@ async fn without_credentials_the_export_fails_and_nothing_is_sent() {
     let client = signing(Some(credentials()));
     export(client, &receiver.endpoint).await.expect("export");
     assert_eq!(receiver.requests().len(), 1);
+}
+
+/// `bootstrap`'s own signed path, as configured in Lambda for X-Ray's OTLP endpoint behind a
+/// proxy: `OTLP_TRACES_SIGV4=true`, the function's credentials from `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, the region from `AWS_REGION`. Every export
+/// request is signed for `xray` in that region, botocore re-signs each one to the same
+/// `Authorization` (and refuses it for another region), and together they carry the span tree
+/// every OTLP transport carries, in the traces of `Lambda-Runtime-Trace-Id`, each invocation's
+/// spans received before the runtime asks for the next event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstraps_signed_exports_verify_with_botocore_and_carry_the_span_tree() {
+    use support::{BootstrapExt as _, CheckIp, Function, MockRuntimeApi, request_spans};
+
+    let python = python_with_botocore();
+    let receiver = Receiver::start().await;
+    let checkip = CheckIp::start(200).await;
+    let runtime = MockRuntimeApi::start(support::traced_events()).await;
+    // Requests received when the function asks for event N (Lambda may freeze it from then on).
+    let requests_at_next: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
+    {
+        let (seen, counts) = (receiver.requests.clone(), requests_at_next.clone());
+        runtime.on_next(move |number| {
+            let received = seen.lock().expect("lock").len();
+            counts.lock().expect("lock").push((number, received));
+        });
+    }
+    let function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", &checkip.url),
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &receiver.endpoint),
+            ("OTLP_TRACES_SIGV4", "true"),
+            ("AWS_REGION", REGION),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+            ("AWS_SESSION_TOKEN", SESSION_TOKEN),
+            ("OTEL_SERVICE_NAME", "hello-otlp"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test"),
+        ],
+    );
+    let outcomes = runtime.outcomes(4).await;
+    runtime.wait_next_calls(5).await;
+    assert_eq!(
+        outcomes.iter().map(|o| o.request_id()).collect::<Vec<_>>(),
+        ["ok", "throw", "invalid", "unsampled"]
+    );
+
+    // One export per sampled invocation, each in before the next `/next`; none for Sampled=0.
+    let counts = requests_at_next.lock().expect("lock").clone();
+    assert_eq!(
+        counts,
+        vec![(1, 0), (2, 1), (3, 2), (4, 3), (5, 3)],
+        "signed exports per invocation, sent before /next"
+    );
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 3);
+    let mut spans = Vec::new();
+    for (n, request) in requests.iter().enumerate() {
+        assert_eq!(request.method, "POST", "request {n}");
+        assert_eq!(request.path, "/v1/traces", "request {n}");
+        assert_eq!(
+            request.header("content-type"),
+            Some("application/x-protobuf"),
+            "request {n}"
+        );
+        let authorization = request.header("authorization").expect("authorization");
+        assert!(
+            authorization.starts_with(&format!("AWS4-HMAC-SHA256 Credential={ACCESS_KEY_ID}/"))
+                && authorization.contains(&format!("/{REGION}/{SERVICE}/aws4_request, ")),
+            "request {n}: {authorization}"
+        );
+        assert_eq!(
+            request.header("x-amz-security-token"),
+            Some(SESSION_TOKEN),
+            "request {n}"
+        );
+        let (verified, output) = botocore_verifies(&python, request, REGION, &request.body);
+        assert!(
+            verified,
+            "request {n}: botocore rejects bootstrap's signature: {output}"
+        );
+        let (verified, output) = botocore_verifies(&python, request, "us-east-1", &request.body);
+        assert!(
+            !verified && output.contains("signature mismatch"),
+            "request {n}: another region must not verify: {output}"
+        );
+        let decoded = ExportTraceServiceRequest::decode(request.body.as_slice())
+            .unwrap_or_else(|e| panic!("request {n} is not an ExportTraceServiceRequest: {e}"));
+        spans.extend(request_spans(&decoded));
+    }
+
+    // The tree: the invocation span under Lambda's segment in trace 1, `getRuntimeInfo` and the
+    // GET under it, the error and client-error invocations, nothing of the unsampled one.
+    let traced = support::assert_traced_span_tree(&spans, &checkip.url);
+    assert_eq!(
+        support::hex(&traced.invocation.trace_id),
+        support::otel_trace_id(1),
+        "the trace of Lambda-Runtime-Trace-Id"
+    );
+    assert_eq!(
+        support::hex(&traced.invocation.parent_span_id),
+        support::TRACE_PARENT
+    );
+    assert_eq!(
+        support::resource_attr(&traced.resource, "cloud.platform"),
+        Some("aws_lambda")
+    );
+
+    let logs = function.logs();
+    assert!(
+        !logs.contains(SECRET_ACCESS_KEY),
+        "the secret access key is never logged"
+    );
+    assert!(
+        !logs.contains(SESSION_TOKEN),
+        "the session token is never logged"
+    );
 }

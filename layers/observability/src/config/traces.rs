@@ -495,7 +495,7 @@ fn service_name(
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{config, try_config};
+    use super::super::tests::{config, read_config, try_config};
     use super::*;
 
     const IN_LAMBDA: (&str, &str) = ("AWS_LAMBDA_FUNCTION_NAME", "hello");
@@ -504,6 +504,7 @@ mod tests {
         config(vars).telemetry.exporters
     }
 
+    #[cfg(feature = "otlp-http")]
     fn otlp_http(vars: &[(&str, &str)]) -> OtlpHttp {
         match exporters(vars).as_slice() {
             [TracesExporter::OtlpHttp(otlp)] => otlp.clone(),
@@ -511,10 +512,12 @@ mod tests {
         }
     }
 
+    #[cfg(any(feature = "xray-segments", feature = "otlp-udp"))]
     fn daemon(address: &str) -> SocketAddr {
         address.parse().expect("a socket address")
     }
 
+    #[cfg(feature = "otlp-http")]
     fn local_default() -> TracesExporter {
         TracesExporter::OtlpHttp(OtlpHttp {
             endpoint: DEFAULT_OTLP_TRACES_ENDPOINT.to_owned(),
@@ -524,6 +527,7 @@ mod tests {
         })
     }
 
+    #[cfg(all(feature = "xray-segments", feature = "console"))]
     #[test]
     fn the_exporter_list_is_trimmed_case_insensitive_and_skips_unknown_names_with_a_warning() {
         let config = config(&[
@@ -547,6 +551,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "otlp-http")]
     #[test]
     fn only_unknown_exporters_fall_back_to_the_otlp_default() {
         let config = config(&[("OTEL_TRACES_EXPORTER", "jaeger,zipkin")]);
@@ -562,6 +567,7 @@ mod tests {
         assert_eq!(mixed.warnings.len(), 1, "{:?}", mixed.warnings);
     }
 
+    #[cfg(feature = "console")]
     #[test]
     fn otel_sdk_disabled_turns_tracing_off() {
         for value in ["true", "TRUE", "True"] {
@@ -590,6 +596,7 @@ mod tests {
         assert_eq!(odd.warnings.len(), 1, "{:?}", odd.warnings);
     }
 
+    #[cfg(feature = "console")]
     #[test]
     fn powertools_trace_disabled_turns_tracing_off() {
         assert_eq!(
@@ -641,6 +648,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "otlp-http")]
     #[test]
     fn otlp_with_an_endpoint_or_outside_lambda_goes_over_http() {
         assert_eq!(
@@ -655,6 +663,7 @@ mod tests {
         assert_eq!(in_lambda.endpoint, "http://localhost:4318/v1/traces");
     }
 
+    #[cfg(feature = "otlp-http")]
     #[test]
     fn the_generic_endpoint_gets_the_traces_path_and_the_specific_one_is_used_as_is() {
         let endpoint = |vars: &[(&str, &str)]| otlp_http(vars).endpoint;
@@ -684,6 +693,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "otlp-http")]
     #[test]
     fn an_empty_specific_endpoint_is_unset_so_the_generic_https_one_decides_tls() {
         let config = config(&[
@@ -707,6 +717,7 @@ mod tests {
         assert!(config.warnings.is_empty(), "{:?}", config.warnings);
     }
 
+    #[cfg(feature = "otlp-http")]
     #[test]
     fn tls_is_needed_only_for_an_https_otlp_endpoint() {
         let tls = |vars: &[(&str, &str)]| config(vars).needs_tls();
@@ -729,6 +740,7 @@ mod tests {
         )]));
     }
 
+    #[cfg(feature = "otlp-http")]
     #[test]
     fn headers_are_decoded_and_a_malformed_entry_warns_without_its_value() {
         let config = config(&[
@@ -767,6 +779,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "otlp-http")]
     #[test]
     fn the_traces_timeout_wins_over_the_generic_one() {
         let both = [
@@ -789,6 +802,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "otlp-http")]
     #[test]
     fn protocols_other_than_http_protobuf_and_compression_warn() {
         for (name, value) in [
@@ -1151,6 +1165,7 @@ mod tests {
             .is_ok(),
             "OTLP/HTTP does not use the daemon"
         );
+        #[cfg(feature = "xray-segments")]
         assert_eq!(
             exporters(&[
                 ("OTEL_TRACES_EXPORTER", "xray"),
@@ -1164,7 +1179,7 @@ mod tests {
 
     #[test]
     fn an_exporter_this_build_left_out_is_dropped_with_a_warning_naming_its_feature() {
-        let config = config(&[("OTEL_TRACES_EXPORTER", "xray,console")]);
+        let config = read_config(&[("OTEL_TRACES_EXPORTER", "xray,console")]).expect("config");
         for (exporter, feature, built) in [
             (
                 TracesExporter::XraySegments {
@@ -1206,5 +1221,85 @@ mod tests {
         };
         assert_eq!(signed.missing_feature(), needs);
         assert_eq!(signed.name(), "SigV4-signed OTLP/HTTP");
+    }
+
+    /// Each exporter asked for through the environment, as a user would: in a build that leaves
+    /// its feature out (`make features` builds each one alone), `Config` drops it with one warning
+    /// naming the feature; built in, it is kept without one. Only such builds run this.
+    #[cfg(not(all(
+        feature = "xray-segments",
+        feature = "otlp-udp",
+        feature = "otlp-http",
+        feature = "sigv4",
+        feature = "console"
+    )))]
+    #[test]
+    fn each_exporter_this_build_leaves_out_is_dropped_with_one_warning_naming_its_feature() {
+        let signed_needs = if cfg!(feature = "otlp-http") {
+            "sigv4"
+        } else {
+            "otlp-http"
+        };
+        let cases: [(&[(&str, &str)], &str, bool); 5] = [
+            (
+                &[("OTEL_TRACES_EXPORTER", "xray")],
+                "xray-segments",
+                cfg!(feature = "xray-segments"),
+            ),
+            (
+                &[IN_LAMBDA, ("OTEL_TRACES_EXPORTER", "otlp")],
+                "otlp-udp",
+                cfg!(feature = "otlp-udp"),
+            ),
+            (
+                &[(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "http://collector:4318/v1/traces",
+                )],
+                "otlp-http",
+                cfg!(feature = "otlp-http"),
+            ),
+            (
+                &[
+                    (
+                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                        "https://xray.eu-west-1.amazonaws.com/v1/traces",
+                    ),
+                    ("AWS_ACCESS_KEY_ID", "AKID"),
+                    ("AWS_SECRET_ACCESS_KEY", "SECRET"),
+                ],
+                signed_needs,
+                cfg!(feature = "sigv4"),
+            ),
+            (
+                &[("OTEL_TRACES_EXPORTER", "console")],
+                "console",
+                cfg!(feature = "console"),
+            ),
+        ];
+        let mut left_out = 0;
+        for (vars, feature, built) in cases {
+            let config = read_config(vars).expect("a usable configuration");
+            let about: Vec<&String> = config
+                .warnings
+                .iter()
+                .filter(|w| w.contains("which this build leaves out"))
+                .collect();
+            if built {
+                assert_eq!(config.telemetry.exporters.len(), 1, "{vars:?}");
+                assert!(about.is_empty(), "{vars:?}: {about:?}");
+            } else {
+                left_out += 1;
+                assert_eq!(config.telemetry.exporters, vec![], "{vars:?}");
+                assert_eq!(about.len(), 1, "{vars:?}: {:?}", config.warnings);
+                assert!(
+                    about[0].contains(&format!("(cargo feature `{feature}`)"))
+                        && about[0].contains("its spans are not exported"),
+                    "{vars:?}: {}",
+                    about[0]
+                );
+            }
+        }
+        assert!(left_out > 0, "a build leaving an exporter out runs this");
     }
 }

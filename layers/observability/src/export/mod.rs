@@ -237,8 +237,6 @@ fn lambda_attributes(lambda: &LambdaSettings) -> Vec<KeyValue> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use opentelemetry::trace::{SpanKind, TraceContextExt, TraceFlags, TraceId};
     use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, ShouldSample};
 
@@ -247,6 +245,8 @@ mod tests {
     #[cfg(feature = "sigv4")]
     #[test]
     fn signed_otlp_without_credentials_records_nothing_and_with_them_a_lazy_exporter() {
+        use std::time::Duration;
+
         use crate::config::telemetry::{Credentials, OtlpHttp, SigV4};
         let settings = |credentials: Option<Credentials>| TelemetrySettings {
             exporters: vec![TracesExporter::OtlpHttp(OtlpHttp {
@@ -276,6 +276,77 @@ mod tests {
         )
         .expect("init");
         assert!(with.tracer().is_some());
+    }
+
+    /// Settings built in code (no `Config` to drop it first) asking for an exporter this build
+    /// leaves out: `init` refuses them with an error naming the exporter and its cargo feature;
+    /// an exporter built in gives a pipeline. Only builds leaving one out run this (`make
+    /// features` builds each exporter feature alone).
+    #[cfg(not(all(
+        feature = "xray-segments",
+        feature = "otlp-udp",
+        feature = "otlp-http",
+        feature = "sigv4",
+        feature = "console"
+    )))]
+    #[test]
+    fn init_refuses_an_exporter_this_build_leaves_out_naming_its_feature() {
+        use std::time::Duration;
+
+        use crate::config::telemetry::{Credentials, OtlpHttp, SigV4, TracesExporter};
+
+        let daemon = "127.0.0.1:2000".parse().expect("address");
+        let otlp = |sigv4| {
+            TracesExporter::OtlpHttp(OtlpHttp {
+                endpoint: "http://127.0.0.1:4318/v1/traces".into(),
+                headers: Vec::new(),
+                timeout: Duration::from_secs(1),
+                sigv4,
+            })
+        };
+        let signing = SigV4 {
+            region: "eu-west-1".into(),
+            service: "xray".into(),
+            credentials: Some(Credentials {
+                access_key_id: "AKIDEXAMPLE".into(),
+                secret_access_key: "secret".into(),
+                session_token: None,
+            }),
+        };
+        let exporters = [
+            TracesExporter::XraySegments { daemon },
+            TracesExporter::OtlpUdp { daemon },
+            otlp(None),
+            otlp(Some(signing)),
+            TracesExporter::Console,
+        ];
+        let mut refused = 0;
+        for exporter in exporters {
+            let settings = TelemetrySettings {
+                exporters: vec![exporter.clone()],
+                ..TelemetrySettings::default()
+            };
+            match exporter.missing_feature() {
+                Some(feature) => {
+                    let Err(error) = init(&settings, None) else {
+                        panic!("{exporter:?} is not in this build: init must refuse it");
+                    };
+                    assert_eq!(
+                        error.to_string(),
+                        format!(
+                            "the {} exporter is not in this build (cargo feature `{feature}`)",
+                            exporter.name()
+                        )
+                    );
+                    refused += 1;
+                }
+                None => {
+                    let telemetry = init(&settings, None).expect("built in");
+                    assert!(telemetry.tracer().is_some(), "{exporter:?}");
+                }
+            }
+        }
+        assert!(refused > 0, "a build leaving an exporter out runs this");
     }
 
     fn decide(setting: SamplerSetting, parent_sampled: Option<bool>) -> SamplingDecision {
