@@ -7,7 +7,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use lambda_observability_tower::export::{SHUTDOWN_FLUSH_BOUND, Telemetry};
+use lambda_observability_tower::export::{DEFAULT_FLUSH_BUDGET, SHUTDOWN_FLUSH_BOUND, Telemetry};
 use opentelemetry::trace::{Span as _, TraceContextExt as _, TraceId, Tracer as _};
 use opentelemetry_sdk::{
     error::OTelSdkResult,
@@ -33,11 +33,13 @@ impl SpanExporter for Hangs {
     }
 }
 
-/// A pipeline to [`Hangs`] with `timeout` as its export timeout.
+/// A pipeline to [`Hangs`] with `timeout` as its export timeout, and a flush budget longer than
+/// it (the budget's own bound is tested with the breaker, in `export/breaker.rs`).
 fn hanging(timeout: Duration) -> Telemetry {
     Telemetry::builder()
         .exporter("hangs", timeout, Hangs)
         .export_timeout(timeout)
+        .flush_budget(timeout * 2)
         .build()
 }
 
@@ -92,6 +94,21 @@ async fn a_flush_without_a_deadline_ends_at_the_exporter_timeout() {
     let started = Instant::now();
     let outcome = telemetry.flusher().flush(trace, None).await;
     assert_ends_at(started.elapsed(), EXPORTER_TIMEOUT);
+    assert_eq!(outcome.dropped.timed_out, 2, "{outcome:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn by_default_a_flush_ends_at_the_flush_budget_when_the_exporter_timeout_is_longer() {
+    let telemetry = Telemetry::builder()
+        .exporter("hangs", EXPORTER_TIMEOUT, Hangs)
+        .export_timeout(EXPORTER_TIMEOUT)
+        .build();
+    let trace = spans(&telemetry, 2);
+    let deadline = SystemTime::now() + Duration::from_secs(30);
+    let started = Instant::now();
+    let outcome = telemetry.flusher().flush(trace, Some(deadline)).await;
+    assert!(DEFAULT_FLUSH_BUDGET < EXPORTER_TIMEOUT);
+    assert_ends_at(started.elapsed(), DEFAULT_FLUSH_BUDGET);
     assert_eq!(outcome.dropped.timed_out, 2, "{outcome:?}");
 }
 
