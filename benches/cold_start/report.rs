@@ -223,8 +223,8 @@ impl Report {
         );
         println!(
             "  goals for ours: init/bw <= {INIT_GOAL:.2}x, total/bw <= {TOTAL_GOAL:.2}x \
-             (python/x is information, not a goal); old = the same total over bare-work-in-bench, \
-             the baseline before issue 16"
+             (python/x is information, not a goal); old paired = the same per-round ratio over \
+             bare-work-in-bench, the baseline before issue 16"
         );
         for measured in self
             .roles
@@ -238,14 +238,14 @@ impl Report {
                 Some(_) => "NOT met",
             };
             println!(
-                "    {:<18} init {} ({}), total {} ({}; paired {}; old {}), python/x {}",
+                "    {:<18} init {} ({}), total {} ({}; paired {}; old paired {}), python/x {}",
                 measured.role.name(),
                 factor(ratios.init),
                 verdict(ratios.init, |v| v <= INIT_GOAL),
                 factor(ratios.total),
                 verdict(ratios.total, |v| v <= TOTAL_GOAL),
                 factor(ratios.total_paired),
-                factor(ratios.total_over_control),
+                factor(ratios.total_over_control_paired),
                 ratios
                     .python_over
                     .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}x")),

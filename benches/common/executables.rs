@@ -72,6 +72,7 @@ pub(crate) fn build() -> Result<Built, String> {
             &["-p", "bare-hello"],
         ] {
             let mut command = Command::new(&cargo);
+            without_cargo_run_variables(&mut command);
             command
                 .arg("build")
                 .arg("--quiet")
@@ -104,6 +105,34 @@ pub(crate) fn build() -> Result<Built, String> {
         }
     }
     Ok(built)
+}
+
+/// Removes the variables cargo sets for the bench it runs (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_NAME`, ...) from the nested build's environment. Build scripts watch some of them
+/// (`ring`'s: `cargo:rerun-if-env-changed=CARGO_PKG_NAME`, ...), so with them the nested build
+/// would rebuild `ring` and all that depends on it, and the next `cargo bench` would rebuild them
+/// back.
+fn without_cargo_run_variables(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_by_cargo = matches!(
+            name,
+            "CARGO"
+                | "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        ) || name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_EXE_");
+        if set_by_cargo {
+            command.env_remove(name);
+        }
+    }
 }
 
 /// Copies `from` into `dir` as `name`: Lambda runs a file unpacked from the zip, and the same
