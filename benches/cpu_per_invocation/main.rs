@@ -447,20 +447,30 @@ fn main() {
             .map(|(case, c, err)| json!({ "case": case, "concurrency": c, "error": err }))
             .collect::<Vec<_>>(),
     });
-    let path = json_path();
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| {
-            std::fs::write(
-                &path,
-                serde_json::to_string_pretty(&document).unwrap_or_default() + "\n",
-            )
-        });
-    match written {
-        Ok(()) => println!("  raw results: {}", path.display()),
-        Err(err) => println!("  could not write {}: {err}", path.display()),
+    // A smoke run (`cargo test`) leaves the last measurement's JSON alone.
+    if benchmarking || std::env::var_os("CPU_PER_INVOCATION_JSON").is_some() {
+        let path = json_path();
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| {
+                std::fs::write(
+                    &path,
+                    serde_json::to_string_pretty(&document).unwrap_or_default() + "\n",
+                )
+            });
+        match written {
+            Ok(()) => println!("  raw results: {}", path.display()),
+            Err(err) => println!("  could not write {}: {err}", path.display()),
+        }
+    } else {
+        println!("  smoke run: no JSON written (CPU_PER_INVOCATION_JSON=path writes one)");
     }
+    finish(started, &failures, &runs);
+}
+
+/// The closing line; fails the bench on a failed case or an `/error`.
+fn finish(started: Instant, failures: &[(String, usize, String)], runs: &[Run]) {
     println!(
         "cpu_per_invocation bench: {:.0} s in all",
         started.elapsed().as_secs_f64()
