@@ -3,12 +3,12 @@
 //! README shows it, on the same current-thread runtime `#[tokio::main(flavor = "current_thread")]`
 //! builds for `bootstrap`.
 //!
-//! A reference point next to [`bare_work`](crate::bare_work) (the baseline the ratios use): what
-//! `lambda_runtime` alone costs. It lives inside the bench executable, which re-executes itself
-//! with the role variable set (see [`crate::roles`]): that way the baselines are compiled by the
-//! same `cargo bench` (same profile, target, toolchain and flags as `bootstrap`) without adding a
-//! binary to the package, which `cargo lambda` would otherwise package, and without a workspace
-//! member that plain `cargo bench` would not build.
+//! A reference point next to `bare-work` (the baseline the ratios use): what `lambda_runtime`
+//! alone costs. This file is the `bare-hello` package's code (`benches/baselines/bare-hello`,
+//! which includes it and is built on its own with the release profile, as `bootstrap`), and
+//! `tests/runtime_loop.rs` includes it too (its soak's baseline, played by that test binary), as
+//! does the cold-start bench executable (`HELLO_LAMBDA_BENCH_ROLE=bare-hello`, which
+//! `scripts/instructions.py` sets).
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};

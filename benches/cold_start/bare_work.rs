@@ -1,11 +1,17 @@
-//! The baseline: the work `bootstrap` does, with no observability. The same configuration read
-//! ([`FunctionConfig`]), the same HTTP client ([`http_client`](lambda_observability::http_client::client): reqwest on rustls with `ring`,
-//! TLS roots only for an `https://` URL), one GET to `CHECKIP_URL`, the same greeting
+//! The control `bare-work-in-bench`: the baseline as it was before issue 16, the work `bootstrap`
+//! does with no observability, played by the bench executable itself. The same code is the
+//! `bare-work` package (`benches/baselines/bare-work`, its own release binary), which the ratios
+//! now use; this copy stays so that the size of that correction is measured in every run.
+//!
+//! The same configuration read ([`FunctionConfig`]), the same HTTP client
+//! ([`http_client`](lambda_observability::http_client::client): reqwest on rustls with `ring`, TLS
+//! roots only for an `https://` URL), one GET to `CHECKIP_URL`, the same greeting
 //! ([`process_request`]), on plain `lambda_runtime::run` and the same current-thread runtime. No
 //! tracing subscriber, no log lines, no spans, no metrics, no layers.
 //!
-//! Like [`bare_hello`](crate::bare_hello), it lives inside the bench executable, which re-executes
-//! itself with the role variable set (see [`crate::roles`]).
+//! The bench executable re-executes itself with the role variable set (see [`crate::roles`]); it
+//! links criterion, plotters, the bench code and the whole library, which is what made it a
+//! flattering baseline.
 
 use std::sync::Arc;
 

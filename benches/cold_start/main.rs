@@ -12,11 +12,15 @@
 //! Output of the children goes to `/dev/null` (`COLD_START_STDIO=inherit` shows it).
 //!
 //! Roles (see [`roles`]): `bare-work` (the baseline: greeting + one reqwest GET on plain
-//! `lambda_runtime`, no observability, [`bare_work`]), `bare-hello` ([`bare_hello`]), `bootstrap`
-//! with each exporter (`segments`, `otlp-udp`, `otlp-http`, `otlp-http-signed`, `console`,
-//! `none`), and `python` (`benches/python` under `awslambdaric`, with `--bench` only, skipped with
-//! a message when `.venv` lacks its packages; `COLD_START_PYTHON=/path/to/python` picks another
-//! interpreter, `COLD_START_PYTHON=none` skips it).
+//! `lambda_runtime`, no observability; its own package, `benches/baselines/bare-work`),
+//! `bare-work-in-bench` (the control: the same code played by this bench executable, the old
+//! baseline, [`bare_work`]), `bare-hello` (`benches/baselines/bare-hello`), `bootstrap` with each
+//! exporter (`segments`, `otlp-udp`, `otlp-http`, `otlp-http-signed`, `console`, `none`), and
+//! `python` (`benches/python` under `awslambdaric`, with `--bench` only, skipped with a message
+//! when `.venv` lacks its packages; `COLD_START_PYTHON=/path/to/python` picks another
+//! interpreter, `COLD_START_PYTHON=none` skips it). `bootstrap` and the two baselines are built
+//! by `cargo build` when the bench starts, each on its own, with the profile the bench was built
+//! with (`--release` under `cargo bench`): see `benches/common/executables.rs`.
 //!
 //! First a preflight: one cold start per role, run to its second `/next`, showing what arrived
 //! at its sinks. `segments` must have exported a segment; any other role that fails or exports
@@ -30,6 +34,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+#[path = "../common/executables.rs"]
+mod executables;
+
 mod bare_hello;
 mod bare_work;
 mod report;
@@ -37,7 +44,6 @@ mod roles;
 mod runtime_api;
 
 use std::{
-    ffi::OsString,
     path::PathBuf,
     process::{Command, Stdio},
     sync::atomic::{AtomicU64, Ordering},
@@ -58,13 +64,17 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 const DONE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() {
-    if let Some(role) = Role::from_environment() {
-        let result = match role {
-            Role::BareHello => bare_hello::main(),
-            _ => bare_work::main(),
+    // The roles this executable plays itself: the control `bare-work-in-bench`; `bare-work` and
+    // `bare-hello` too, the names scripts/instructions.py still sets (the in-bench code, as
+    // before issue 16; the bench itself runs the separate binaries for those).
+    if let Ok(role) = std::env::var(roles::ROLE_VARIABLE) {
+        let result = match role.as_str() {
+            "bare-hello" => bare_hello::main(),
+            "bare-work" | "bare-work-in-bench" => bare_work::main(),
+            other => Err(format!("unknown {}={other}", roles::ROLE_VARIABLE).into()),
         };
         if let Err(err) = result {
-            eprintln!("{}: {err}", role.name());
+            eprintln!("{role}: {err}");
             std::process::exit(1);
         }
         return;
@@ -273,7 +283,7 @@ impl Environment {
             std::thread::sleep(Duration::from_millis(50));
             let received = self.sinks(role).received().since(&before);
             match outcome {
-                Err(err) => println!("  {:<17} FAILED, left out: {err}", role.name()),
+                Err(err) => println!("  {:<18} FAILED, left out: {err}", role.name()),
                 Ok(run) => {
                     let exports = received.expected_exports(role);
                     let flag = match (exports, run.done) {
@@ -283,7 +293,7 @@ impl Environment {
                         }
                         _ => "",
                     };
-                    println!("  {:<17} {}{flag}", role.name(), received.describe());
+                    println!("  {:<18} {}{flag}", role.name(), received.describe());
                     if role == Role::Ours(Exporter::Segments) {
                         assert!(
                             exports.unwrap_or(0) > 0,
@@ -323,10 +333,8 @@ impl Environment {
     }
 }
 
-fn bench_executable() -> OsString {
-    std::env::current_exe()
-        .expect("path of the bench executable")
-        .into()
+fn bench_executable() -> PathBuf {
+    std::env::current_exe().expect("path of the bench executable")
 }
 
 /// The executables the Rust roles run, copied into a directory of their own before anything is
@@ -334,38 +342,33 @@ fn bench_executable() -> OsString {
 /// same bytes of a freshly linked `bootstrap` measured 0.92–0.94× (the bench's own build ÷ it,
 /// three runs) from the linker's file and 0.98–0.99× (paired) from a copy: copying every
 /// executable the same way keeps where a file came from out of the comparison.
+///
+/// `bootstrap`, `bare-work` and `bare-hello` are built by `cargo build` at the start of the bench
+/// (`benches/common/executables.rs`), each on its own, with the release profile `bootstrap` ships
+/// with; the bench executable itself is staged too, for the control role `bare-work-in-bench`.
 struct Executables {
     dir: PathBuf,
     bootstrap: PathBuf,
     bench: PathBuf,
-    baseline: PathBuf,
+    bare_work: PathBuf,
+    bare_hello: PathBuf,
 }
 
 impl Executables {
     fn stage() -> Self {
+        let built = executables::build().unwrap_or_else(|err| panic!("{err}"));
         let dir =
             std::env::temp_dir().join(format!("hello-lambda-cold-start-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a directory for the executables");
-        let copy = |from: OsString, name: &str| {
-            let to = dir.join(name);
-            std::fs::copy(&from, &to).unwrap_or_else(|err| {
-                panic!(
-                    "copy {} to {}: {err}",
-                    PathBuf::from(&from).display(),
-                    to.display()
-                )
-            });
-            to
-        };
-        let bench = copy(bench_executable(), "bench");
-        let baseline = match baseline_override() {
-            Some(other) => copy(other, "baseline"),
-            None => bench.clone(),
+        let bare_work = match baseline_override() {
+            Some(other) => executables::stage(&other, &dir, "baseline"),
+            None => executables::stage(&built.bare_work, &dir, "bare-work"),
         };
         Self {
-            bootstrap: copy(env!("CARGO_BIN_EXE_bootstrap").into(), "bootstrap"),
-            bench,
-            baseline,
+            bootstrap: executables::stage(&built.bootstrap, &dir, "bootstrap"),
+            bench: executables::stage(&bench_executable(), &dir, "bench"),
+            bare_work,
+            bare_hello: executables::stage(&built.bare_hello, &dir, "bare-hello"),
             dir,
         }
     }
@@ -374,8 +377,9 @@ impl Executables {
     fn of(&self, role: Role) -> Option<&PathBuf> {
         match role {
             Role::Ours(_) => Some(&self.bootstrap),
-            Role::BareWork => Some(&self.baseline),
-            Role::BareHello => Some(&self.bench),
+            Role::BareWork => Some(&self.bare_work),
+            Role::BareWorkInBench => Some(&self.bench),
+            Role::BareHello => Some(&self.bare_hello),
             Role::Python => None,
         }
     }
@@ -388,8 +392,10 @@ impl Drop for Executables {
 }
 
 /// `COLD_START_BASELINE`: another executable to use as the bare-work baseline.
-fn baseline_override() -> Option<OsString> {
-    std::env::var_os("COLD_START_BASELINE").filter(|v| !v.is_empty())
+fn baseline_override() -> Option<PathBuf> {
+    std::env::var_os("COLD_START_BASELINE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 fn file_size(path: impl Into<PathBuf>) -> Option<u64> {

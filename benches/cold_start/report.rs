@@ -15,8 +15,8 @@ use crate::{
 pub(crate) const INIT_GOAL: f64 = 1.05;
 /// Goal: exec → first `/response` of ours at most this many times bare-work's.
 pub(crate) const TOTAL_GOAL: f64 = 1.10;
-/// Goal: the Python original at least this many times slower than ours.
-pub(crate) const PYTHON_GOAL: f64 = 120.0;
+// The Python ratio is information, not a goal (issue 16 retired "Python ≥ 120× ours": the
+// Python interpreter's own start dominates it, observability work cannot move it).
 
 /// One role's runs over the rounds.
 #[derive(Debug)]
@@ -84,6 +84,10 @@ struct Ratios {
     total_paired: Option<f64>,
     /// Python's median total over this median total.
     python_over: Option<f64>,
+    /// Median total over the control's (`bare-work-in-bench`, the old baseline) median total.
+    total_over_control: Option<f64>,
+    /// Median over the rounds of (this total / the control's total in the same round).
+    total_over_control_paired: Option<f64>,
 }
 
 /// All roles over all rounds.
@@ -120,12 +124,19 @@ impl Report {
         let over_bare = |stats: fn(&Measured) -> Option<Stats>| {
             Some(ratio(median_of(measured, stats)?, median_of(bare, stats)?))
         };
-        let paired = measured
-            .runs
-            .iter()
-            .zip(&bare.runs)
-            .filter_map(|(ours, bare)| Some(ratio(ours.as_ref()?.total, bare.as_ref()?.total)))
-            .collect();
+        let paired_with = |other: &Measured| {
+            median(
+                measured
+                    .runs
+                    .iter()
+                    .zip(&other.runs)
+                    .filter_map(|(ours, other)| {
+                        Some(ratio(ours.as_ref()?.total, other.as_ref()?.total))
+                    })
+                    .collect(),
+            )
+        };
+        let control = self.role(Role::BareWorkInBench);
         let python_over = self.role(Role::Python).and_then(|python| {
             Some(ratio(
                 median_of(python, Measured::total)?,
@@ -135,8 +146,15 @@ impl Report {
         Ratios {
             init: over_bare(Measured::init),
             total: over_bare(Measured::total),
-            total_paired: median(paired),
+            total_paired: paired_with(bare),
             python_over: python_over.filter(|_| measured.role != Role::Python),
+            total_over_control: control.and_then(|control| {
+                Some(ratio(
+                    median_of(measured, Measured::total)?,
+                    median_of(control, Measured::total)?,
+                ))
+            }),
+            total_over_control_paired: control.and_then(paired_with),
         }
     }
 
@@ -152,7 +170,7 @@ impl Report {
             self.rounds
         );
         println!(
-            "  {:<17} {:>7} {:>11} {:>11} {:>25} {:>11} {:>8} {:>8} {:>8} {:>9}  reached the sinks",
+            "  {:<18} {:>7} {:>11} {:>11} {:>25} {:>11} {:>8} {:>8} {:>8} {:>9}  reached the sinks",
             "role",
             "ok",
             "init",
@@ -176,7 +194,7 @@ impl Report {
                 _ => "",
             };
             println!(
-                "  {:<17} {:>7} {:>11} {:>11} {:>25} {:>11} {:>8} {:>8} {:>8} {:>9}  {}{exported}",
+                "  {:<18} {:>7} {:>11} {:>11} {:>25} {:>11} {:>8} {:>8} {:>8} {:>9}  {}{exported}",
                 measured.role.name(),
                 format!("{}/{}", measured.ok().count(), measured.runs.len()),
                 cell(measured.init()),
@@ -193,7 +211,7 @@ impl Report {
             );
             if let Some(first) = measured.failures.first() {
                 println!(
-                    "  {:<17} {} failed run(s), the first: {first}",
+                    "  {:<18} {} failed run(s), the first: {first}",
                     "",
                     measured.failures.len()
                 );
@@ -204,7 +222,9 @@ impl Report {
              python/x = the Python original's total over this role's"
         );
         println!(
-            "  goals for ours: init/bw <= {INIT_GOAL:.2}x, total/bw <= {TOTAL_GOAL:.2}x, python/x >= {PYTHON_GOAL:.0}x"
+            "  goals for ours: init/bw <= {INIT_GOAL:.2}x, total/bw <= {TOTAL_GOAL:.2}x \
+             (python/x is information, not a goal); old paired = the same per-round ratio over \
+             bare-work-in-bench, the baseline before issue 16"
         );
         for measured in self
             .roles
@@ -218,35 +238,47 @@ impl Report {
                 Some(_) => "NOT met",
             };
             println!(
-                "    {:<17} init {} ({}), total {} ({}), python {} ({})",
+                "    {:<18} init {} ({}), total {} ({}; paired {}; old paired {}), python/x {}",
                 measured.role.name(),
                 factor(ratios.init),
                 verdict(ratios.init, |v| v <= INIT_GOAL),
                 factor(ratios.total),
                 verdict(ratios.total, |v| v <= TOTAL_GOAL),
+                factor(ratios.total_paired),
+                factor(ratios.total_over_control_paired),
                 ratios
                     .python_over
                     .map_or_else(|| "-".to_owned(), |v| format!("{v:.0}x")),
-                verdict(ratios.python_over, |v| v >= PYTHON_GOAL),
+            );
+        }
+        if let Some(control) = self.role(Role::BareWorkInBench) {
+            let ratios = self.ratios(control);
+            println!(
+                "  correction (control): bare-work-in-bench / bare-work: init {}, total {} (paired {}); \
+                 above 1 means the old in-bench baseline started slower and flattered every ratio",
+                factor(ratios.init),
+                factor(ratios.total),
+                factor(ratios.total_paired),
             );
         }
         let size = |role: Role| {
             self.role(role)
                 .and_then(|m| m.executable_bytes)
-                .map(|b| format!("{:.1} MB", b as f64 / 1e6))
+                .map_or_else(|| "-".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6))
         };
-        if let (Some(ours), Some(bench)) = (
-            self.roles
-                .iter()
-                .find(|m| matches!(m.role, Role::Ours(_)))
-                .and_then(|m| size(m.role)),
+        let ours = self
+            .roles
+            .iter()
+            .find(|m| matches!(m.role, Role::Ours(_)))
+            .map_or(Role::Ours(crate::roles::Exporter::OtlpUdp), |m| m.role);
+        println!(
+            "  executables: bootstrap {}, bare-work {}, bare-hello {} (each `cargo build --release` on \
+             its own); the bench executable (bare-work-in-bench) {}",
+            size(ours),
             size(Role::BareWork),
-        ) {
-            println!(
-                "  executables: bootstrap {ours}; the baselines run inside the bench executable, {bench} \
-                 (criterion included: a bigger image loads a little slower, which flatters the ratios)"
-            );
-        }
+            size(Role::BareHello),
+            size(Role::BareWorkInBench),
+        );
     }
 
     /// The raw results as JSON (schema in `docs/benchmarks.md`).
@@ -308,12 +340,14 @@ impl Report {
                         "total_over_bare_work": ratios.total,
                         "total_over_bare_work_paired": ratios.total_paired,
                         "python_over_this": ratios.python_over,
+                        "total_over_bare_work_in_bench": ratios.total_over_control,
+                        "total_over_bare_work_in_bench_paired": ratios.total_over_control_paired,
                     },
                 })
             })
             .collect();
         json!({
-            "schema": "hello-lambda/cold-start/v1",
+            "schema": "hello-lambda/cold-start/v2",
             "generated_unix": std::time::SystemTime::now()
                 .duration_since(std::time::SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
@@ -327,8 +361,8 @@ impl Report {
             "goals": {
                 "init_over_bare_work_max": INIT_GOAL,
                 "total_over_bare_work_max": TOTAL_GOAL,
-                "python_over_ours_min": PYTHON_GOAL,
             },
+            "control": Role::BareWorkInBench.name(),
             "roles": roles,
         })
     }

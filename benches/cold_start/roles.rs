@@ -9,7 +9,7 @@ use crate::{
     runtime_api::HttpStandIn,
 };
 
-/// Set in the environment of the re-executed bench binary to make it one of the baselines.
+/// Set in the environment of the re-executed bench binary to make it play `bare-work-in-bench`.
 pub(crate) const ROLE_VARIABLE: &str = "HELLO_LAMBDA_BENCH_ROLE";
 
 /// Where `bootstrap` sends its spans.
@@ -32,8 +32,12 @@ pub(crate) enum Exporter {
 /// One kind of process the bench measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
-    /// The same work as `bootstrap`, no observability: the reference for the tax ratios.
+    /// The same work as `bootstrap`, no observability, its own release binary
+    /// (`benches/baselines/bare-work`): the reference for the tax ratios.
     BareWork,
+    /// The control: the same code played by the bench executable (criterion and the bench code
+    /// linked in), the baseline before issue 16. Its ratio to `bare-work` is the correction.
+    BareWorkInBench,
     /// The smallest `lambda_runtime` hello world.
     BareHello,
     /// `bootstrap`, full observability, one exporter.
@@ -44,8 +48,9 @@ pub(crate) enum Role {
 
 impl Role {
     /// Every Rust role, baselines first.
-    pub(crate) const RUST: [Role; 8] = [
+    pub(crate) const RUST: [Role; 9] = [
         Role::BareWork,
+        Role::BareWorkInBench,
         Role::BareHello,
         Role::Ours(Exporter::Segments),
         Role::Ours(Exporter::OtlpUdp),
@@ -59,6 +64,7 @@ impl Role {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Role::BareWork => "bare-work",
+            Role::BareWorkInBench => "bare-work-in-bench",
             Role::BareHello => "bare-hello",
             Role::Ours(Exporter::Segments) => "segments",
             Role::Ours(Exporter::OtlpUdp) => "otlp-udp",
@@ -70,10 +76,11 @@ impl Role {
         }
     }
 
-    /// `baseline`, `reference`, `ours` or `python`.
+    /// `baseline`, `control`, `reference`, `ours` or `python`.
     pub(crate) fn kind(self) -> &'static str {
         match self {
             Role::BareWork => "baseline",
+            Role::BareWorkInBench => "control",
             Role::BareHello => "reference",
             Role::Ours(_) => "ours",
             Role::Python => "python",
@@ -84,9 +91,12 @@ impl Role {
     pub(crate) fn description(self) -> &'static str {
         match self {
             Role::BareWork => {
-                "the same work (greeting + one reqwest GET), plain lambda_runtime, no observability"
+                "the same work (greeting + one reqwest GET), plain lambda_runtime, no observability; its own release binary"
             }
-            Role::BareHello => "the smallest lambda_runtime hello world",
+            Role::BareWorkInBench => {
+                "control: bare-work's code played by the bench executable (criterion linked in), the baseline before issue 16"
+            }
+            Role::BareHello => "the smallest lambda_runtime hello world; its own release binary",
             Role::Ours(Exporter::Segments) => {
                 "bootstrap, X-Ray segment documents over UDP to the daemon"
             }
@@ -101,21 +111,12 @@ impl Role {
         }
     }
 
-    /// The value of [`ROLE_VARIABLE`] for the roles the bench executable plays itself.
+    /// The value of [`ROLE_VARIABLE`] for the role the bench executable plays itself.
     pub(crate) fn role_value(self) -> Option<&'static str> {
         match self {
-            Role::BareWork => Some("bare-work"),
-            Role::BareHello => Some("bare-hello"),
-            Role::Ours(_) | Role::Python => None,
+            Role::BareWorkInBench => Some("bare-work-in-bench"),
+            Role::BareWork | Role::BareHello | Role::Ours(_) | Role::Python => None,
         }
-    }
-
-    /// The role the bench executable was asked to play, if any.
-    pub(crate) fn from_environment() -> Option<Role> {
-        let value = std::env::var(ROLE_VARIABLE).ok()?;
-        [Role::BareWork, Role::BareHello]
-            .into_iter()
-            .find(|role| role.role_value() == Some(value.as_str()))
     }
 }
 
@@ -181,9 +182,10 @@ impl Received {
             Role::Ours(Exporter::OtlpUdp) => Some(self.otlp_datagrams),
             Role::Ours(Exporter::OtlpHttp) => Some(self.otlp_posts),
             Role::Ours(Exporter::OtlpHttpSigned) => Some(self.signed_posts),
-            Role::Ours(Exporter::Console | Exporter::None) | Role::BareWork | Role::BareHello => {
-                None
-            }
+            Role::Ours(Exporter::Console | Exporter::None)
+            | Role::BareWork
+            | Role::BareWorkInBench
+            | Role::BareHello => None,
         }
     }
 
@@ -278,7 +280,7 @@ pub(crate) fn configure(command: &mut Command, role: Role, runtime_api: &str, si
                 .env("PYTHONPYCACHEPREFIX", cache);
             return;
         }
-        Role::BareWork | Role::BareHello => {
+        Role::BareWork | Role::BareWorkInBench | Role::BareHello => {
             command
                 .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
                 .env("PACKAGE_MANAGEMENT_SYSTEM", "cargo");

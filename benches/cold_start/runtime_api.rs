@@ -21,15 +21,15 @@ use std::{
 use crate::common::{FUNCTION_ARN, trace_header};
 
 /// An HTTP/1.1 request head and body.
-struct Request {
-    method: String,
-    path: String,
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) path: String,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -38,7 +38,7 @@ impl Request {
 }
 
 /// Reads one request (content-length or chunked body); `None` at end of stream or on error.
-fn read_request(reader: &mut impl BufRead) -> Option<Request> {
+pub(crate) fn read_request(reader: &mut impl BufRead) -> Option<Request> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -91,7 +91,7 @@ fn read_request(reader: &mut impl BufRead) -> Option<Request> {
     Some(request)
 }
 
-fn write_response(
+pub(crate) fn write_response(
     stream: &mut impl Write,
     status: u16,
     headers: &[(&str, String)],

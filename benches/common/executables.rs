@@ -1,0 +1,145 @@
+//! The executables the process-level benches start, built as the package is built: `bootstrap`
+//! by `cargo build -p hello-lambda --bin bootstrap`, the baselines by `cargo build -p bare-work`
+//! and `cargo build -p bare-hello` (`benches/baselines/`), each in its own cargo invocation, with
+//! the profile this bench executable was built with (`cargo bench`: `--release`, the workspace's
+//! `[profile.release]`, the one `bootstrap` ships with; `cargo test`: the dev profile).
+//!
+//! Separate invocations, because cargo unifies the features of the packages one invocation
+//! builds: `bootstrap` built next to `bare-work` would get `lambda_runtime`'s `concurrency-tokio`,
+//! and `bare-work` would get `hello-lambda`'s exporters. And not the `bootstrap` `cargo bench`
+//! builds for this bench (`CARGO_BIN_EXE_bootstrap`): that one has the dev-dependencies'
+//! features unified into it, which measured about 4% faster to start than the `cargo build` of
+//! the same code (docs/cold-start-levers.md).
+//!
+//! `BENCH_BUILD=no` skips the builds and takes the executables found in `<target>/<profile>/`.
+#![allow(dead_code)]
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// `bootstrap` and the two baselines, where cargo wrote them.
+#[derive(Debug, Clone)]
+pub(crate) struct Built {
+    pub(crate) bootstrap: PathBuf,
+    pub(crate) bare_work: PathBuf,
+    pub(crate) bare_hello: PathBuf,
+}
+
+/// The profile directory of this bench executable: `<target>/<profile>/deps/<bench>-<hash>` →
+/// `<target>/<profile>`.
+pub(crate) fn profile_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.to_path_buf()))
+        .expect("the bench executable lives in <target>/<profile>/deps")
+}
+
+/// The target directory this bench executable was built in.
+pub(crate) fn target_dir() -> PathBuf {
+    profile_dir()
+        .parent()
+        .map(Path::to_path_buf)
+        .expect("<target>/<profile>")
+}
+
+/// The cargo arguments that select the bench executable's profile.
+fn profile_args() -> Vec<String> {
+    let dir = profile_dir();
+    match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => Vec::new(),
+        Some("release") | None => vec!["--release".into()],
+        Some(other) => vec!["--profile".into(), other.into()],
+    }
+}
+
+/// Builds `bootstrap`, `bare-work` and `bare-hello` (three cargo invocations, see the module
+/// documentation), unless `BENCH_BUILD=no`; returns where they are.
+pub(crate) fn build() -> Result<Built, String> {
+    let dir = profile_dir();
+    let built = Built {
+        bootstrap: dir.join("bootstrap"),
+        bare_work: dir.join("bare-work"),
+        bare_hello: dir.join("bare-hello"),
+    };
+    if std::env::var("BENCH_BUILD").as_deref() != Ok("no") {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        for package in [
+            &["-p", "hello-lambda", "--bin", "bootstrap"][..],
+            &["-p", "bare-work"],
+            &["-p", "bare-hello"],
+        ] {
+            let mut command = Command::new(&cargo);
+            without_cargo_run_variables(&mut command);
+            command
+                .arg("build")
+                .arg("--quiet")
+                .args(profile_args())
+                .arg("--manifest-path")
+                .arg(&manifest)
+                .arg("--target-dir")
+                .arg(target_dir())
+                .args(package);
+            let shown = format!(
+                "cargo build {} {}",
+                profile_args().join(" "),
+                package.join(" ")
+            );
+            println!("building: {shown}");
+            let status = command
+                .status()
+                .map_err(|err| format!("{shown}: could not run cargo: {err}"))?;
+            if !status.success() {
+                return Err(format!("{shown}: {status}"));
+            }
+        }
+    }
+    for path in [&built.bootstrap, &built.bare_work, &built.bare_hello] {
+        if !path.is_file() {
+            return Err(format!(
+                "{} is missing (BENCH_BUILD=no takes the executables as they are)",
+                path.display()
+            ));
+        }
+    }
+    Ok(built)
+}
+
+/// Removes the variables cargo sets for the bench it runs (`CARGO_MANIFEST_DIR`,
+/// `CARGO_PKG_NAME`, ...) from the nested build's environment. Build scripts watch some of them
+/// (`ring`'s: `cargo:rerun-if-env-changed=CARGO_PKG_NAME`, ...), so with them the nested build
+/// would rebuild `ring` and all that depends on it, and the next `cargo bench` would rebuild them
+/// back.
+fn without_cargo_run_variables(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_by_cargo = matches!(
+            name,
+            "CARGO"
+                | "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        ) || name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_EXE_");
+        if set_by_cargo {
+            command.env_remove(name);
+        }
+    }
+}
+
+/// Copies `from` into `dir` as `name`: Lambda runs a file unpacked from the zip, and the same
+/// bytes started measurably slower from the file the linker had just written.
+pub(crate) fn stage(from: &Path, dir: &Path, name: &str) -> PathBuf {
+    let to = dir.join(name);
+    std::fs::copy(from, &to)
+        .unwrap_or_else(|err| panic!("copy {} to {}: {err}", from.display(), to.display()));
+    to
+}
