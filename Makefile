@@ -35,7 +35,7 @@ crates: ## Package and verify the five library crates together (cargo package --
 	@# this tree's, so both go first (the verification builds in its own target directory).
 	rm -rf target/crates "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/*/lambda-observability-*-0.1.0
 	$(CARGO) package --workspace --exclude hello-lambda --exclude lambda-observability-test-support \
-	  --target-dir target/crates
+	  --exclude bare-work --exclude bare-hello --target-dir target/crates
 
 .PHONY: fuzz
 fuzz: ## The proptest fuzzers of every boundary (Runtime API headers, event decoder, environment, X-Ray header), 20,000 cases each (make test runs 256)
@@ -49,9 +49,10 @@ lint: ## rustfmt and clippy, warnings denied
 .PHONY: bench
 bench: ## Benchmarks (release build): cold start per exporter vs bare work and the Python original, warm overhead; docs/cold-start.svg
 	@start=$$(date +%s); status=0; \
-	rm -f target/cold-start.json; \
+	rm -f target/cold-start.json target/cpu-per-invocation.json; \
 	bash benches/python/install.sh || echo "bench: the Python original's packages are missing; its role is skipped"; \
-	COLD_START_JSON="$(CURDIR)/target/cold-start.json" $(CARGO) bench $(BENCH_ARGS) || status=$$?; \
+	COLD_START_JSON="$(CURDIR)/target/cold-start.json" CPU_PER_INVOCATION_JSON="$(CURDIR)/target/cpu-per-invocation.json" \
+	  $(CARGO) bench $(BENCH_ARGS) || status=$$?; \
 	if [ $$status -eq 0 ] && [ -f target/cold-start.json ]; then \
 	  python3 scripts/chart.py target/cold-start.json docs/cold-start.svg $(if $(CHART_NOTE),--note "$(CHART_NOTE)") || status=$$?; \
 	fi; \
@@ -70,6 +71,10 @@ features: ## Builds without default features: the facade with no exporter and it
 	  $(CARGO) test -p lambda-observability --no-default-features --features $$feature --lib; \
 	  $(CARGO) check -p hello-lambda --no-default-features --features $$feature --bin bootstrap; \
 	done
+
+.PHONY: bench-cpu
+bench-cpu: ## CPU per warm invocation of a real bootstrap process against the same work bare (release): target/cpu-per-invocation.json
+	CPU_PER_INVOCATION_JSON="$(CURDIR)/target/cpu-per-invocation.json" $(CARGO) bench --bench cpu_per_invocation
 
 .PHONY: ci
 ci: lint test ## What CI runs: lint, every test, each exporter feature alone, the crates' docs and packages, the release package and its checks, deploy targets against moto
