@@ -461,6 +461,35 @@ async fn posts_are_errors_unless_the_api_accepts_them() {
 }
 
 #[tokio::test]
+async fn other_refusals_and_unsent_posts_say_what_they_are() {
+    let api = Scripted::start(vec![status(404)]).await;
+    let error = api
+        .client()
+        .respond("r-1", None, b"{}".to_vec())
+        .await
+        .expect_err("refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("404") && !text.contains("non-recoverable") && !error.is_fatal(),
+        "{text}"
+    );
+    assert!(std::error::Error::source(&error).is_none());
+    // Nothing answers: the connection is closed at once.
+    let silent = Scripted::start(vec![]).await;
+    let unsent = silent
+        .client()
+        .respond("r-1", None, b"{}".to_vec())
+        .await
+        .expect_err("unsent");
+    assert_eq!(unsent.status(), None);
+    assert!(std::error::Error::source(&unsent).is_some(), "{unsent}");
+    assert!(
+        unsent.to_string().starts_with("it could not be sent"),
+        "{unsent}"
+    );
+}
+
+#[tokio::test]
 async fn init_errors_are_posted_and_refusals_are_errors() {
     let api = MiniApi::start(vec![]).await;
     let error = InitError::new("InvalidConfig", "no endpoint");
