@@ -354,4 +354,19 @@ mod tests {
         assert_eq!(next.message(), "the handler panicked");
         assert!(next.panic_location().is_some());
     }
+
+    #[test]
+    fn kinds_locations_and_errors_read_as_reported() {
+        assert_eq!(ErrorKind::Client.as_str(), "client");
+        assert_eq!(ErrorKind::Fault.as_str(), "fault");
+        let location = CodeLocation::new("src/handler.rs", 42, 9);
+        assert_eq!(
+            (location.file(), location.line(), location.column()),
+            ("src/handler.rs", 42, 9)
+        );
+        assert_eq!(location.to_string(), "src/handler.rs:42:9");
+        let error = InvocationError::new("InvalidEvent", "no name", ErrorKind::Client);
+        assert_eq!(error.to_string(), "InvalidEvent: no name");
+        assert_eq!(format!("{error:>24}"), "   InvalidEvent: no name");
+    }
 }

@@ -193,4 +193,20 @@ mod tests {
             "{unusable:?}"
         );
     }
+
+    #[test]
+    fn unusable_answers_say_why() {
+        assert_eq!(
+            Unusable::NoRequestId("the request id is empty".into()).to_string(),
+            "an event without a usable request id was skipped: the request id is empty"
+        );
+        let context = Unusable::Context {
+            request_id: "r".into(),
+            reason: "bad header".into(),
+        };
+        assert_eq!(
+            context.to_string(),
+            "the invocation's headers are not usable: bad header"
+        );
+    }
 }

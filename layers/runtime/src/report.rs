@@ -383,4 +383,31 @@ mod tests {
         assert_eq!(header_safe(""), "Unhandled");
         assert_eq!(header_safe("InvalidEvent"), "InvalidEvent");
     }
+
+    #[test]
+    fn truncation_backs_off_to_a_character_boundary() {
+        assert_eq!(truncate("aé", 2), "a");
+        assert_eq!(truncate("aéb", 3), "aé");
+        assert_eq!(truncate("abc", 3), "abc");
+        assert_eq!(truncate("ééé", 5), "éé");
+    }
+
+    #[test]
+    fn the_cause_names_the_working_directory_and_no_zero_truncation() {
+        let error = InvocationError::new("Small", "small", ErrorKind::Fault)
+            .with_stack_trace(vec!["small".into(), "cause".into()]);
+        let cause = parse(&xray_cause(&error));
+        let directory = std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        assert!(!directory.is_empty());
+        assert_eq!(cause["working_directory"], directory.as_str());
+        assert_eq!(working_directory(), directory);
+        let exception = cause["exceptions"][0]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert!(!exception.contains_key("truncated"), "{cause}");
+        assert_eq!(cause["exceptions"][0]["stack"][0]["label"], "cause");
+    }
 }

@@ -43,6 +43,8 @@ struct MiniApi {
     address: SocketAddr,
     events: Arc<Mutex<VecDeque<QueuedEvent>>>,
     posts: Arc<Mutex<Vec<Post>>>,
+    /// Extra header lines (`name: value\r\n`) sent with every event.
+    next_headers: Arc<Mutex<String>>,
 }
 
 impl MiniApi {
@@ -52,6 +54,7 @@ impl MiniApi {
             address: listener.local_addr().expect("address"),
             events: Arc::new(Mutex::new(events.into())),
             posts: Arc::default(),
+            next_headers: Arc::default(),
         };
         let server = api.clone();
         tokio::spawn(async move {
@@ -68,8 +71,9 @@ impl MiniApi {
                             let id = id.map_or(String::new(), |id| {
                                 format!("lambda-runtime-aws-request-id: {id}\r\n")
                             });
+                            let extra = server.next_headers.lock().expect("lock").clone();
                             format!(
-                                "HTTP/1.1 200 OK\r\n{id}lambda-runtime-deadline-ms: 600000\r\ncontent-length: {}\r\n\r\n{body}",
+                                "HTTP/1.1 200 OK\r\n{id}{extra}lambda-runtime-deadline-ms: 600000\r\ncontent-length: {}\r\n\r\n{body}",
                                 body.len()
                             )
                         } else {
@@ -314,4 +318,278 @@ async fn a_signal_before_any_event_ends_the_runtime_at_once() {
     .expect("no error");
     assert_eq!(drained.reason, "SIGTERM");
     assert!(drained.finished.is_empty() && drained.cut_off.is_empty());
+}
+
+/// Answers each request with the next scripted raw answer (closing the connection when there is
+/// none), and counts the requests.
+#[derive(Clone)]
+struct Scripted {
+    address: SocketAddr,
+    answers: Arc<Mutex<VecDeque<String>>>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Scripted {
+    async fn start(answers: Vec<String>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let api = Self {
+            address: listener.local_addr().expect("address"),
+            answers: Arc::new(Mutex::new(answers.into())),
+            requests: Arc::default(),
+        };
+        let server = api.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut reader = BufReader::new(read);
+                    while let Some((_, path, _, _)) = read_request(&mut reader).await {
+                        server.requests.lock().expect("lock").push(path);
+                        let next = server.answers.lock().expect("lock").pop_front();
+                        let Some(answer) = next else { return };
+                        if write.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        api
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
+    }
+
+    fn client(&self) -> RuntimeApi {
+        RuntimeApi::new(&self.address.to_string(), 1).expect("client")
+    }
+}
+
+fn status(code: u16) -> String {
+    format!("HTTP/1.1 {code} Scripted\r\ncontent-length: 4\r\n\r\nnope")
+}
+
+fn event(id: &str) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\nlambda-runtime-aws-request-id: {id}\r\nlambda-runtime-deadline-ms: 600000\r\ncontent-length: 2\r\n\r\n{{}}"
+    )
+}
+
+#[tokio::test]
+async fn next_is_retried_with_doubling_backoff_until_an_event_comes() {
+    let mut answers: Vec<String> = (0..NEXT_ATTEMPTS - 1).map(|_| status(502)).collect();
+    answers.push(event("late"));
+    let api = Scripted::start(answers).await;
+    let started = std::time::Instant::now();
+    let answer = next_event(&api.client(), &Stopping::new())
+        .await
+        .expect("the last attempt gets the event");
+    let took = started.elapsed();
+    assert_eq!(answer.parts.status, StatusCode::OK);
+    assert_eq!(api.requests().len(), NEXT_ATTEMPTS as usize);
+    // 50 + 100 + 200 + 400 ms between the five attempts.
+    assert!(
+        took >= Duration::from_millis(750) && took < Duration::from_millis(1_400),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn next_gives_up_after_its_attempts() {
+    let api = Scripted::start((0..10).map(|_| status(503)).collect()).await;
+    let error = next_event(&api.client(), &Stopping::new())
+        .await
+        .expect_err("never an event");
+    assert!(error.to_string().contains("503"), "{error}");
+    assert_eq!(api.requests().len(), NEXT_ATTEMPTS as usize);
+}
+
+#[tokio::test]
+async fn next_returns_only_successes_and_stops_at_once_on_a_500() {
+    let api = Scripted::start(vec![status(404), event("after-404")]).await;
+    let answer = next_event(&api.client(), &Stopping::new())
+        .await
+        .expect("a 404 is retried");
+    assert_eq!(answer.parts.status, StatusCode::OK);
+    assert_eq!(api.requests().len(), 2);
+
+    let api = Scripted::start(vec![status(500), event("never")]).await;
+    let stopping = Stopping::new();
+    let error = next_event(&api.client(), &stopping)
+        .await
+        .expect_err("500 is non-recoverable");
+    assert!(error.to_string().contains("500"), "{error}");
+    assert!(stopping.fatal_reason().is_some());
+    assert_eq!(api.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn posts_are_errors_unless_the_api_accepts_them() {
+    let api = Scripted::start(vec![status(202)]).await;
+    api.client()
+        .respond("r-ok", None, b"{}".to_vec())
+        .await
+        .expect("202 is accepted");
+    for (code, reason) in [
+        (400, "not valid"),
+        (403, "forbidden"),
+        (410, "timed out or was already answered"),
+        (413, "larger than Lambda accepts"),
+        (500, "non-recoverable"),
+    ] {
+        let api = Scripted::start(vec![status(code)]).await;
+        let error = api
+            .client()
+            .respond("r-1", None, b"{}".to_vec())
+            .await
+            .expect_err("refused");
+        assert_eq!(error.status().map(|s| s.as_u16()), Some(code));
+        assert_eq!(error.is_fatal(), code == 500);
+        let text = error.to_string();
+        assert!(text.contains(reason) && text.contains("nope"), "{text}");
+        let report = ErrorReport::invocation(&InvocationError::new("E", "m", ErrorKind::Fault));
+        let api = Scripted::start(vec![status(code)]).await;
+        let error = api
+            .client()
+            .report_error("r-1", None, &report)
+            .await
+            .expect_err("refused");
+        assert_eq!(error.status().map(|s| s.as_u16()), Some(code));
+    }
+}
+
+#[tokio::test]
+async fn other_refusals_and_unsent_posts_say_what_they_are() {
+    let api = Scripted::start(vec![status(404)]).await;
+    let error = api
+        .client()
+        .respond("r-1", None, b"{}".to_vec())
+        .await
+        .expect_err("refused");
+    let text = error.to_string();
+    assert!(
+        text.contains("404") && !text.contains("non-recoverable") && !error.is_fatal(),
+        "{text}"
+    );
+    assert!(std::error::Error::source(&error).is_none());
+    // Nothing answers: the connection is closed at once.
+    let silent = Scripted::start(vec![]).await;
+    let unsent = silent
+        .client()
+        .respond("r-1", None, b"{}".to_vec())
+        .await
+        .expect_err("unsent");
+    assert_eq!(unsent.status(), None);
+    assert!(std::error::Error::source(&unsent).is_some(), "{unsent}");
+    assert!(
+        unsent.to_string().starts_with("it could not be sent"),
+        "{unsent}"
+    );
+}
+
+#[tokio::test]
+async fn init_errors_are_posted_and_refusals_are_errors() {
+    let api = MiniApi::start(vec![]).await;
+    let error = InitError::new("InvalidConfig", "no endpoint");
+    report_init_error(&api.address.to_string(), &error)
+        .await
+        .expect("posted");
+    let posts = api.posts();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].path, "/2018-06-01/runtime/init/error");
+    assert_eq!(
+        posts[0].header("lambda-runtime-function-error-type"),
+        Some("Runtime.InvalidConfig")
+    );
+    assert_eq!(
+        posts[0].body,
+        json!({"errorType": "Runtime.InvalidConfig", "errorMessage": "no endpoint"})
+    );
+    let refusing = Scripted::start(vec![status(403)]).await;
+    let refused = report_init_error(&refusing.address.to_string(), &error).await;
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("403")),
+        "{refused:?}"
+    );
+}
+
+/// Set in the child processes the tests below start: the environment is process-wide.
+const CHILD: &str = "LAMBDA_OBSERVABILITY_RUNTIME_TEST_CHILD";
+
+/// Runs the test `name` of this binary alone, in a child process, with `env` set (`None`:
+/// removed), and asserts that it passed.
+fn in_child(name: &str, env: &[(&str, Option<&str>)]) {
+    let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    command
+        .args([name, "--exact", "--test-threads=1"])
+        .env(CHILD, "1");
+    for (key, value) in env {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let output = command.output().expect("child ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn from_env_reads_the_runtime_api_variable() {
+    in_child(
+        "tests::from_env_child",
+        &[(RUNTIME_API_VARIABLE, Some("127.0.0.1:9001"))],
+    );
+    in_child("tests::from_env_child", &[(RUNTIME_API_VARIABLE, None)]);
+}
+
+#[test]
+fn from_env_child() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    assert_eq!(
+        Runtime::from_env(()).map(|runtime| runtime.endpoint),
+        std::env::var(RUNTIME_API_VARIABLE).ok()
+    );
+}
+
+#[test]
+fn the_trace_variable_is_set_only_when_asked_and_one_invocation_runs_at_a_time() {
+    in_child(
+        "tests::trace_env_child",
+        &[(trace_env::NAME, None), (RUNTIME_API_VARIABLE, None)],
+    );
+}
+
+#[tokio::test]
+async fn trace_env_child() {
+    if std::env::var_os(CHILD).is_none() {
+        return;
+    }
+    const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
+    let mut seen = Vec::new();
+    for (expose, concurrency) in [(false, 1), (true, 2), (true, 1)] {
+        let api = MiniApi::start(vec![(Some("t"), "{}")]).await;
+        *api.next_headers.lock().expect("lock") = format!("lambda-runtime-trace-id: {TRACE}\r\n");
+        let handler = service_fn(|_: LambdaEvent<Bytes>| async {
+            Ok::<_, InvocationError>(json!({"trace": std::env::var(trace_env::NAME).ok()}))
+        });
+        let runtime = Runtime::new(api.address.to_string(), handler)
+            .max_concurrency(concurrency)
+            .expose_trace_env(expose);
+        let _ = tokio::time::timeout(Duration::from_secs(20), runtime.run())
+            .await
+            .expect("ends when the API is gone");
+        seen.push(api.posts()[0].body["trace"].clone());
+    }
+    assert_eq!(seen, [Value::Null, Value::Null, json!(TRACE)]);
 }
