@@ -20,33 +20,29 @@ fn delivery(report: SendReport) -> Delivery {
     Delivery::new(report.sent, report.oversize, report.error)
 }
 
-/// X-Ray segment documents to the daemon.
-#[cfg(feature = "xray-segments")]
-pub(super) struct Segments(pub(super) SegmentExporter);
+/// A daemon exporter: a send that reports span by span what left.
+pub(super) trait Sends: SpanExporter + 'static {
+    fn send(&self, batch: Vec<SpanData>) -> SendReport;
+}
 
 #[cfg(feature = "xray-segments")]
-impl Deliver for Segments {
-    fn deliver(&self, batch: Vec<SpanData>) -> DeliveryFuture<'_> {
-        Box::pin(std::future::ready(delivery(self.0.send(batch))))
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.0.set_resource(resource);
-    }
-
-    /// A send never waits (non-blocking socket); an unreachable daemon is a failed flush,
-    /// counted, with no breaker.
-    fn may_stall(&self) -> bool {
-        false
+impl Sends for SegmentExporter {
+    fn send(&self, batch: Vec<SpanData>) -> SendReport {
+        SegmentExporter::send(self, batch)
     }
 }
 
-/// OTLP over UDP to the daemon.
 #[cfg(feature = "otlp-udp")]
-pub(super) struct OtlpUdp(pub(super) OtlpUdpExporter);
+impl Sends for OtlpUdpExporter {
+    fn send(&self, batch: Vec<SpanData>) -> SendReport {
+        OtlpUdpExporter::send(self, batch)
+    }
+}
 
-#[cfg(feature = "otlp-udp")]
-impl Deliver for OtlpUdp {
+/// A daemon exporter as the pipeline drives it.
+pub(super) struct Daemon<E>(pub(super) E);
+
+impl<E: Sends> Deliver for Daemon<E> {
     fn deliver(&self, batch: Vec<SpanData>) -> DeliveryFuture<'_> {
         Box::pin(std::future::ready(delivery(self.0.send(batch))))
     }
@@ -132,7 +128,7 @@ mod tests {
         let exporter =
             OtlpUdpExporter::connect(daemon.local_addr().expect("address")).expect("socket");
         let telemetry = Telemetry::builder()
-            .deliver_to("otlp-udp", Duration::from_secs(2), OtlpUdp(exporter))
+            .deliver_to("otlp-udp", Duration::from_secs(2), Daemon(exporter))
             .sampler(Sampler::AlwaysOn)
             .build();
         let subscriber = tracing_subscriber::registry().with(telemetry.tracer().map(otel_layer));

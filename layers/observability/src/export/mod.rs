@@ -96,7 +96,7 @@ pub fn init(
             TracesExporter::XraySegments { daemon } => {
                 let daemon = *daemon;
                 builder.deliver_to_lazy("xray", timeout, move || {
-                    Ok(daemon::Segments(
+                    Ok(daemon::Daemon(
                         lambda_observability_daemon::SegmentExporter::connect(daemon)?
                             .annotations(ANNOTATIONS.iter().copied()),
                     ))
@@ -106,7 +106,7 @@ pub fn init(
             TracesExporter::OtlpUdp { daemon } => {
                 let daemon = *daemon;
                 builder.deliver_to_lazy("otlp-udp", timeout, move || {
-                    Ok(daemon::OtlpUdp(
+                    Ok(daemon::Daemon(
                         lambda_observability_daemon::OtlpUdpExporter::connect(daemon)?,
                     ))
                 })
