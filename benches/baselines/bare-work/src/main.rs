@@ -17,35 +17,13 @@
 
 use std::sync::Arc;
 
-use hello_lambda::{FunctionConfig, Greeting, process_request};
+use hello_lambda::FunctionConfig;
 use lambda_observability::http_client::client as http_client;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
+use lambda_runtime::{Error, service_fn};
 
-/// What an invocation needs, built once at init.
-struct Context {
-    config: FunctionConfig,
-    http: reqwest::Client,
-}
+mod work;
 
-async fn handle(context: &Context, event: LambdaEvent<Value>) -> Result<Greeting, Error> {
-    // The public IP is fetched as the function does, and dropped: nothing logs it here.
-    let public_ip = match context
-        .http
-        .get(&context.config.checkip_url)
-        .timeout(context.config.checkip_timeout)
-        .send()
-        .await
-    {
-        Ok(response) => response.text().await.unwrap_or_default(),
-        Err(err) => err.to_string(),
-    };
-    std::hint::black_box(public_ip);
-    Ok(process_request(
-        &event.payload,
-        &context.config.package_management_system,
-    )?)
-}
+use work::{Context, handle};
 
 /// Whether Lambda asks for more than one invocation at a time.
 fn concurrent() -> bool {
