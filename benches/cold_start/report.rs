@@ -346,16 +346,11 @@ impl Report {
                 })
             })
             .collect();
+        let (generated, machine) = crate::common::generated_on();
         json!({
             "schema": "hello-lambda/cold-start/v2",
-            "generated_unix": std::time::SystemTime::now()
-                .duration_since(std::time::SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            "machine": {
-                "os": std::env::consts::OS,
-                "arch": std::env::consts::ARCH,
-                "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
-            },
+            "generated_unix": generated,
+            "machine": machine,
             "rounds": self.rounds,
             "baseline": Role::BareWork.name(),
             "goals": {

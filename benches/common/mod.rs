@@ -125,3 +125,17 @@ impl Stats {
 pub(crate) fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
+
+/// When a bench's JSON was written (seconds since the epoch) and on what machine: the fields
+/// every bench document starts with.
+pub(crate) fn generated_on() -> (u64, serde_json::Value) {
+    let generated = std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let machine = serde_json::json!({
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+    });
+    (generated, machine)
+}

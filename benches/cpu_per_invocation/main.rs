@@ -424,18 +424,13 @@ fn main() {
     let load_after = load_average();
     let summary = summarize(&settings, &runs);
     print_table(&summary, &load_before, &load_after);
+    let (generated, mut machine) = common::generated_on();
+    machine["load_average_before"] = json!(load_before);
+    machine["load_average_after"] = json!(load_after);
     let document = json!({
         "schema": "hello-lambda/cpu-per-invocation/v1",
-        "generated_unix": std::time::SystemTime::now()
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        "machine": {
-            "os": std::env::consts::OS,
-            "arch": std::env::consts::ARCH,
-            "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
-            "load_average_before": load_before,
-            "load_average_after": load_after,
-        },
+        "generated_unix": generated,
+        "machine": machine,
         "invocations": settings.invocations,
         "warmup": settings.warmup,
         "repeats": settings.repeats,
