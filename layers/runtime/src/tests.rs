@@ -57,38 +57,24 @@ impl MiniApi {
             next_headers: Arc::default(),
         };
         let server = api.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut reader = BufReader::new(read);
-                    while let Some((method, path, headers, body)) = read_request(&mut reader).await
-                    {
-                        let answer = if method == "GET" {
-                            let next = server.events.lock().expect("lock").pop_front();
-                            let Some((id, body)) = next else { return };
-                            let id = id.map_or(String::new(), |id| {
-                                format!("lambda-runtime-aws-request-id: {id}\r\n")
-                            });
-                            let extra = server.next_headers.lock().expect("lock").clone();
-                            format!(
-                                "HTTP/1.1 200 OK\r\n{id}{extra}lambda-runtime-deadline-ms: 600000\r\ncontent-length: {}\r\n\r\n{body}",
-                                body.len()
-                            )
-                        } else {
-                            server.posts.lock().expect("lock").push(Post {
-                                path,
-                                headers,
-                                body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                            });
-                            "HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_owned()
-                        };
-                        if write.write_all(answer.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
+        serve(listener, move |(method, path, headers, body)| {
+            if method == "GET" {
+                let (id, body) = server.events.lock().expect("lock").pop_front()?;
+                let id = id.map_or(String::new(), |id| {
+                    format!("lambda-runtime-aws-request-id: {id}\r\n")
                 });
+                let extra = server.next_headers.lock().expect("lock").clone();
+                Some(format!(
+                    "HTTP/1.1 200 OK\r\n{id}{extra}lambda-runtime-deadline-ms: 600000\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                ))
+            } else {
+                server.posts.lock().expect("lock").push(Post {
+                    path,
+                    headers,
+                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                });
+                Some("HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n".to_owned())
             }
         });
         api
@@ -104,6 +90,31 @@ impl MiniApi {
 }
 
 type Head = (String, String, Vec<(String, String)>, Vec<u8>);
+
+/// Serves HTTP/1.1 on `listener`, each request answered with the raw response `answer` makes
+/// of it; `None` closes the connection.
+fn serve<F>(listener: TcpListener, answer: F)
+where
+    F: Fn(Head) -> Option<String> + Clone + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut reader = BufReader::new(read);
+                while let Some(request) = read_request(&mut reader).await {
+                    let Some(response) = answer(request) else {
+                        return;
+                    };
+                    if write.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+}
 
 async fn read_request(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>) -> Option<Head> {
     let mut line = String::new();
@@ -338,22 +349,9 @@ impl Scripted {
             requests: Arc::default(),
         };
         let server = api.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let server = server.clone();
-                tokio::spawn(async move {
-                    let (read, mut write) = stream.into_split();
-                    let mut reader = BufReader::new(read);
-                    while let Some((_, path, _, _)) = read_request(&mut reader).await {
-                        server.requests.lock().expect("lock").push(path);
-                        let next = server.answers.lock().expect("lock").pop_front();
-                        let Some(answer) = next else { return };
-                        if write.write_all(answer.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
+        serve(listener, move |(_, path, _, _)| {
+            server.requests.lock().expect("lock").push(path);
+            server.answers.lock().expect("lock").pop_front()
         });
         api
     }
