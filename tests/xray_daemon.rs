@@ -4,13 +4,8 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use serde_json::Value;
-use support::{
-    BootstrapExt as _, CheckIp, Event, FixtureExt as _, Function, MockRuntimeApi, TRACE_PARENT,
-    XrayDaemon, trace_header,
-};
+use support::{CheckIp, Event, FixtureExt as _, TRACE_PARENT, trace_header};
 
 fn parse(datagram: &[u8]) -> Value {
     let text = std::str::from_utf8(datagram).expect("UTF-8 datagram");
@@ -31,24 +26,10 @@ fn is_hex_id(value: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_reach_the_daemon_before_the_next_event_with_the_right_tree() {
-    let daemon = Arc::new(XrayDaemon::start());
     let checkip = CheckIp::start(200).await;
     let mut events = support::traced_events();
     events.push(Event::fixture("untraced", "success.json"));
-    let runtime = MockRuntimeApi::start(events).await;
-    let received = daemon.capture_before_next(&runtime);
-    let address = daemon.address.to_string();
-    let _function = Function::start(
-        &runtime,
-        &[
-            ("CHECKIP_URL", &checkip.url),
-            ("OTEL_TRACES_EXPORTER", "xray"),
-            ("AWS_XRAY_DAEMON_ADDRESS", &address),
-        ],
-    );
-    runtime.outcomes(5).await;
-    runtime.wait_next_calls(6).await;
-    let received = received.lock().expect("lock").clone();
+    let (_function, _, received) = support::run_with_segments(events, &checkip.url).await;
 
     let documents: Vec<(usize, Value)> = received.iter().map(|(n, d)| (*n, parse(d))).collect();
     let for_trace = |n: u32| -> Vec<Value> {
@@ -201,32 +182,19 @@ async fn segments_reach_the_daemon_before_the_next_event_with_the_right_tree() {
 /// the next event; a daemon address where nothing listens never fails an invocation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_around_the_invocation_neither_lose_spans_nor_fail_it() {
-    let daemon = Arc::new(XrayDaemon::start());
-    let runtime = MockRuntimeApi::start(vec![
+    let events = vec![
         Event::fixture("ok", "success.json").traced(&trace_header(7, true)),
         Event::fixture("ok-2", "success.json").traced(&trace_header(8, true)),
-    ])
-    .await;
-    let received = daemon.capture_before_next(&runtime);
-    let address = daemon.address.to_string();
+    ];
     // Port 9 on loopback: the public-IP call is refused at once.
-    let _function = Function::start(
-        &runtime,
-        &[
-            ("CHECKIP_URL", "http://127.0.0.1:9/"),
-            ("OTEL_TRACES_EXPORTER", "xray"),
-            ("AWS_XRAY_DAEMON_ADDRESS", &address),
-        ],
-    );
-    let outcomes = runtime.outcomes(2).await;
-    runtime.wait_next_calls(3).await;
+    let (_function, outcomes, received) =
+        support::run_with_segments(events, "http://127.0.0.1:9/").await;
     assert!(
         outcomes
             .iter()
             .all(|o| matches!(o, support::Outcome::Response { .. })),
         "{outcomes:?}"
     );
-    let received = received.lock().expect("lock").clone();
     let http: Vec<(usize, Value)> = received
         .iter()
         .map(|(n, d)| (*n, parse(d)))

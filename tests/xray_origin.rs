@@ -6,13 +6,8 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use serde_json::Value;
-use support::{
-    BootstrapExt as _, CheckIp, Event, FixtureExt as _, Function, MockRuntimeApi, TRACE_PARENT,
-    XrayDaemon, trace_header,
-};
+use support::{CheckIp, Event, FixtureExt as _, TRACE_PARENT, trace_header};
 
 /// The segment document of one daemon datagram (header line, then the JSON document).
 fn document(datagram: &[u8]) -> Value {
@@ -33,26 +28,12 @@ fn is_xray_trace_id(id: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_lambda_trace_header_the_invocation_is_a_root_segment_of_origin_lambda_function()
 {
-    let daemon = Arc::new(XrayDaemon::start());
     let checkip = CheckIp::start(200).await;
-    let runtime = MockRuntimeApi::start(vec![
+    let events = vec![
         Event::fixture("untraced", "success.json"),
         Event::fixture("traced", "success.json").traced(&trace_header(1, true)),
-    ])
-    .await;
-    let received = daemon.capture_before_next(&runtime);
-    let address = daemon.address.to_string();
-    let _function = Function::start(
-        &runtime,
-        &[
-            ("CHECKIP_URL", &checkip.url),
-            ("OTEL_TRACES_EXPORTER", "xray"),
-            ("AWS_XRAY_DAEMON_ADDRESS", &address),
-        ],
-    );
-    runtime.outcomes(2).await;
-    runtime.wait_next_calls(3).await;
-    let received = received.lock().expect("lock").clone();
+    ];
+    let (_function, _, received) = support::run_with_segments(events, &checkip.url).await;
     // Invocation 1's documents arrived before `/next` #2, invocation 2's before #3.
     let of_invocation = |n: usize| -> Vec<Value> {
         received

@@ -91,3 +91,30 @@ pub async fn run_with_daemon_at(exporter: &str, address: &str) -> (Function, Vec
     runtime.wait_next_calls(4).await;
     (function, outcomes)
 }
+
+/// Runs `bootstrap` over `events`, exporting X-Ray segments to a stand-in daemon, with the
+/// public-IP service at `checkip_url`, until it asks for the event after the last. Returns the
+/// process, what it answered, and each datagram with the number of `/next` calls made before it
+/// arrived.
+pub async fn run_with_segments(
+    events: Vec<Event>,
+    checkip_url: &str,
+) -> (Function, Vec<Outcome>, Vec<(usize, Vec<u8>)>) {
+    let count = events.len();
+    let daemon = std::sync::Arc::new(XrayDaemon::start());
+    let runtime = MockRuntimeApi::start(events).await;
+    let received = daemon.capture_before_next(&runtime);
+    let address = daemon.address.to_string();
+    let function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", checkip_url),
+            ("OTEL_TRACES_EXPORTER", "xray"),
+            ("AWS_XRAY_DAEMON_ADDRESS", &address),
+        ],
+    );
+    let outcomes = runtime.outcomes(count).await;
+    runtime.wait_next_calls(count + 1).await;
+    let received = received.lock().expect("lock").clone();
+    (function, outcomes, received)
+}
