@@ -159,13 +159,25 @@ fn python_with_botocore() -> PathBuf {
         )
 }
 
-/// Whether botocore accepts `request`'s signature for these credentials, region and service,
-/// with its output (why not).
+/// Whether botocore accepts `request`'s signature for the test's credentials, this region and
+/// service, with its output (why not).
 fn botocore_verifies(
     python: &Path,
     request: &Request,
     region: &str,
     body: &[u8],
+) -> (bool, String) {
+    let keys = [ACCESS_KEY_ID, SECRET_ACCESS_KEY, SESSION_TOKEN];
+    botocore_verifies_with(python, request, region, body, keys)
+}
+
+/// [`botocore_verifies`] with these keys: access key id, secret access key, session token.
+fn botocore_verifies_with(
+    python: &Path,
+    request: &Request,
+    region: &str,
+    body: &[u8],
+    [access_key_id, secret_access_key, session_token]: [&str; 3],
 ) -> (bool, String) {
     let recorded = serde_json::json!({
         "method": request.method,
@@ -174,9 +186,9 @@ fn botocore_verifies(
         "body_hex": hex(body),
         "region": region,
         "service": SERVICE,
-        "access_key_id": ACCESS_KEY_ID,
-        "secret_access_key": SECRET_ACCESS_KEY,
-        "session_token": SESSION_TOKEN,
+        "access_key_id": access_key_id,
+        "secret_access_key": secret_access_key,
+        "session_token": session_token,
     });
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigv4/verify.py");
     let mut child = Command::new(python)
@@ -408,4 +420,109 @@ async fn bootstraps_signed_exports_verify_with_botocore_and_carry_the_span_tree(
         !logs.contains(SESSION_TOKEN),
         "the session token is never logged"
     );
+}
+
+/// `bootstrap` signing with credentials from a container credentials endpoint
+/// (`AWS_CONTAINER_CREDENTIALS_FULL_URI` and its token, no keys in the environment), as where an
+/// environment outlives its first credentials. The endpoint hands out credentials that expire
+/// within [`REFRESH_BEFORE_EXPIRY`](lambda_observability::sigv4::REFRESH_BEFORE_EXPIRY), each time
+/// new ones: every export fetches again (with the token) and is signed with the credentials just
+/// fetched, which botocore verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bootstrap_refreshes_container_credentials_before_they_expire() {
+    use support::{BootstrapExt as _, CheckIp, Function, MockRuntimeApi};
+
+    const AUTH_TOKEN: &str = "container-auth-token";
+    let python = python_with_botocore();
+    let receiver = Receiver::start().await;
+    let checkip = CheckIp::start(200).await;
+    let fetches: Arc<Mutex<Vec<Request>>> = Arc::default();
+    let credentials_endpoint = {
+        let fetches = fetches.clone();
+        serve_http(move |request| {
+            let served = {
+                let mut fetches = fetches.lock().expect("lock");
+                fetches.push(request.clone());
+                fetches.len()
+            };
+            async move {
+                if request.header("authorization") != Some(AUTH_TOKEN) {
+                    return Some(Response::new(401, "bad token"));
+                }
+                let expiration = time_in(Duration::from_secs(120));
+                let body = serde_json::json!({
+                    "AccessKeyId": format!("AKIDCONTAINER{served}"),
+                    "SecretAccessKey": format!("secret{served}"),
+                    "Token": format!("token{served}"),
+                    "Expiration": expiration,
+                });
+                Some(Response::new(200, body.to_string()))
+            }
+        })
+        .await
+    };
+    let runtime = MockRuntimeApi::start(support::traced_events()).await;
+    let full_uri = format!("http://{credentials_endpoint}/v1/credentials");
+    let function = Function::start(
+        &runtime,
+        &[
+            ("CHECKIP_URL", &checkip.url),
+            ("OTEL_TRACES_EXPORTER", "otlp"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &receiver.endpoint),
+            ("OTLP_TRACES_SIGV4", "true"),
+            ("AWS_REGION", REGION),
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &full_uri),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", AUTH_TOKEN),
+        ],
+    );
+    runtime.outcomes(4).await;
+    runtime.wait_next_calls(5).await;
+
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 3, "one export per sampled invocation");
+    let fetches = fetches.lock().expect("lock").clone();
+    assert_eq!(
+        fetches.len(),
+        3,
+        "credentials close to expiry: fetched for each export"
+    );
+    for fetch in &fetches {
+        assert_eq!(fetch.method, "GET");
+        assert_eq!(fetch.path, "/v1/credentials");
+        assert_eq!(fetch.header("authorization"), Some(AUTH_TOKEN));
+    }
+    for (n, request) in requests.iter().enumerate() {
+        let served = n + 1;
+        let (key, secret, token) = (
+            format!("AKIDCONTAINER{served}"),
+            format!("secret{served}"),
+            format!("token{served}"),
+        );
+        let authorization = request.header("authorization").expect("signed");
+        assert!(
+            authorization.starts_with(&format!("AWS4-HMAC-SHA256 Credential={key}/")),
+            "request {n} is signed with the credentials fetched for it: {authorization}"
+        );
+        assert_eq!(request.header("x-amz-security-token"), Some(token.as_str()));
+        let keys = [key.as_str(), secret.as_str(), token.as_str()];
+        let (verified, output) =
+            botocore_verifies_with(&python, request, REGION, &request.body, keys);
+        assert!(
+            verified,
+            "request {n}: botocore rejects the signature: {output}"
+        );
+    }
+    let logs = function.logs();
+    assert!(!logs.contains(AUTH_TOKEN), "the token is never logged");
+    assert!(
+        !logs.contains("secret1"),
+        "the fetched secret is never logged"
+    );
+}
+
+/// `now + after` as RFC 3339, as the credentials endpoint writes it.
+fn time_in(after: Duration) -> String {
+    aws_smithy_types::DateTime::from(SystemTime::now() + after)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .expect("a time after 1970")
 }

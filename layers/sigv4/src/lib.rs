@@ -2,7 +2,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-use std::{fmt, time::SystemTime};
+use std::{fmt, sync::Arc, time::SystemTime};
 
 use async_trait::async_trait;
 use aws_sigv4::{
@@ -14,6 +14,9 @@ use http::HeaderValue;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 
 pub use aws_credential_types::Credentials;
+pub use container::{ContainerCredentials, REFRESH_BEFORE_EXPIRY};
+
+mod container;
 
 /// A type-erased error.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -32,8 +35,18 @@ pub struct SigV4Client<C> {
     inner: C,
     region: String,
     service: String,
-    /// `None` when the configuration has no credentials: requests fail without being sent.
-    identity: Option<Identity>,
+    source: Source,
+}
+
+/// Where the credentials come from.
+#[derive(Clone)]
+enum Source {
+    /// None configured: requests fail without being sent.
+    Missing,
+    /// Given once (the environment's): used as they are.
+    Fixed(Identity),
+    /// Fetched from an endpoint, refreshed before they expire.
+    Container(Arc<container::Refreshing>),
 }
 
 impl<C> SigV4Client<C> {
@@ -44,7 +57,24 @@ impl<C> SigV4Client<C> {
             inner,
             region: region.into(),
             service: XRAY_SERVICE.to_owned(),
-            identity: credentials.map(Identity::from),
+            source: credentials.map_or(Source::Missing, |c| Source::Fixed(Identity::from(c))),
+        }
+    }
+
+    /// Signs with credentials from a container credentials `endpoint`, sending with `inner`: the
+    /// first request fetches them (through `inner`), later ones reuse them until
+    /// [`REFRESH_BEFORE_EXPIRY`] before they expire, then fetch again. When a fetch fails the
+    /// request is not sent, unless the credentials at hand have not expired yet: those sign it.
+    pub fn with_container_credentials(
+        inner: C,
+        region: impl Into<String>,
+        endpoint: ContainerCredentials,
+    ) -> Self {
+        Self {
+            inner,
+            region: region.into(),
+            service: XRAY_SERVICE.to_owned(),
+            source: Source::Container(Arc::new(container::Refreshing::new(endpoint))),
         }
     }
 
@@ -69,16 +99,32 @@ impl<C> SigV4Client<C> {
         self.inner
     }
 
-    /// Adds the signature headers to `request` as of `time`.
+    /// The error of a request that has no credentials to be signed with.
+    fn missing(&self) -> SigV4Error {
+        SigV4Error::new(format!(
+            "no AWS credentials to sign the request to {} in {}: set AWS_ACCESS_KEY_ID and \
+             AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN with temporary credentials), or \
+             AWS_CONTAINER_CREDENTIALS_FULL_URI; nothing was sent",
+            self.service, self.region
+        ))
+    }
+
+    /// Adds the signature headers to `request` as of `time`, with fixed credentials (tests).
+    #[cfg(test)]
     fn sign(&self, request: &mut Request<Bytes>, time: SystemTime) -> Result<(), SigV4Error> {
-        let identity = self.identity.as_ref().ok_or_else(|| {
-            SigV4Error::new(format!(
-                "no AWS credentials to sign the request to {} in {}: set AWS_ACCESS_KEY_ID and \
-                 AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN with temporary credentials); \
-                 nothing was sent",
-                self.service, self.region
-            ))
-        })?;
+        match &self.source {
+            Source::Fixed(identity) => self.sign_with(identity, request, time),
+            _ => Err(self.missing()),
+        }
+    }
+
+    /// Adds the signature headers to `request` as of `time`, signed with `identity`.
+    fn sign_with(
+        &self,
+        identity: &Identity,
+        request: &mut Request<Bytes>,
+        time: SystemTime,
+    ) -> Result<(), SigV4Error> {
         if request.uri().host().is_none() {
             // aws-sigv4 panics on a URI without a host; the exporter always sends absolute URLs.
             return Err(SigV4Error::new(format!(
@@ -141,7 +187,14 @@ impl<C: fmt::Debug> fmt::Debug for SigV4Client<C> {
             .field("inner", &self.inner)
             .field("region", &self.region)
             .field("service", &self.service)
-            .field("credentials", &self.identity.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "credentials",
+                &match &self.source {
+                    Source::Missing => None,
+                    Source::Fixed(_) => Some("[REDACTED]".to_owned()),
+                    Source::Container(refreshing) => Some(format!("{:?}", refreshing.endpoint())),
+                },
+            )
             .finish()
     }
 }
@@ -149,13 +202,19 @@ impl<C: fmt::Debug> fmt::Debug for SigV4Client<C> {
 #[async_trait]
 impl<C: HttpClient> HttpClient for SigV4Client<C> {
     async fn send_bytes(&self, mut request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
-        self.sign(&mut request, SystemTime::now())?;
+        let now = SystemTime::now();
+        let identity = match &self.source {
+            Source::Missing => return Err(self.missing().into()),
+            Source::Fixed(identity) => identity.clone(),
+            Source::Container(refreshing) => refreshing.identity(&self.inner, now).await?,
+        };
+        self.sign_with(&identity, &mut request, now)?;
         self.inner.send_bytes(request).await
     }
 }
 
-/// Why a request could not be signed (and was not sent): no credentials, or a request the signer
-/// cannot represent.
+/// Why a request could not be signed (and was not sent): no credentials, credentials that could
+/// not be fetched, or a request the signer cannot represent.
 #[derive(Debug)]
 pub struct SigV4Error {
     message: String,
@@ -413,5 +472,236 @@ mod tests {
         assert_eq!(client.get_ref(), "inner");
         client.get_mut().push('!');
         assert_eq!(client.into_inner(), "inner!");
+    }
+
+    /// A container credentials endpoint at `CREDENTIALS_URI` answering each `GET` with the next
+    /// of its answers (`None`: a 500), and a sink recording every other request.
+    #[derive(Debug, Clone, Default)]
+    struct Endpoint {
+        answers: Arc<Mutex<Vec<Option<String>>>>,
+        fetches: Arc<Mutex<Vec<Request<Bytes>>>>,
+        sent: Recorder,
+    }
+
+    const CREDENTIALS_URI: &str = "http://127.0.0.1:9/v1/credentials";
+
+    impl Endpoint {
+        fn answering(answers: Vec<Option<String>>) -> Self {
+            let endpoint = Self::default();
+            *endpoint.answers.lock().expect("lock") = answers;
+            endpoint
+        }
+
+        fn fetches(&self) -> Vec<Request<Bytes>> {
+            self.fetches.lock().expect("lock").clone()
+        }
+    }
+
+    #[async_trait]
+    impl HttpClient for Endpoint {
+        async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+            if request.uri() != CREDENTIALS_URI {
+                return self.sent.send_bytes(request).await;
+            }
+            self.fetches.lock().expect("lock").push(request);
+            let mut answers = self.answers.lock().expect("lock");
+            let answer = if answers.is_empty() {
+                None
+            } else {
+                answers.remove(0)
+            };
+            let mut response = Response::new(Bytes::from(answer.clone().unwrap_or_default()));
+            if answer.is_none() {
+                *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            }
+            Ok(response)
+        }
+    }
+
+    /// The endpoint's JSON for `key`, expiring `in_` from now.
+    fn answer(key: &str, in_: Duration) -> Option<String> {
+        let expiration = aws_smithy_types::DateTime::from(SystemTime::now() + in_)
+            .fmt(aws_smithy_types::date_time::Format::DateTime)
+            .expect("formats");
+        Some(format!(
+            r#"{{"AccessKeyId":"{key}","SecretAccessKey":"secret","Token":"token-{key}","Expiration":"{expiration}","RoleArn":"ignored"}}"#
+        ))
+    }
+
+    fn container_client(endpoint: Endpoint) -> SigV4Client<Endpoint> {
+        let credentials = ContainerCredentials::new(CREDENTIALS_URI)
+            .expect("allowed")
+            .authorization_token("the-auth-token");
+        SigV4Client::with_container_credentials(endpoint, "eu-west-1", credentials)
+    }
+
+    async fn export(client: &SigV4Client<Endpoint>) -> Result<Response<Bytes>, HttpError> {
+        let request = Request::post("https://xray.eu-west-1.amazonaws.com/v1/traces")
+            .body(Bytes::from_static(b"spans"))
+            .expect("request");
+        client.send_bytes(request).await
+    }
+
+    /// The access key id each sent request was signed with.
+    fn signed_with(endpoint: &Endpoint) -> Vec<String> {
+        endpoint
+            .sent
+            .sent()
+            .iter()
+            .map(|request| {
+                let authorization = header(request, "authorization").expect("signed");
+                let credential = authorization
+                    .split("Credential=")
+                    .nth(1)
+                    .expect("credential");
+                credential.split('/').next().expect("key").to_owned()
+            })
+            .collect()
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[tokio::test]
+    async fn container_credentials_are_fetched_once_with_the_token_then_reused() {
+        let endpoint = Endpoint::answering(vec![answer("AKIDFIRST", HOUR)]);
+        let client = container_client(endpoint.clone());
+        for _ in 0..3 {
+            export(&client).await.expect("sent");
+        }
+        let fetches = endpoint.fetches();
+        assert_eq!(fetches.len(), 1, "fresh credentials are reused");
+        assert_eq!(fetches[0].method(), http::Method::GET);
+        assert_eq!(header(&fetches[0], "authorization"), Some("the-auth-token"));
+        assert_eq!(signed_with(&endpoint), ["AKIDFIRST"; 3]);
+        assert_eq!(
+            header(&endpoint.sent.sent()[0], "x-amz-security-token"),
+            Some("token-AKIDFIRST")
+        );
+    }
+
+    #[tokio::test]
+    async fn credentials_close_to_their_expiry_are_replaced_before_the_request() {
+        let close = REFRESH_BEFORE_EXPIRY - Duration::from_secs(30);
+        let endpoint = Endpoint::answering(vec![
+            answer("AKIDFIRST", close),
+            answer("AKIDSECOND", close),
+            answer("AKIDTHIRD", HOUR),
+        ]);
+        let client = container_client(endpoint.clone());
+        for _ in 0..4 {
+            export(&client).await.expect("sent");
+        }
+        assert_eq!(endpoint.fetches().len(), 3);
+        assert_eq!(
+            signed_with(&endpoint),
+            ["AKIDFIRST", "AKIDSECOND", "AKIDTHIRD", "AKIDTHIRD"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_signs_with_the_credentials_until_they_expire() {
+        let close = REFRESH_BEFORE_EXPIRY - Duration::from_secs(30);
+        let endpoint = Endpoint::answering(vec![answer("AKIDFIRST", close), None, None]);
+        let client = container_client(endpoint.clone());
+        export(&client).await.expect("sent");
+        export(&client)
+            .await
+            .expect("the refresh failed; the cached credentials sign");
+        assert_eq!(endpoint.fetches().len(), 2, "the refresh was tried");
+        assert_eq!(signed_with(&endpoint), ["AKIDFIRST"; 2]);
+    }
+
+    #[tokio::test]
+    async fn without_usable_credentials_a_failed_fetch_sends_nothing() {
+        let endpoint = Endpoint::answering(vec![
+            None,
+            Some("not json".into()),
+            answer("AKIDEXPIRED", Duration::ZERO).map(|a| a.replace("AKIDEXPIRED", "AKIDOLD")),
+            None,
+        ]);
+        let client = container_client(endpoint.clone());
+        let error = export(&client).await.expect_err("500");
+        assert!(
+            error.to_string().starts_with(
+                "cannot get credentials from the container credentials endpoint \
+                 http://127.0.0.1:9/v1/credentials: it answered 500"
+            ),
+            "{error}"
+        );
+        let error = export(&client).await.expect_err("not json");
+        assert!(
+            error.to_string().contains("not the credentials' JSON"),
+            "{error}"
+        );
+        // Fetched, but already expired when the next request comes: refreshed, which fails.
+        export(&client)
+            .await
+            .expect("signed with the credentials just fetched");
+        let error = export(&client)
+            .await
+            .expect_err("expired and the refresh failed");
+        assert!(error.to_string().contains("it answered 500"), "{error}");
+        assert_eq!(signed_with(&endpoint), ["AKIDOLD"]);
+        assert_eq!(endpoint.fetches().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn the_token_file_is_read_at_every_fetch() {
+        let path = std::env::temp_dir().join(format!("sigv4-token-{}", std::process::id()));
+        std::fs::write(&path, "first-token\n").expect("written");
+        let close = REFRESH_BEFORE_EXPIRY - Duration::from_secs(30);
+        let endpoint = Endpoint::answering(vec![answer("AKIDA", close), answer("AKIDB", HOUR)]);
+        let credentials = ContainerCredentials::new(CREDENTIALS_URI)
+            .expect("allowed")
+            .authorization_token_file(&path);
+        let client =
+            SigV4Client::with_container_credentials(endpoint.clone(), "eu-west-1", credentials);
+        export(&client).await.expect("sent");
+        std::fs::write(&path, "rotated-token").expect("written");
+        export(&client).await.expect("sent");
+        std::fs::remove_file(&path).expect("removed");
+        let tokens: Vec<_> = endpoint
+            .fetches()
+            .iter()
+            .map(|f| header(f, "authorization").expect("token").to_owned())
+            .collect();
+        assert_eq!(tokens, ["first-token", "rotated-token"]);
+    }
+
+    #[test]
+    fn plain_http_is_allowed_only_to_the_hosts_the_sdks_allow() {
+        for allowed in [
+            "http://127.0.0.1:1338/creds",
+            "http://localhost/creds",
+            "http://[::1]:80/creds",
+            "http://169.254.170.2/v2/credentials/x",
+            "http://169.254.170.23/v1/credentials",
+            "http://[fd00:ec2::23]/v1/credentials",
+            "https://credentials.example.com/creds",
+        ] {
+            assert!(ContainerCredentials::new(allowed).is_ok(), "{allowed}");
+        }
+        for refused in [
+            "http://10.0.0.1/creds",
+            "http://example.com/creds",
+            "ftp://127.0.0.1/creds",
+            "/creds",
+            "not a uri",
+        ] {
+            assert!(ContainerCredentials::new(refused).is_err(), "{refused}");
+        }
+        let relative = ContainerCredentials::relative("/v2/credentials/abc").expect("ecs");
+        assert_eq!(relative.uri(), "http://169.254.170.2/v2/credentials/abc");
+    }
+
+    #[test]
+    fn debug_never_shows_the_authorization_token() {
+        let client = container_client(Endpoint::default());
+        let debug = format!("{client:?}");
+        assert!(
+            debug.contains("127.0.0.1:9") && debug.contains("[REDACTED]"),
+            "{debug}"
+        );
+        assert!(!debug.contains("the-auth-token"), "{debug}");
     }
 }

@@ -94,9 +94,9 @@ pub struct SigV4 {
     pub region: String,
     /// The service name in the signature: `xray`.
     pub service: String,
-    /// The function's credentials, `None` when the variables are missing (a warning was given;
+    /// Where the credentials come from, `None` when no variable names any (a warning was given;
     /// nothing is sent).
-    pub credentials: Option<Credentials>,
+    pub credentials: Option<CredentialSource>,
 }
 
 impl fmt::Debug for SigV4 {
@@ -104,30 +104,80 @@ impl fmt::Debug for SigV4 {
         f.debug_struct("SigV4")
             .field("region", &self.region)
             .field("service", &self.service)
-            .field(
-                "credentials",
-                &self.credentials.as_ref().map(|_| "[REDACTED]"),
-            )
+            .field("credentials", &self.credentials)
             .finish()
     }
 }
 
 #[cfg(feature = "sigv4")]
 impl SigV4 {
-    /// A client signing as these settings say, sending with `inner`.
+    /// A client signing as these settings say, sending with `inner`; an error when the
+    /// container credentials URI is not one the SDKs would fetch from.
     #[cfg_attr(docsrs, doc(cfg(feature = "sigv4")))]
-    pub fn client<C>(&self, inner: C) -> lambda_observability_sigv4::SigV4Client<C> {
-        let credentials = self.credentials.clone().map(|c| {
-            lambda_observability_sigv4::Credentials::new(
-                c.access_key_id,
-                c.secret_access_key,
-                c.session_token,
-                None,
-                "environment",
-            )
-        });
-        lambda_observability_sigv4::SigV4Client::new(inner, self.region.clone(), credentials)
-            .service(self.service.clone())
+    pub fn client<C>(
+        &self,
+        inner: C,
+    ) -> Result<lambda_observability_sigv4::SigV4Client<C>, lambda_observability_sigv4::SigV4Error>
+    {
+        use lambda_observability_sigv4::{ContainerCredentials, SigV4Client};
+        let client = match &self.credentials {
+            None => SigV4Client::new(inner, self.region.clone(), None),
+            Some(CredentialSource::Environment(c)) => {
+                let credentials = lambda_observability_sigv4::Credentials::new(
+                    c.access_key_id.clone(),
+                    c.secret_access_key.clone(),
+                    c.session_token.clone(),
+                    None,
+                    "environment",
+                );
+                SigV4Client::new(inner, self.region.clone(), Some(credentials))
+            }
+            Some(CredentialSource::Container(endpoint)) => {
+                let mut credentials = ContainerCredentials::new(&endpoint.uri)?;
+                if let Some(token) = &endpoint.token {
+                    credentials = credentials.authorization_token(token.clone());
+                }
+                if let Some(file) = &endpoint.token_file {
+                    credentials = credentials.authorization_token_file(file.clone());
+                }
+                SigV4Client::with_container_credentials(inner, self.region.clone(), credentials)
+            }
+        };
+        Ok(client.service(self.service.clone()))
+    }
+}
+
+/// Where the signing credentials come from, in the AWS SDKs' order: the environment's keys first,
+/// then a container credentials endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`: what Lambda on demand
+    /// sets, valid for the life of the execution environment.
+    Environment(Credentials),
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` (or `_RELATIVE_URI`): fetched at the first export and
+    /// refreshed before they expire, for environments that outlive their first credentials.
+    Container(ContainerEndpoint),
+}
+
+/// A container credentials endpoint. The token is never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ContainerEndpoint {
+    /// `AWS_CONTAINER_CREDENTIALS_FULL_URI`, or `http://169.254.170.2` followed by
+    /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`.
+    pub uri: String,
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN`.
+    pub token: Option<String>,
+    /// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE`, read at every fetch; preferred over `token`.
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl fmt::Debug for ContainerEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContainerEndpoint")
+            .field("uri", &self.uri)
+            .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
+            .field("token_file", &self.token_file)
+            .finish()
     }
 }
 

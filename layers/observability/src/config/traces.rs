@@ -13,8 +13,9 @@ use super::{
     env::{self, Env},
     lambda::LambdaSettings,
     telemetry::{
-        Credentials, DEFAULT_DAEMON_ADDRESS, DEFAULT_EXPORT_TIMEOUT, OtlpHttp, Propagator,
-        SamplerSetting, SigV4, TelemetrySettings, TracesExporter,
+        ContainerEndpoint, CredentialSource, Credentials, DEFAULT_DAEMON_ADDRESS,
+        DEFAULT_EXPORT_TIMEOUT, OtlpHttp, Propagator, SamplerSetting, SigV4, TelemetrySettings,
+        TracesExporter,
     },
 };
 
@@ -348,29 +349,61 @@ fn sigv4(env: &mut Env<'_>, url: &Url, endpoint: &str, lambda: &LambdaSettings) 
         env.get("AWS_ACCESS_KEY_ID"),
         env.get("AWS_SECRET_ACCESS_KEY"),
     ) {
-        (Some(access_key_id), Some(secret_access_key)) => Some(Credentials {
-            access_key_id,
-            secret_access_key,
-            session_token: env.get("AWS_SESSION_TOKEN"),
-        }),
-        (access_key_id, _) => {
-            let missing = if access_key_id.is_none() {
-                "AWS_ACCESS_KEY_ID"
-            } else {
-                "AWS_SECRET_ACCESS_KEY"
-            };
-            env.warn(format!(
-                "OTLP requests to {:?} must be signed with SigV4, but {missing} is not set: \
-                 no spans will be sent there (set the function's credentials, or OTLP_TRACES_SIGV4=false)",
-                without_userinfo(endpoint)
-            ));
-            None
+        (Some(access_key_id), Some(secret_access_key)) => {
+            Some(CredentialSource::Environment(Credentials {
+                access_key_id,
+                secret_access_key,
+                session_token: env.get("AWS_SESSION_TOKEN"),
+            }))
         }
+        (access_key_id, _) => match container_endpoint(env) {
+            Some(endpoint) => Some(CredentialSource::Container(endpoint)),
+            None => {
+                let missing = if access_key_id.is_none() {
+                    "AWS_ACCESS_KEY_ID"
+                } else {
+                    "AWS_SECRET_ACCESS_KEY"
+                };
+                env.warn(format!(
+                    "OTLP requests to {:?} must be signed with SigV4, but {missing} is not set \
+                     (nor AWS_CONTAINER_CREDENTIALS_FULL_URI): no spans will be sent there (set \
+                     the function's credentials, or OTLP_TRACES_SIGV4=false)",
+                    without_userinfo(endpoint)
+                ));
+                None
+            }
+        },
     };
     Some(SigV4 {
         region,
         service: "xray".to_owned(),
         credentials,
+    })
+}
+
+/// The container credentials endpoint the AWS SDKs would use: `AWS_CONTAINER_CREDENTIALS_FULL_URI`,
+/// else `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` on ECS's host; with its token, from
+/// `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` or `AWS_CONTAINER_AUTHORIZATION_TOKEN`.
+fn container_endpoint(env: &mut Env<'_>) -> Option<ContainerEndpoint> {
+    let uri = match env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
+        Some(full) => full,
+        None => {
+            let relative = env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")?;
+            let separator = if relative.starts_with('/') { "" } else { "/" };
+            format!("http://169.254.170.2{separator}{relative}")
+        }
+    };
+    let token_file = env
+        .get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+        .map(std::path::PathBuf::from);
+    let token = match token_file {
+        Some(_) => None,
+        None => env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
+    };
+    Some(ContainerEndpoint {
+        uri,
+        token,
+        token_file,
     })
 }
 
@@ -858,11 +891,11 @@ mod tests {
             Some(SigV4 {
                 region: "ap-southeast-2".to_owned(),
                 service: "xray".to_owned(),
-                credentials: Some(Credentials {
+                credentials: Some(CredentialSource::Environment(Credentials {
                     access_key_id: "AKID".to_owned(),
                     secret_access_key: "SECRET".to_owned(),
                     session_token: Some("TOKEN".to_owned()),
-                }),
+                })),
             })
         );
         let china = otlp_http(&with_credentials(&[(
@@ -953,6 +986,81 @@ mod tests {
                 "{shown}"
             );
         }
+    }
+
+    #[cfg(feature = "sigv4")]
+    #[test]
+    fn without_keys_the_container_credentials_endpoint_signs_and_keys_come_first() {
+        let signed = |vars: &[(&'static str, &'static str)]| {
+            let mut all = vec![(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://xray.us-west-2.amazonaws.com/v1/traces",
+            )];
+            all.extend_from_slice(vars);
+            let config = config(&all);
+            assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+            let [TracesExporter::OtlpHttp(otlp)] = config.telemetry.exporters.as_slice() else {
+                panic!("{:?}", config.telemetry.exporters);
+            };
+            otlp.sigv4.clone().expect("signed").credentials
+        };
+        let full = signed(&[
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1:1338/creds",
+            ),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "TOKENVALUE"),
+        ]);
+        assert_eq!(
+            full,
+            Some(CredentialSource::Container(ContainerEndpoint {
+                uri: "http://127.0.0.1:1338/creds".into(),
+                token: Some("TOKENVALUE".into()),
+                token_file: None,
+            }))
+        );
+        let shown = format!("{full:?}");
+        assert!(
+            !shown.contains("TOKENVALUE") && shown.contains("[REDACTED]"),
+            "{shown}"
+        );
+        // The SDKs prefer the token file (rotated by its owner) over the token.
+        let file = signed(&[
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://169.254.170.23/v1/credentials",
+            ),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "TOKENVALUE"),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/token"),
+        ]);
+        assert_eq!(
+            file,
+            Some(CredentialSource::Container(ContainerEndpoint {
+                uri: "http://169.254.170.23/v1/credentials".into(),
+                token: None,
+                token_file: Some("/var/run/token".into()),
+            }))
+        );
+        let relative = signed(&[(
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "/v2/credentials/id",
+        )]);
+        assert_eq!(
+            relative,
+            Some(CredentialSource::Container(ContainerEndpoint {
+                uri: "http://169.254.170.2/v2/credentials/id".into(),
+                token: None,
+                token_file: None,
+            }))
+        );
+        let both = signed(&with_credentials(&[(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://127.0.0.1:1338/creds",
+        )]));
+        assert!(
+            matches!(both, Some(CredentialSource::Environment(_))),
+            "the keys in the environment come first, as in the SDKs' chain"
+        );
     }
 
     #[test]

@@ -247,8 +247,8 @@ mod tests {
     fn signed_otlp_without_credentials_records_nothing_and_with_them_a_lazy_exporter() {
         use std::time::Duration;
 
-        use crate::config::telemetry::{Credentials, OtlpHttp, SigV4};
-        let settings = |credentials: Option<Credentials>| TelemetrySettings {
+        use crate::config::telemetry::{CredentialSource, Credentials, OtlpHttp, SigV4};
+        let settings = |credentials: Option<CredentialSource>| TelemetrySettings {
             exporters: vec![TracesExporter::OtlpHttp(OtlpHttp {
                 endpoint: "https://xray.eu-west-1.amazonaws.com/v1/traces".into(),
                 headers: Vec::new(),
@@ -267,11 +267,11 @@ mod tests {
             "nothing to send: nothing recorded"
         );
         let with = init(
-            &settings(Some(Credentials {
+            &settings(Some(CredentialSource::Environment(Credentials {
                 access_key_id: "AKIDEXAMPLE".into(),
                 secret_access_key: "secret".into(),
                 session_token: None,
-            })),
+            }))),
             None,
         )
         .expect("init");
@@ -293,7 +293,9 @@ mod tests {
     fn init_refuses_an_exporter_this_build_leaves_out_naming_its_feature() {
         use std::time::Duration;
 
-        use crate::config::telemetry::{Credentials, OtlpHttp, SigV4, TracesExporter};
+        use crate::config::telemetry::{
+            CredentialSource, Credentials, OtlpHttp, SigV4, TracesExporter,
+        };
 
         let daemon = "127.0.0.1:2000".parse().expect("address");
         let otlp = |sigv4| {
@@ -307,11 +309,11 @@ mod tests {
         let signing = SigV4 {
             region: "eu-west-1".into(),
             service: "xray".into(),
-            credentials: Some(Credentials {
+            credentials: Some(CredentialSource::Environment(Credentials {
                 access_key_id: "AKIDEXAMPLE".into(),
                 secret_access_key: "secret".into(),
                 session_token: None,
-            }),
+            })),
         };
         let exporters = [
             TracesExporter::XraySegments { daemon },

@@ -35,7 +35,7 @@ pub(super) fn exporter(
         None => builder.with_http_client(client),
         Some(sigv4) if sigv4.credentials.is_none() => return Ok(None),
         #[cfg(feature = "sigv4")]
-        Some(sigv4) => builder.with_http_client(sigv4.client(client)),
+        Some(sigv4) => builder.with_http_client(sigv4.client(client)?),
         #[cfg(not(feature = "sigv4"))]
         Some(_) => return Err("SigV4 signing is not in this build (cargo feature `sigv4`)".into()),
     };
@@ -47,7 +47,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::telemetry::{Credentials, SigV4};
+    use crate::config::telemetry::{CredentialSource, Credentials, SigV4};
 
     fn otlp(endpoint: &str, sigv4: Option<SigV4>) -> OtlpHttp {
         OtlpHttp {
@@ -69,11 +69,11 @@ mod tests {
         let without = exporter(&otlp(endpoint, Some(sigv4.clone())), None).expect("builds");
         assert!(without.is_none(), "no credentials: nothing to send");
         let signed = SigV4 {
-            credentials: Some(Credentials {
+            credentials: Some(CredentialSource::Environment(Credentials {
                 access_key_id: "AKIDEXAMPLE".into(),
                 secret_access_key: "secret".into(),
                 session_token: None,
-            }),
+            })),
             ..sigv4
         };
         let with = exporter(&otlp(endpoint, Some(signed)), None).expect("builds");
