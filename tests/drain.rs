@@ -174,10 +174,26 @@ async fn sigint_cuts_off_what_outlives_its_grace_logs_its_request_id_and_reports
         .expect("exits after the grace");
     assert!(exit.success(), "exit 0: {exit:?}\n{}", function.logs());
 
-    let outcomes = runtime.outcomes(1).await;
-    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
-    let answered = outcomes[0].request_id().to_owned();
+    // One is answered by its handler; the other, cut off before its answer started, gets a
+    // `Runtime.CutOff` error from the runtime rather than waiting for its deadline.
+    let outcomes = runtime.outcomes(2).await;
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+    let answered = outcomes
+        .iter()
+        .find(|o| matches!(o, Outcome::Response { .. }))
+        .expect("one answered")
+        .request_id()
+        .to_owned();
     let stuck = if answered == "d-1" { "d-2" } else { "d-1" };
+    let cut_off = outcomes.iter().find(|o| o.request_id() == stuck);
+    assert!(
+        matches!(
+            cut_off,
+            Some(Outcome::Error { error_type_header: Some(t), body, .. })
+                if t == "Runtime.CutOff" && body["errorType"] == "Runtime.CutOff"
+        ),
+        "{outcomes:?}"
+    );
 
     let logs = function.json_logs();
     let cut = line_of(&logs, &format!("invocation {stuck} was cut off"));

@@ -524,7 +524,9 @@ fn sigv4(c: &mut Criterion, stand_ins: &StandIns) {
     else {
         panic!("the signed configuration has no signed OTLP/HTTP exporter");
     };
-    let client = settings.client(AnswersAtOnce);
+    let client = settings
+        .client(AnswersAtOnce)
+        .expect("credentials from the environment");
     // What `otlp-http` sends for one invocation: one span, about 900 bytes of protobuf.
     let body = bytes::Bytes::from(vec![0x0a_u8; 900]);
     let request = || {

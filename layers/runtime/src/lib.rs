@@ -43,7 +43,7 @@ use self::{
     api::{Answer, RuntimeApi, backoff},
     invocation::{Unusable, invocation},
     report::ErrorReport,
-    respond::not_posted,
+    respond::{Answering, not_posted},
     shutdown::{Stopping, grace},
 };
 use crate::{
@@ -58,6 +58,11 @@ use crate::{
 /// API.
 #[doc(hidden)]
 pub const NEXT_ATTEMPTS: u32 = 5;
+
+/// How long the loop waits for the Runtime API to take the `Runtime.CutOff` error of an
+/// invocation cut off by the drain (a post on the local Runtime API takes well under a
+/// millisecond); the process is on its way out.
+pub const CUT_OFF_REPORT_BOUND: Duration = Duration::from_millis(50);
 
 /// The Runtime API loop; see the [module docs](self).
 ///
@@ -331,7 +336,16 @@ impl Worker {
                     if self.expose_trace_env {
                         trace_env::set(invocation.context.xray_trace_id.as_deref());
                     }
+                    let mut invocation = invocation;
                     let request_id = invocation.context.request_id.clone();
+                    let invocation_id = invocation
+                        .parts
+                        .headers
+                        .get(api::INVOCATION_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let answering = Answering::default();
+                    invocation.parts.extensions.insert(answering.clone());
                     let deadline = invocation.context.deadline();
                     let _in_flight = self.stopping.enter();
                     // A failed post was logged (once) by `Respond`; the loop goes on, and
@@ -356,13 +370,20 @@ impl Worker {
                             }
                         }
                         grace = cut_off => {
-                            tracing::error!(
-                                request_id,
-                                grace_ms = grace.as_millis() as u64,
-                                "invocation {request_id} was cut off: it did not finish within its grace of {} ms after the runtime stopped ({})",
+                            let message = format!(
+                                "it did not finish within its grace of {} ms after the runtime stopped ({})",
                                 grace.as_millis(),
                                 self.stopping.reason()
                             );
+                            tracing::error!(
+                                request_id,
+                                grace_ms = grace.as_millis() as u64,
+                                "invocation {request_id} was cut off: {message}"
+                            );
+                            if !answering.started() {
+                                self.report_cut_off(&request_id, invocation_id.as_deref(), message)
+                                    .await;
+                            }
                             return Ok(Stopped::CutOff(request_id));
                         }
                     }
@@ -383,6 +404,30 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Worker {
+    /// Answers an invocation cut off before its answer started with a `Runtime.CutOff` error,
+    /// so that its caller learns at once rather than at its deadline. Bounded by
+    /// [`CUT_OFF_REPORT_BOUND`]: the process is on its way out.
+    async fn report_cut_off(&self, request_id: &str, invocation_id: Option<&str>, message: String) {
+        let error = InvocationError::new(
+            "Runtime.CutOff",
+            format!("the invocation was cut off: {message}"),
+            ErrorKind::Fault,
+        );
+        let report = ErrorReport::invocation(&error);
+        let post = self.api.report_error(request_id, invocation_id, &report);
+        match tokio::time::timeout(CUT_OFF_REPORT_BOUND, post).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => not_posted(&err, request_id, &self.stopping),
+            Err(_) => tracing::error!(
+                request_id,
+                "the Runtime.CutOff error of invocation {request_id} was not posted within {} ms",
+                CUT_OFF_REPORT_BOUND.as_millis()
+            ),
         }
     }
 }

@@ -5,7 +5,10 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll, ready},
 };
 
@@ -29,6 +32,22 @@ use crate::{
 };
 
 type PostFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+
+/// Set once the invocation's answer starts going to the Runtime API: the runtime loop puts one in
+/// the invocation's extensions, and an invocation cut off by the drain before its answer started
+/// gets an `/error` from the loop instead (a second answer would be refused).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Answering(Arc<AtomicBool>);
+
+impl Answering {
+    pub(crate) fn started(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn start(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
 
 /// Turns a [`LambdaInvocation`] into a `LambdaEvent<Bytes>` for the handler-level service (the
 /// body is decoded there, e.g. by `JsonEventLayer`), then posts its
@@ -100,6 +119,7 @@ struct Reply {
     stopping: Arc<Stopping>,
     request_id: String,
     invocation_id: Option<String>,
+    answering: Option<Answering>,
 }
 
 impl Reply {
@@ -109,7 +129,11 @@ impl Reply {
             stopping,
             request_id,
             invocation_id,
+            answering,
         } = self;
+        if let Some(answering) = answering {
+            answering.start();
+        }
         let body = match outcome {
             Ok(response) => serde_json::to_vec(&response).map_err(|err| {
                 let error = InvocationError::new(
@@ -175,6 +199,7 @@ where
                 .get(INVOCATION_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            answering: parts.extensions.get::<Answering>().cloned(),
         };
         let event = LambdaEvent::new(body, context);
         match catch_panic(|| self.inner.call(event)) {

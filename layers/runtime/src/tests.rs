@@ -310,8 +310,70 @@ async fn run_until_drains_what_is_in_flight_and_cuts_off_what_outlives_its_grace
     assert_eq!(drained.reason, "TEST");
     assert_eq!(drained.finished, ["quick"]);
     assert_eq!(drained.cut_off, ["stuck"]);
-    let answered: Vec<Value> = api.posts().iter().map(|p| p.body.clone()).collect();
-    assert_eq!(answered, [json!({"request": "quick"})]);
+    let posts = api.posts();
+    let answered: Vec<(&str, &Value)> = posts.iter().map(|p| (p.path.as_str(), &p.body)).collect();
+    // The one cut off before its answer started is told so at once, not left to its deadline.
+    assert_eq!(
+        answered,
+        [
+            (
+                "/2018-06-01/runtime/invocation/quick/response",
+                &json!({"request": "quick"})
+            ),
+            (
+                "/2018-06-01/runtime/invocation/stuck/error",
+                &json!({
+                    "errorType": "Runtime.CutOff",
+                    "errorMessage": "the invocation was cut off: it did not finish within its \
+                                     grace of 300 ms after the runtime stopped (TEST)",
+                    "stackTrace": [],
+                })
+            ),
+        ]
+    );
+    assert_eq!(
+        posts[1].header("lambda-runtime-function-error-type"),
+        Some("Runtime.CutOff")
+    );
+}
+
+#[tokio::test]
+async fn one_cut_off_after_its_answer_started_gets_no_second_answer() {
+    let api = MiniApi::start(vec![(Some("answered"), "1")]).await;
+    let answered = Arc::new(tokio::sync::Notify::new());
+    let handler = service_fn(|event: LambdaEvent<Bytes>| async move {
+        Ok::<_, InvocationError>(json!({"request": event.context.request_id}))
+    });
+    // Work after the answer (a flush, say) that outlives the grace.
+    let after_the_answer = tower::util::MapFutureLayer::new({
+        let answered = answered.clone();
+        move |future: ResponseFuture<_>| {
+            let answered = answered.clone();
+            async move {
+                let outcome = future.await;
+                answered.notify_one();
+                std::future::pending::<()>().await;
+                outcome
+            }
+        }
+    });
+    let signal = async move {
+        answered.notified().await;
+        "TEST".to_owned()
+    };
+    let drained = tokio::time::timeout(
+        Duration::from_secs(20),
+        Runtime::new(api.address.to_string(), handler)
+            .layer(after_the_answer)
+            .drain_bound(Duration::from_millis(100))
+            .run_until(signal),
+    )
+    .await
+    .expect("drained within the bound")
+    .expect("no error");
+    assert_eq!(drained.cut_off, ["answered"]);
+    let paths: Vec<String> = api.posts().iter().map(|p| p.path.clone()).collect();
+    assert_eq!(paths, ["/2018-06-01/runtime/invocation/answered/response"]);
 }
 
 #[tokio::test]

@@ -43,12 +43,20 @@ pub struct DropCounts {
     /// Not sent: the exporter's breaker was open (its backend timed out or refused the
     /// connection, and the next probe is not due yet).
     pub breaker_open: u64,
+    /// Taken, but the flush was dropped before it finished: its invocation was cut off (the
+    /// shutdown drain's grace ran out) while exporting.
+    pub cut_off: u64,
 }
 
 impl DropCounts {
     /// All reasons together.
     pub fn total(&self) -> u64 {
-        self.buffer_full + self.export_failed + self.timed_out + self.oversize + self.breaker_open
+        self.buffer_full
+            + self.export_failed
+            + self.timed_out
+            + self.oversize
+            + self.breaker_open
+            + self.cut_off
     }
 }
 
@@ -61,6 +69,7 @@ impl fmt::Display for DropCounts {
             (self.timed_out, "timed out"),
             (self.oversize, "oversize"),
             (self.breaker_open, "breaker open"),
+            (self.cut_off, "cut off"),
         ]
         .iter()
         .filter(|(count, _)| *count > 0)
@@ -107,6 +116,7 @@ pub(super) struct Counters {
     timed_out: AtomicU64,
     oversize: AtomicU64,
     breaker_open: AtomicU64,
+    cut_off: AtomicU64,
     /// Dropped since the last [`SpanFlusher::take_dropped`].
     untaken: AtomicU64,
 }
@@ -128,6 +138,7 @@ impl Counters {
         self.oversize.fetch_add(dropped.oversize, Ordering::Relaxed);
         self.breaker_open
             .fetch_add(dropped.breaker_open, Ordering::Relaxed);
+        self.cut_off.fetch_add(dropped.cut_off, Ordering::Relaxed);
         // Buffer-full drops were counted when they happened.
         self.untaken
             .fetch_add(dropped.total() - dropped.buffer_full, Ordering::Relaxed);
@@ -142,6 +153,7 @@ impl Counters {
                 timed_out: self.timed_out.load(Ordering::Relaxed),
                 oversize: self.oversize.load(Ordering::Relaxed),
                 breaker_open: self.breaker_open.load(Ordering::Relaxed),
+                cut_off: self.cut_off.load(Ordering::Relaxed),
             },
         }
     }
@@ -201,6 +213,17 @@ impl Pipeline {
                     _ => admitted.push((to, admission)),
                 }
             }
+            // From here until every delivery is in, a drop of this flush (its invocation cut off
+            // by the shutdown drain) would lose the spans taken: the guard counts them.
+            let mut abandoned = Abandoned {
+                counters: &self.counters,
+                trace_id,
+                dropped: Some(DropCounts {
+                    breaker_open: outcome.dropped.breaker_open,
+                    cut_off: count * admitted.len() as u64,
+                    ..DropCounts::default()
+                }),
+            };
             // One copy per destination delivered to, the last one takes the original.
             let mut batches = Vec::with_capacity(admitted.len());
             if !admitted.is_empty() {
@@ -239,7 +262,9 @@ impl Pipeline {
                         (to, admission, delivery, cut_short)
                     }
                 });
-            for (to, admission, delivery, cut_short) in join_all(deliveries).await {
+            let delivered = join_all(deliveries).await;
+            abandoned.dropped = None;
+            for (to, admission, delivery, cut_short) in delivered {
                 let lost = count.saturating_sub(delivery.sent + delivery.oversize);
                 outcome.exported += delivery.sent;
                 outcome.dropped.oversize += delivery.oversize;
@@ -269,23 +294,50 @@ impl Pipeline {
             }
         }
         self.counters.record(&outcome);
-        let dropped = outcome.dropped;
-        if dropped.total() > 0 {
-            let trace_id = trace_id.map(|id| id.to_string());
-            tracing::warn!(
-                target: "lambda_observability::export",
-                trace_id,
-                dropped = dropped.total(),
-                buffer_full = dropped.buffer_full,
-                export_failed = dropped.export_failed,
-                timed_out = dropped.timed_out,
-                oversize = dropped.oversize,
-                breaker_open = dropped.breaker_open,
-                "{} spans dropped ({dropped})",
-                dropped.total()
-            );
-        }
+        log_dropped(trace_id, outcome.dropped);
         outcome
+    }
+}
+
+/// The one WARN line of a flush that dropped spans.
+fn log_dropped(trace_id: Option<TraceId>, dropped: DropCounts) {
+    if dropped.total() > 0 {
+        let trace_id = trace_id.map(|id| id.to_string());
+        tracing::warn!(
+            target: "lambda_observability::export",
+            trace_id,
+            dropped = dropped.total(),
+            buffer_full = dropped.buffer_full,
+            export_failed = dropped.export_failed,
+            timed_out = dropped.timed_out,
+            oversize = dropped.oversize,
+            breaker_open = dropped.breaker_open,
+            cut_off = dropped.cut_off,
+            "{} spans dropped ({dropped})",
+            dropped.total()
+        );
+    }
+}
+
+/// Counts the spans of a flush dropped before its deliveries were in, as
+/// [`DropCounts::cut_off`] (and those its open breakers skipped), and logs them: without it they
+/// would be lost uncounted.
+struct Abandoned<'a> {
+    counters: &'a Counters,
+    trace_id: Option<TraceId>,
+    /// `None` once the deliveries are in.
+    dropped: Option<DropCounts>,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if let Some(dropped) = self.dropped.take() {
+            self.counters.record(&FlushOutcome {
+                exported: 0,
+                dropped,
+            });
+            log_dropped(self.trace_id, dropped);
+        }
     }
 }
 
@@ -715,6 +767,41 @@ mod tests {
         assert_eq!(doc[SPANS_DROPPED_METRIC], 4, "{doc}");
         assert_eq!(flusher.report_dropped(&metrics), 0, "reported once");
         assert_eq!(out.lines().len(), 1, "nothing to report: no line");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flush_dropped_mid_export_counts_the_spans_it_took_as_cut_off() {
+        let flusher = flusher(vec![
+            Destination::new(
+                "hangs",
+                Duration::from_secs(5),
+                Plain(Scripted { hang: true }),
+            ),
+            Destination::new(
+                "also",
+                Duration::from_secs(5),
+                Plain(Scripted { hang: true }),
+            ),
+        ]);
+        push(&flusher, 1, 3);
+        // The drain's grace ends while both deliveries are still out: the flush is dropped.
+        let cut = tokio::time::timeout(Duration::from_millis(200), flusher.flush(TRACE_1, None));
+        assert!(cut.await.is_err(), "the flush was still exporting");
+        let cut_off = DropCounts {
+            cut_off: 6,
+            ..DropCounts::default()
+        };
+        assert_eq!(
+            flusher.stats().dropped,
+            cut_off,
+            "three spans, two deliveries each"
+        );
+        assert_eq!(flusher.take_dropped(), 6, "reported as SpansDropped");
+        assert!(
+            flusher.flush(TRACE_1, None).await.is_nothing(),
+            "the spans were taken; nothing is counted twice"
+        );
+        assert_eq!(cut_off.to_string(), "6 cut off");
     }
 
     #[tokio::test(start_paused = true)]

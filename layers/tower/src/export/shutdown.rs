@@ -58,6 +58,7 @@ impl Telemetry {
             timed_out = dropped.timed_out,
             oversize = dropped.oversize,
             breaker_open = dropped.breaker_open,
+            cut_off = dropped.cut_off,
             "span export totals: {} exported, {} dropped",
             stats.exported,
             dropped.total()
