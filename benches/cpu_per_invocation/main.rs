@@ -14,9 +14,9 @@
 //! Cases (each at concurrency 1 and 64, `AWS_LAMBDA_MAX_CONCURRENCY=64` with 64 `/next`s served
 //! at once): `bare-work` (`benches/baselines/bare-work`: the same work, plain `lambda_runtime`;
 //! `run_concurrent` at 64), and `bootstrap` with OTLP over UDP, the same with
-//! `AWS_LAMBDA_LOG_LEVEL=WARN`, with `OTEL_SDK_DISABLED=true`, with all three levers that remove
-//! work (SDK disabled, WARN, `POWERTOOLS_METRICS_DISABLED=true`), and with OTLP/HTTP to a local
-//! receiver. Every case runs `CPU_REPEATS` times (default 3), the cases interleaved in a shuffled
+//! `LOG_BUFFERING=false` (one `write` per log line), with `AWS_LAMBDA_LOG_LEVEL=WARN`, with
+//! `OTEL_SDK_DISABLED=true`, with all three levers that remove work (SDK disabled, WARN,
+//! `POWERTOOLS_METRICS_DISABLED=true`), and with OTLP/HTTP to a local receiver. Every case runs `CPU_REPEATS` times (default 3), the cases interleaved in a shuffled
 //! order per repeat; the table shows the median and the spread, the tax over `bare-work` at the
 //! same concurrency, and what reached the sinks. The JSON goes to
 //! `<target>/cpu-per-invocation.json` (`CPU_PER_INVOCATION_JSON` overrides).
@@ -75,7 +75,7 @@ struct Case {
     extra: &'static [(&'static str, &'static str)],
 }
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 7] = [
     Case {
         name: "bare-work",
         what: "the same work, plain lambda_runtime, no observability (its own release binary)",
@@ -87,6 +87,12 @@ const CASES: [Case; 6] = [
         what: "bootstrap, OTLP over UDP to a daemon stand-in (the default inside Lambda)",
         role: Role::Ours(Exporter::OtlpUdp),
         extra: &[],
+    },
+    Case {
+        name: "otlp-udp-line-writes",
+        what: "as otlp-udp, LOG_BUFFERING=false (one write per log line: the lever's control)",
+        role: Role::Ours(Exporter::OtlpUdp),
+        extra: &[("LOG_BUFFERING", "false")],
     },
     Case {
         name: "otlp-udp-warn",

@@ -317,12 +317,14 @@ impl Init<'_> {
     }
 }
 
-/// The log subscriber's settings: format and filter from the environment, the one service name.
+/// The log subscriber's settings: format, filter and buffering from the environment, the one
+/// service name.
 pub fn log_config(config: &Config) -> LogConfig {
     LogConfig::new()
         .format(config.logs.format)
         .filter(config.logs.filter.as_str())
         .service_name(config.telemetry.service_name.as_str())
+        .buffered(config.logs.buffered)
 }
 
 /// Installs the process's metrics recorder: `namespace` unless the environment names one,

@@ -18,6 +18,16 @@
 //! The invocation keys are attached to the invocation span by [`TraceLayer`](crate::TraceLayer)
 //! through [`attach`]; any span carrying an [`InvocationLogContext`] provides them.
 //!
+//! **Writes.** Inside an invocation run by [`TraceLayer`](crate::TraceLayer), `INFO`, `DEBUG` and
+//! `TRACE` lines are gathered and written together, in one `write`, whenever the invocation
+//! yields (waits on I/O) and when it ends; a `WARN` or `ERROR` line writes what is gathered and
+//! itself at once. No line is held across an `await`, so a handler stuck on a call until its
+//! timeout has written everything it logged before the call; what a process that aborts in the
+//! middle of a synchronous stretch had gathered in that stretch is lost. One `write` to a pipe
+//! costs about 4 µs of CPU; the example handler logs eight lines per invocation and now writes
+//! them in two or three (`docs/warm-invocation.md` has the measurements).
+//! [`LogConfig::buffered`] turns it off: one `write` per line.
+//!
 //! [`subscriber`] builds the whole subscriber (production, tests and benches use it); [`init`]
 //! installs it globally:
 //!
@@ -35,7 +45,7 @@
 
 use std::{
     fmt::{self, Write as _},
-    sync::Arc,
+    sync::{Arc, Mutex, OnceLock},
     time::SystemTime,
 };
 
@@ -67,6 +77,7 @@ pub struct LogConfig {
     format: LogFormat,
     filter: Option<String>,
     service_name: Option<Arc<str>>,
+    unbuffered: bool,
 }
 
 impl LogConfig {
@@ -91,6 +102,13 @@ impl LogConfig {
     /// The `service` key of every line. Defaults to none (the key is left out).
     pub fn service_name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.service_name = Some(name.into());
+        self
+    }
+
+    /// Whether an invocation's `INFO`-and-below lines are written together when it yields or
+    /// ends (see the [module docs](self)), rather than one `write` each. Defaults to `true`.
+    pub fn buffered(mut self, buffered: bool) -> Self {
+        self.unbuffered = !buffered;
         self
     }
 
@@ -132,7 +150,7 @@ pub fn subscriber<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let mut logs = LogLayer::new(config.format, make_writer);
+    let mut logs = LogLayer::new(config.format, make_writer).buffered(!config.unbuffered);
     if let Some(service) = &config.service_name {
         logs = logs.service_name(service.clone());
     }
@@ -271,12 +289,84 @@ pub fn attach(span: &tracing::Span, context: InvocationLogContext) {
     });
 }
 
+/// Where an invocation's gathered lines go: the log layer's writer.
+type Sink = Arc<dyn Fn(&[u8]) + Send + Sync>;
+
+/// An invocation's gathered lines (see the [module docs](self)): filled by [`LogLayer`], written
+/// by [`flush`](Self::flush), which [`TraceLayer`](crate::TraceLayer) calls whenever the
+/// invocation yields and when it ends, and on drop.
+#[derive(Default)]
+pub(crate) struct LineBuffer {
+    pending: Mutex<Vec<u8>>,
+    /// Set by the first line gathered.
+    sink: OnceLock<Sink>,
+}
+
+/// Gathered lines are written once they reach this size, whatever else happens.
+const MAX_GATHERED_BYTES: usize = 16 * 1024;
+
+impl LineBuffer {
+    fn gather(&self, line: &str, sink: &Sink) {
+        let sink = self.sink.get_or_init(|| sink.clone());
+        let mut pending = self.lock();
+        pending.extend_from_slice(line.as_bytes());
+        if pending.len() >= MAX_GATHERED_BYTES {
+            sink(&pending);
+            pending.clear();
+        }
+    }
+
+    /// Writes the lines gathered so far, in one `write`.
+    pub(crate) fn flush(&self) {
+        let mut pending = self.lock();
+        if !pending.is_empty()
+            && let Some(sink) = self.sink.get()
+        {
+            sink(&pending);
+            pending.clear();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Drop for LineBuffer {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+impl fmt::Debug for LineBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LineBuffer")
+            .field("pending_bytes", &self.lock().len())
+            .finish()
+    }
+}
+
+/// Gathers the lines logged inside `span` in `lines` (a no-op without a span registry).
+pub(crate) fn attach_lines(span: &tracing::Span, lines: &Arc<LineBuffer>) {
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(registry) = dispatch.downcast_ref::<Registry>()
+            && let Some(span) = registry.span(id)
+        {
+            span.extensions_mut().insert(lines.clone());
+        }
+    });
+}
+
 /// A `tracing_subscriber` layer writing one line per event. [`subscriber`] puts it behind the
 /// configured filter.
 pub struct LogLayer<W> {
     format: LogFormat,
     service_name: Option<Arc<str>>,
-    make_writer: W,
+    make_writer: Arc<W>,
+    /// The writer of gathered lines; `None`: one `write` per line.
+    sink: Option<Sink>,
 }
 
 impl<W> fmt::Debug for LogLayer<W> {
@@ -290,15 +380,24 @@ impl<W> fmt::Debug for LogLayer<W> {
 
 impl<W> LogLayer<W>
 where
-    W: for<'a> MakeWriter<'a> + 'static,
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    /// Lines in `format`, each written to a writer `make_writer` makes.
+    /// Lines in `format`, written through writers `make_writer` makes.
     pub fn new(format: LogFormat, make_writer: W) -> Self {
+        let make_writer = Arc::new(make_writer);
         Self {
             format,
             service_name: None,
+            sink: Some(Self::sink(&make_writer)),
             make_writer,
         }
+    }
+
+    fn sink(make_writer: &Arc<W>) -> Sink {
+        let make_writer = make_writer.clone();
+        Arc::new(move |bytes: &[u8]| {
+            let _ = std::io::Write::write_all(&mut make_writer.make_writer(), bytes);
+        })
     }
 
     /// The `service` key of every line. Defaults to none (the key is left out).
@@ -306,25 +405,36 @@ where
         self.service_name = Some(name.into());
         self
     }
+
+    /// Whether an invocation's `INFO`-and-below lines are gathered and written together (see
+    /// the [module docs](self)). Defaults to `true`.
+    pub fn buffered(mut self, buffered: bool) -> Self {
+        self.sink = buffered.then(|| Self::sink(&self.make_writer));
+        self
+    }
 }
 
 impl<S, W> Layer<S> for LogLayer<W>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
-    W: for<'a> MakeWriter<'a> + 'static,
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let invocation = ctx.event_scope(event).and_then(|scope| {
-            scope.from_root().find_map(|span| {
-                span.extensions()
-                    .get::<Arc<InvocationLogContext>>()
-                    .cloned()
+        let (invocation, lines) = ctx
+            .event_scope(event)
+            .and_then(|scope| {
+                scope.from_root().find_map(|span| {
+                    let extensions = span.extensions();
+                    let context = extensions.get::<Arc<InvocationLogContext>>()?.clone();
+                    Some((context, extensions.get::<Arc<LineBuffer>>().cloned()))
+                })
             })
-        });
+            .map_or((None, None), |(context, lines)| (Some(context), lines));
+        let level = event.metadata().level();
         let mut fields = Fields::new(self.format);
         event.record(&mut fields);
         let line = Line {
-            level: event.metadata().level(),
+            level,
             fields,
             invocation: invocation.as_deref(),
             service_name: self.service_name.as_deref(),
@@ -333,10 +443,20 @@ where
             LogFormat::Json => line.json(),
             LogFormat::Text => line.text(),
         };
-        let _ = std::io::Write::write_all(
-            &mut self.make_writer.make_writer_for(event.metadata()),
-            line.as_bytes(),
-        );
+        match (&lines, &self.sink) {
+            // `INFO` and below: gathered until the invocation yields or ends.
+            (Some(lines), Some(sink)) if *level > Level::WARN => lines.gather(&line, sink),
+            _ => {
+                // What was gathered first, in order.
+                if let Some(lines) = &lines {
+                    lines.flush();
+                }
+                let _ = std::io::Write::write_all(
+                    &mut self.make_writer.make_writer_for(event.metadata()),
+                    line.as_bytes(),
+                );
+            }
+        }
     }
 }
 

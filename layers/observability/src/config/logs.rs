@@ -21,6 +21,10 @@ pub struct LogSettings {
     /// Log each event's payload: `LOG_EVENT_PAYLOAD`, else `POWERTOOLS_LOGGER_LOG_EVENT`.
     /// Defaults to `false` (payloads may carry personal data).
     pub log_event: bool,
+    /// Write an invocation's `INFO`-and-below lines together when it yields or ends:
+    /// `LOG_BUFFERING`. Defaults to `true`; `false` writes each line as it is logged (see
+    /// `lambda_observability_tower::log_format`).
+    pub buffered: bool,
 }
 
 impl Default for LogSettings {
@@ -29,6 +33,7 @@ impl Default for LogSettings {
             format: LogFormat::Text,
             filter: DEFAULT_LOG_FILTER.to_owned(),
             log_event: false,
+            buffered: true,
         }
     }
 }
@@ -55,10 +60,12 @@ pub(super) fn read(env: &mut Env<'_>) -> LogSettings {
         .flag("LOG_EVENT_PAYLOAD")
         .or_else(|| env.flag("POWERTOOLS_LOGGER_LOG_EVENT"))
         .unwrap_or(false);
+    let buffered = env.flag("LOG_BUFFERING").unwrap_or(true);
     LogSettings {
         format,
         filter,
         log_event,
+        buffered,
     }
 }
 
@@ -207,6 +214,17 @@ mod tests {
         ]));
         let bad = config(&[("LOG_EVENT_PAYLOAD", "sometimes")]);
         assert!(!bad.logs.log_event);
+        assert_eq!(bad.warnings.len(), 1, "{:?}", bad.warnings);
+    }
+
+    #[test]
+    fn log_lines_are_buffered_unless_turned_off() {
+        let buffered = |vars: &[(&str, &str)]| config(vars).logs.buffered;
+        assert!(buffered(&[]));
+        assert!(!buffered(&[("LOG_BUFFERING", "false")]));
+        assert!(buffered(&[("LOG_BUFFERING", "true")]));
+        let bad = config(&[("LOG_BUFFERING", "maybe")]);
+        assert!(bad.logs.buffered, "a bad value keeps the default");
         assert_eq!(bad.warnings.len(), 1, "{:?}", bad.warnings);
     }
 }

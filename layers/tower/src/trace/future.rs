@@ -2,7 +2,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::Arc,
-    task::{Context, Poll, ready},
+    task::{Context, Poll},
     time::SystemTime,
 };
 
@@ -12,6 +12,7 @@ use tracing::instrument::Instrumented;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{FlushFuture, FlushSpans};
+use crate::log_format::LineBuffer;
 
 pin_project! {
     /// Response future of [`Trace`](super::Trace): runs the invocation, closes its span, then
@@ -26,6 +27,8 @@ pin_project! {
         deadline: SystemTime,
         // Entered while the flush runs: its log lines carry the invocation's context.
         flush_span: tracing::Span,
+        // The invocation's gathered log lines: written whenever it yields, and at the end.
+        lines: Arc<LineBuffer>,
     }
 }
 
@@ -42,6 +45,7 @@ impl<F: Future> ResponseFuture<F> {
         trace_id: TraceId,
         deadline: SystemTime,
         flush_span: tracing::Span,
+        lines: Arc<LineBuffer>,
     ) -> Self {
         Self {
             inner: Some(inner),
@@ -51,6 +55,7 @@ impl<F: Future> ResponseFuture<F> {
             trace_id,
             deadline,
             flush_span,
+            lines,
         }
     }
 }
@@ -65,7 +70,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if let Some(inner) = this.inner.as_mut().as_pin_mut() {
-            let output = ready!(inner.poll(cx));
+            let Poll::Ready(output) = inner.poll(cx) else {
+                // Nothing logged is held across an await: a call that never returns leaves
+                // every line before it written.
+                this.lines.flush();
+                return Poll::Pending;
+            };
             if let Err(err) = &output {
                 // The runtime could not complete the invocation (e.g. posting the response failed).
                 let span = this
@@ -87,9 +97,13 @@ where
         }
         if let Some(flush) = this.flush.as_mut() {
             let _entered = this.flush_span.enter();
-            ready!(flush.as_mut().poll(cx));
+            if flush.as_mut().poll(cx).is_pending() {
+                this.lines.flush();
+                return Poll::Pending;
+            }
             *this.flush = None;
         }
+        this.lines.flush();
         match this.output.take() {
             Some(output) => Poll::Ready(output),
             None => panic!("ResponseFuture polled after completion"),

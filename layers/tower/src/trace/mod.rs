@@ -27,6 +27,8 @@ mod future;
 #[cfg(test)]
 mod fuzz;
 mod layer;
+#[cfg(test)]
+mod line_writes;
 mod service;
 
 pub use flush::{FlushFuture, FlushSpans, FlushWith};

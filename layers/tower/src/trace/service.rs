@@ -13,7 +13,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::{FlushSpans, ResponseFuture};
 use crate::{
     facts::{EnvironmentFacts, InvocationFacts},
-    log_format::{FLUSH_TARGET, InvocationLogContext, attach},
+    log_format::{FLUSH_TARGET, InvocationLogContext, LineBuffer, attach, attach_lines},
 };
 
 /// Middleware that traces each invocation; see the [module docs](super).
@@ -83,6 +83,10 @@ where
         req.context.deadline = epoch_ms(deadline).unwrap_or(req.context.deadline);
         let (span, trace_id, flush_span) =
             invocation_span(&req, self.trigger, self.service_name.as_deref(), cold_start);
+        // The invocation's log lines and its flush's, written together when it yields or ends.
+        let lines = Arc::new(LineBuffer::default());
+        attach_lines(&span, &lines);
+        attach_lines(&flush_span, &lines);
         // Its spans are this invocation's to export: no other invocation's flush takes them.
         self.flusher.open(trace_id);
         let future = {
@@ -96,6 +100,7 @@ where
             trace_id,
             deadline,
             flush_span,
+            lines,
         )
     }
 }
