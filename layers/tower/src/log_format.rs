@@ -19,14 +19,15 @@
 //! through [`attach`]; any span carrying an [`InvocationLogContext`] provides them.
 //!
 //! **Writes.** Inside an invocation run by [`TraceLayer`](crate::TraceLayer), `INFO`, `DEBUG` and
-//! `TRACE` lines are gathered and written together, in one `write`, whenever the invocation
-//! yields (waits on I/O) and when it ends; a `WARN` or `ERROR` line writes what is gathered and
-//! itself at once. No line is held across an `await`, so a handler stuck on a call until its
-//! timeout has written everything it logged before the call; what a process that aborts in the
-//! middle of a synchronous stretch had gathered in that stretch is lost. One `write` to a pipe
-//! costs about 4 µs of CPU; the example handler logs eight lines per invocation and now writes
-//! them in two or three (`docs/warm-invocation.md` has the measurements).
-//! [`LogConfig::buffered`] turns it off: one `write` per line.
+//! `TRACE` lines are gathered and written together, in one `write`, when the invocation ends, or
+//! once they have waited [`MAX_LINE_DELAY`](crate::trace::MAX_LINE_DELAY) (20 ms, and never past
+//! the deadline) while the invocation waits on I/O; a `WARN` or `ERROR` line writes what is
+//! gathered and itself at once. So a handler stuck on a call until its timeout has its lines
+//! before the call written 20 ms into the wait; what a process that aborts (not a panic: those
+//! are caught and logged at `ERROR`) had gathered in its last 20 ms is lost. A `write` to a pipe
+//! costs several µs of CPU; the example handler logs eight lines per invocation and writes them
+//! in one (`docs/warm-invocation.md` has the measurements). [`LogConfig::buffered`] turns it
+//! off: one `write` per line.
 //!
 //! [`subscriber`] builds the whole subscriber (production, tests and benches use it); [`init`]
 //! installs it globally:
@@ -314,6 +315,11 @@ impl LineBuffer {
             sink(&pending);
             pending.clear();
         }
+    }
+
+    /// Whether nothing is gathered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().is_empty()
     }
 
     /// Writes the lines gathered so far, in one `write`.

@@ -3,7 +3,7 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use opentelemetry::trace::{Status, TraceId};
@@ -27,10 +27,23 @@ pin_project! {
         deadline: SystemTime,
         // Entered while the flush runs: its log lines carry the invocation's context.
         flush_span: tracing::Span,
-        // The invocation's gathered log lines: written whenever it yields, and at the end.
+        // The invocation's gathered log lines: written at the end, or once they have waited
+        // `MAX_LINE_DELAY` while the invocation waits on I/O.
         lines: Arc<LineBuffer>,
+        #[pin]
+        line_timer: Option<tokio::time::Sleep>,
     }
 }
+
+/// How long an invocation's gathered log lines may wait while it waits on I/O (a call that
+/// never returns, a slow export) before they are written anyway. Lines logged before a hang are
+/// out this soon after; an invocation that does not wait that long writes all its lines at once,
+/// at its end.
+pub const MAX_LINE_DELAY: Duration = Duration::from_millis(20);
+
+/// Gathered lines are written this long before the invocation's deadline at the latest: Lambda
+/// ends a timed-out environment at its deadline.
+const LINE_DEADLINE_MARGIN: Duration = Duration::from_millis(5);
 
 impl<F: Future> std::fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,6 +69,7 @@ impl<F: Future> ResponseFuture<F> {
             deadline,
             flush_span,
             lines,
+            line_timer: None,
         }
     }
 }
@@ -71,9 +85,7 @@ where
         let mut this = self.project();
         if let Some(inner) = this.inner.as_mut().as_pin_mut() {
             let Poll::Ready(output) = inner.poll(cx) else {
-                // Nothing logged is held across an await: a call that never returns leaves
-                // every line before it written.
-                this.lines.flush();
+                hold_lines(this.lines, this.line_timer, *this.deadline, cx);
                 return Poll::Pending;
             };
             if let Err(err) = &output {
@@ -98,7 +110,7 @@ where
         if let Some(flush) = this.flush.as_mut() {
             let _entered = this.flush_span.enter();
             if flush.as_mut().poll(cx).is_pending() {
-                this.lines.flush();
+                hold_lines(this.lines, this.line_timer, *this.deadline, cx);
                 return Poll::Pending;
             }
             *this.flush = None;
@@ -108,5 +120,37 @@ where
             Some(output) => Poll::Ready(output),
             None => panic!("ResponseFuture polled after completion"),
         }
+    }
+}
+
+/// While the invocation waits: its gathered lines wait too, at most [`MAX_LINE_DELAY`] (and not
+/// past its deadline), then are written. Outside a tokio runtime (no timer) they are written at
+/// once.
+fn hold_lines(
+    lines: &LineBuffer,
+    mut timer: Pin<&mut Option<tokio::time::Sleep>>,
+    deadline: SystemTime,
+    cx: &mut Context<'_>,
+) {
+    if lines.is_empty() {
+        return;
+    }
+    if timer.is_none() {
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+            .saturating_sub(LINE_DEADLINE_MARGIN);
+        let delay = MAX_LINE_DELAY.min(left);
+        if delay.is_zero() || tokio::runtime::Handle::try_current().is_err() {
+            lines.flush();
+            return;
+        }
+        timer.set(Some(tokio::time::sleep(delay)));
+    }
+    if let Some(sleep) = timer.as_mut().as_pin_mut()
+        && sleep.poll(cx).is_ready()
+    {
+        lines.flush();
+        timer.set(None);
     }
 }

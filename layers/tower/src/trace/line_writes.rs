@@ -1,6 +1,6 @@
-//! An invocation's log lines are gathered and written together: once per yield and once at the
-//! end, a `WARN` at once after what came before it, and one `write` per line when buffering is
-//! off. Each `write` the subscriber makes is recorded on its own, so the tests see the writes,
+//! An invocation's log lines are gathered and written together: at the end, or once they have
+//! waited `MAX_LINE_DELAY` while the invocation waits; a `WARN` at once after what came before
+//! it; one `write` per line when buffering is off. Each `write` the subscriber makes is recorded on its own, so the tests see the writes,
 //! not only the lines.
 
 use std::{
@@ -13,7 +13,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::InMemorySpanExporter;
 use tower::{Layer, ServiceExt, service_fn};
 
-use super::TraceLayer;
+use super::{MAX_LINE_DELAY, TraceLayer};
 use crate::{
     export::Telemetry,
     log_format::{self, LogConfig},
@@ -102,11 +102,11 @@ async fn lines_logged_without_a_yield_go_out_in_one_write_at_the_end() {
     assert_eq!(writes.messages(), [["one", "two", "three"]]);
 }
 
-#[tokio::test]
-async fn each_yield_writes_what_came_before_it() {
+/// Runs one invocation whose handler logs, waits on `released`, logs again; `while_waiting`
+/// sees the writes made while the handler waits (after `waited` of virtual time).
+async fn wait_in_the_middle(waited: Duration) -> (Vec<Vec<String>>, Writes) {
     let (release, released) = tokio::sync::oneshot::channel::<()>();
     let released = Arc::new(Mutex::new(Some(released)));
-    let seen_at_yield: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
     let writes = Writes::default();
     let telemetry = Telemetry::with_exporter(
         InMemorySpanExporter::default(),
@@ -122,30 +122,36 @@ async fn each_yield_writes_what_came_before_it() {
         let released = released.lock().expect("lock").take().expect("once");
         async move {
             tracing::info!("before the call");
-            // A call that has not returned yet: the line before it must already be out.
             released.await.expect("released");
             tracing::info!("after the call");
             Ok::<(), lambda_runtime::Error>(())
         }
     }));
-    let invocation = tokio::spawn({
-        let seen = seen_at_yield.clone();
-        let writes = writes.clone();
-        async move {
-            let mut call = std::pin::pin!(service.oneshot(invocation(b"{}", Some(TRACE_HEADER))));
-            // One poll: the handler logs, then waits.
-            assert!(futures_util::poll!(call.as_mut()).is_pending());
-            seen.lock().expect("lock").extend(writes.messages());
-            release.send(()).expect("waiting");
-            call.await.expect("ok");
-        }
-    });
-    invocation.await.expect("the invocation ran");
-    assert_eq!(
-        *seen_at_yield.lock().expect("lock"),
-        [["before the call"]],
-        "written when the invocation yielded"
+    let mut call = std::pin::pin!(service.oneshot(invocation(b"{}", Some(TRACE_HEADER))));
+    assert!(futures_util::poll!(call.as_mut()).is_pending(), "waiting");
+    tokio::time::sleep(waited).await;
+    assert!(
+        futures_util::poll!(call.as_mut()).is_pending(),
+        "still waiting"
     );
+    let while_waiting = writes.messages();
+    release.send(()).expect("waiting");
+    call.await.expect("ok");
+    (while_waiting, writes)
+}
+
+#[tokio::test(start_paused = true)]
+async fn lines_before_a_short_wait_go_out_with_the_rest_at_the_end() {
+    let (while_waiting, writes) = wait_in_the_middle(MAX_LINE_DELAY / 2).await;
+    assert!(while_waiting.is_empty(), "{while_waiting:?}");
+    assert_eq!(writes.messages(), [["before the call", "after the call"]]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lines_before_a_long_wait_are_written_after_max_line_delay() {
+    // A call that hangs (until the timeout, say) does not hold back what was logged before it.
+    let (while_waiting, writes) = wait_in_the_middle(MAX_LINE_DELAY).await;
+    assert_eq!(while_waiting, [["before the call"]]);
     assert_eq!(writes.messages(), [["before the call"], ["after the call"]]);
 }
 

@@ -32,7 +32,7 @@ mod line_writes;
 mod service;
 
 pub use flush::{FlushFuture, FlushSpans, FlushWith};
-pub use future::ResponseFuture;
+pub use future::{MAX_LINE_DELAY, ResponseFuture};
 pub use layer::TraceLayer;
 pub use service::Trace;
 
