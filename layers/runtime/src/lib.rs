@@ -36,7 +36,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The variable Lambda sets to the Runtime API's `host:port`.
 pub const RUNTIME_API_VARIABLE: &str = "AWS_LAMBDA_RUNTIME_API";
-pub use respond::{Respond, ResponseFuture};
+pub use respond::{BeforeAnswer, Respond, ResponseFuture};
 pub use shutdown::{DRAIN_BOUND, Drained, shutdown_signal};
 
 use self::{

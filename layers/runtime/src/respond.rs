@@ -33,6 +33,26 @@ use crate::{
 
 type PostFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 
+/// A hook [`Respond`] runs just before it posts an invocation's answer, when the invocation's
+/// extensions hold one: an outer layer's way to finish what must be out by the time the caller
+/// has the answer (`TraceLayer` writes the log lines it gathered, so an invocation's lines are
+/// written before its response is).
+#[derive(Clone)]
+pub struct BeforeAnswer(Arc<dyn Fn() + Send + Sync>);
+
+impl BeforeAnswer {
+    /// Runs `hook` before the answer is posted.
+    pub fn new(hook: impl Fn() + Send + Sync + 'static) -> Self {
+        Self(Arc::new(hook))
+    }
+}
+
+impl fmt::Debug for BeforeAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad("BeforeAnswer")
+    }
+}
+
 /// Set once the invocation's answer starts going to the Runtime API: the runtime loop puts one in
 /// the invocation's extensions, and an invocation cut off by the drain before its answer started
 /// gets an `/error` from the loop instead (a second answer would be refused).
@@ -120,6 +140,7 @@ struct Reply {
     request_id: String,
     invocation_id: Option<String>,
     answering: Option<Answering>,
+    before: Option<BeforeAnswer>,
 }
 
 impl Reply {
@@ -130,9 +151,13 @@ impl Reply {
             request_id,
             invocation_id,
             answering,
+            before,
         } = self;
         if let Some(answering) = answering {
             answering.start();
+        }
+        if let Some(BeforeAnswer(hook)) = before {
+            hook();
         }
         let body = match outcome {
             Ok(response) => serde_json::to_vec(&response).map_err(|err| {
@@ -200,6 +225,7 @@ where
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             answering: parts.extensions.get::<Answering>().cloned(),
+            before: parts.extensions.get::<BeforeAnswer>().cloned(),
         };
         let event = LambdaEvent::new(body, context);
         match catch_panic(|| self.inner.call(event)) {

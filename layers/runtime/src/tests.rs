@@ -338,6 +338,44 @@ async fn run_until_drains_what_is_in_flight_and_cuts_off_what_outlives_its_grace
 }
 
 #[tokio::test]
+async fn the_before_answer_hook_runs_before_the_answer_is_posted() {
+    let api = MiniApi::start(vec![(Some("hooked"), "1")]).await;
+    let posted_when_hooked: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let handler = service_fn(|_: LambdaEvent<Bytes>| async {
+        Ok::<_, InvocationError>(json!({"answered": true}))
+    });
+    // An outer layer puts the hook in the invocation's extensions.
+    let hook = tower::util::MapRequestLayer::new({
+        let (seen, api) = (posted_when_hooked.clone(), api.clone());
+        move |mut invocation: LambdaInvocation| {
+            let (seen, api) = (seen.clone(), api.clone());
+            invocation
+                .parts
+                .extensions
+                .insert(BeforeAnswer::new(move || {
+                    seen.lock().expect("lock").push(api.posts().len())
+                }));
+            invocation
+        }
+    });
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(20),
+        Runtime::new(api.address.to_string(), handler)
+            .layer(hook)
+            .run(),
+    )
+    .await
+    .expect("ends when the API is gone");
+    assert!(outcome.is_err(), "the API went away after the one event");
+    assert_eq!(
+        *posted_when_hooked.lock().expect("lock"),
+        [0],
+        "once, before the post"
+    );
+    assert_eq!(api.posts().len(), 1);
+}
+
+#[tokio::test]
 async fn one_cut_off_after_its_answer_started_gets_no_second_answer() {
     let api = MiniApi::start(vec![(Some("answered"), "1")]).await;
     let answered = Arc::new(tokio::sync::Notify::new());

@@ -19,15 +19,17 @@
 //! through [`attach`]; any span carrying an [`InvocationLogContext`] provides them.
 //!
 //! **Writes.** Inside an invocation run by [`TraceLayer`](crate::TraceLayer), `INFO`, `DEBUG` and
-//! `TRACE` lines are gathered and written together, in one `write`, when the invocation ends, or
-//! once they have waited [`MAX_LINE_DELAY`](crate::trace::MAX_LINE_DELAY) (20 ms, and never past
-//! the deadline) while the invocation waits on I/O; a `WARN` or `ERROR` line writes what is
-//! gathered and itself at once. So a handler stuck on a call until its timeout has its lines
-//! before the call written 20 ms into the wait; what a process that aborts (not a panic: those
-//! are caught and logged at `ERROR`) had gathered in its last 20 ms is lost. A `write` to a pipe
-//! costs several µs of CPU; the example handler logs eight lines per invocation and writes them
-//! in one (`docs/warm-invocation.md` has the measurements). [`LogConfig::buffered`] turns it
-//! off: one `write` per line.
+//! `TRACE` lines are gathered and written together, in one `write`: before the answer is posted
+//! (by our runtime's `Respond`, through `BeforeAnswer`), when the invocation ends, or once they
+//! have waited [`MAX_LINE_DELAY`](crate::trace::MAX_LINE_DELAY) (20 ms, and never past the
+//! deadline) while the invocation waits on I/O; a `WARN` or `ERROR` line writes what is gathered
+//! and itself at once. So an invocation's lines are out by the time its caller has the response,
+//! and a handler stuck on a call until its timeout has its lines before the call written 20 ms
+//! into the wait; what a process that aborts (not a panic: those are caught and logged at
+//! `ERROR`) had gathered in its last 20 ms is lost. A `write` to a pipe costs several µs of CPU;
+//! the example handler logs eight lines per invocation and writes them in two: before its answer,
+//! and its end line (`docs/warm-invocation.md` has the measurements). [`LogConfig::buffered`]
+//! turns it off: one `write` per line.
 //!
 //! [`subscriber`] builds the whole subscriber (production, tests and benches use it); [`init`]
 //! installs it globally:

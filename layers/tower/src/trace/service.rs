@@ -4,6 +4,7 @@ use std::{
     time::SystemTime,
 };
 
+use lambda_observability_runtime::BeforeAnswer;
 use lambda_runtime::LambdaInvocation;
 use opentelemetry::trace::{TraceContextExt, TraceId};
 use tower::Service;
@@ -87,6 +88,12 @@ where
         let lines = Arc::new(LineBuffer::default());
         attach_lines(&span, &lines);
         attach_lines(&flush_span, &lines);
+        // Our runtime's `Respond` writes them before it posts the answer: an invocation's lines
+        // are out by the time its caller has the response.
+        req.parts.extensions.insert(BeforeAnswer::new({
+            let lines = lines.clone();
+            move || lines.flush()
+        }));
         // Its spans are this invocation's to export: no other invocation's flush takes them.
         self.flusher.open(trace_id);
         let future = {
