@@ -104,3 +104,21 @@ pub fn spawn_shutdown_flush_reporting(telemetry: Telemetry, metrics: Metrics) {
         std::process::exit(0);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The last export gets what the drain left of the budget, at most its own bound and at
+    /// least the floor.
+    #[test]
+    fn the_last_export_gets_what_the_drain_left_between_floor_and_bound() {
+        let ms = Duration::from_millis;
+        assert_eq!(shutdown_bound_after(Duration::ZERO), SHUTDOWN_FLUSH_BOUND);
+        assert_eq!(shutdown_bound_after(ms(20)), ms(250));
+        assert_eq!(shutdown_bound_after(ms(100)), ms(180));
+        assert_eq!(shutdown_bound_after(ms(230)), ms(50));
+        assert_eq!(shutdown_bound_after(ms(260)), SHUTDOWN_FLUSH_FLOOR);
+        assert_eq!(shutdown_bound_after(Duration::from_secs(5)), ms(50));
+    }
+}
