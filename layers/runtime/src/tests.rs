@@ -397,6 +397,46 @@ async fn the_loop_serves_concurrently_skips_unanswerable_events_and_ends_when_th
     assert_eq!(answered, ["a", "b", "c"]);
 }
 
+/// When the Runtime API is gone, each worker that stops while others still run says so; the
+/// last one's error is `run`'s own, not logged again.
+#[tokio::test]
+async fn each_worker_but_the_last_logs_its_stop() {
+    let api = MiniApi::start(vec![]).await;
+    let handler = service_fn(|_: LambdaEvent<Bytes>| async { Ok::<_, InvocationError>(()) });
+    let runtime = Runtime::new(api.address.to_string(), handler).max_concurrency(3);
+    let (outcome, logs) =
+        test_logs::capture_logs(tokio::time::timeout(Duration::from_secs(20), runtime.run())).await;
+    outcome
+        .expect("ends once every worker gave up")
+        .expect_err("the Runtime API went away");
+    assert_eq!(logs.count("a runtime worker stopped"), 2, "{}", logs.text());
+}
+
+/// `expose_trace_env` is ignored, with one warning, when more than one invocation runs at once;
+/// otherwise nothing is said.
+#[tokio::test]
+async fn a_refused_trace_variable_is_warned_about_once() {
+    for (expose, concurrency, warnings) in [(true, 2, 1), (true, 1, 0), (false, 2, 0)] {
+        let api = MiniApi::start(vec![]).await;
+        let handler = service_fn(|_: LambdaEvent<Bytes>| async { Ok::<_, InvocationError>(()) });
+        let runtime = Runtime::new(api.address.to_string(), handler)
+            .max_concurrency(concurrency)
+            .expose_trace_env(expose);
+        let (drained, logs) = test_logs::capture_logs(tokio::time::timeout(
+            Duration::from_secs(20),
+            runtime.run_until(async { "SIGTERM".to_owned() }),
+        ))
+        .await;
+        drained.expect("stops at once").expect("no error");
+        assert_eq!(
+            logs.count("_X_AMZN_TRACE_ID is not set"),
+            warnings,
+            "expose {expose}, concurrency {concurrency}: {}",
+            logs.text()
+        );
+    }
+}
+
 #[tokio::test]
 async fn run_until_drains_what_is_in_flight_and_cuts_off_what_outlives_its_grace() {
     let api = MiniApi::start(vec![(Some("quick"), "1"), (Some("stuck"), "2")]).await;
