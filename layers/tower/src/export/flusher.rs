@@ -858,6 +858,26 @@ mod tests {
         assert_eq!(out.lines().len(), 1, "nothing to report: no line");
     }
 
+    /// Without a drop, reporting writes nothing: the metrics the invocation recorded meanwhile
+    /// are left for its own flush, in one line, instead of being written early.
+    #[tokio::test]
+    async fn no_drop_no_metrics_line() {
+        let (metrics, out, _guard) = crate::metrics::test_support::metrics().await;
+        let (_, flusher) = memory_flusher();
+        push(&flusher, 1, 1);
+        assert_eq!(flusher.flush(TRACE_1, None).await.exported, 1);
+        crate::metrics::counter!("Handled").increment(1);
+        assert_eq!(flusher.report_dropped(&metrics), 0);
+        assert!(out.lines().is_empty(), "{:?}", out.lines());
+        metrics.flush();
+        let lines = out.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("Handled") && !lines[0].contains(SPANS_DROPPED_METRIC),
+            "{lines:?}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_passed_deadline_leaves_no_time_and_counts_what_is_dropped() {
         let flusher = flusher(vec![Destination::new(
