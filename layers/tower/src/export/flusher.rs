@@ -858,6 +858,27 @@ mod tests {
         assert_eq!(out.lines().len(), 1, "nothing to report: no line");
     }
 
+    /// Through `FlushSpans`, as `TraceLayer` drives it: `open` keeps a running invocation's
+    /// spans for its own flush, `flush` exports the finished ones.
+    #[tokio::test]
+    async fn the_trace_layers_handle_opens_and_flushes_like_the_flusher() {
+        let (memory, flusher) = memory_flusher();
+        FlushSpans::open(&flusher, TRACE_1);
+        FlushSpans::open(&flusher, TRACE_2);
+        push(&flusher, 1, 2);
+        push(&flusher, 2, 1);
+        FlushSpans::flush(&flusher, TRACE_1, None).await;
+        assert_eq!(memory.get_finished_spans().expect("spans").len(), 2);
+        assert_eq!(
+            flusher.buffered(),
+            1,
+            "trace 2 is open: left to its own flush"
+        );
+        FlushSpans::flush(&flusher, TRACE_2, None).await;
+        assert_eq!(memory.get_finished_spans().expect("spans").len(), 3);
+        assert_eq!(flusher.buffered(), 0);
+    }
+
     /// Without a drop, reporting writes nothing: the metrics the invocation recorded meanwhile
     /// are left for its own flush, in one line, instead of being written early.
     #[tokio::test]
