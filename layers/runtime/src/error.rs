@@ -355,6 +355,89 @@ mod tests {
         assert!(next.panic_location().is_some());
     }
 
+    /// What X-Ray reads off the invocation's span: the error status, `error.type`, `ErrorKind`,
+    /// the `exception` event (the segment's cause) and, for the caller's errors only, a `400`
+    /// (X-Ray counts a 4xx as an "error", anything else as a "fault").
+    #[test]
+    fn record_puts_the_error_on_the_span_as_x_ray_reads_it() {
+        use opentelemetry::{Value, trace::TracerProvider as _};
+        use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider};
+        use tracing_subscriber::layer::SubscriberExt as _;
+
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            for (name, error) in [
+                (
+                    "client",
+                    InvocationError::new("InvalidEvent", "no name", ErrorKind::Client),
+                ),
+                (
+                    "fault",
+                    InvocationError::new("DiskFull", "no space", ErrorKind::Fault),
+                ),
+            ] {
+                let span = tracing::info_span!("invocation", otel.name = name);
+                let returned = record(&span, error.clone());
+                assert_eq!(returned, error, "given back as it came");
+            }
+        });
+        let spans = exporter.get_finished_spans().expect("spans");
+        let span = |name: &str| {
+            spans
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("no span {name}: {spans:?}"))
+        };
+        let attribute = |name: &str, key: &str| {
+            span(name)
+                .attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.clone())
+        };
+        for (name, error_type, message, kind) in [
+            ("client", "InvalidEvent", "no name", "client"),
+            ("fault", "DiskFull", "no space", "fault"),
+        ] {
+            assert_eq!(
+                span(name).status,
+                Status::error(format!("{error_type}: {message}"))
+            );
+            assert_eq!(attribute(name, "error.type"), Some(Value::from(error_type)));
+            assert_eq!(attribute(name, "ErrorKind"), Some(Value::from(kind)));
+            // The log line of `record` is an event of the span too; the cause is the one named
+            // `exception`.
+            let events: Vec<_> = span(name)
+                .events
+                .iter()
+                .filter(|e| e.name == "exception")
+                .collect();
+            assert_eq!(events.len(), 1, "{events:?}");
+            let event: Vec<(&str, String)> = events[0]
+                .attributes
+                .iter()
+                .map(|kv| (kv.key.as_str(), kv.value.to_string()))
+                .collect();
+            assert_eq!(
+                event,
+                [
+                    ("exception.type", error_type.to_owned()),
+                    ("exception.message", message.to_owned())
+                ]
+            );
+        }
+        assert_eq!(
+            attribute("client", "http.response.status_code"),
+            Some(Value::I64(400))
+        );
+        assert_eq!(attribute("fault", "http.response.status_code"), None);
+    }
+
     #[test]
     fn kinds_locations_and_errors_read_as_reported() {
         assert_eq!(ErrorKind::Client.as_str(), "client");

@@ -166,6 +166,32 @@ mod tests {
         }
     }
 
+    /// An invocation without a usable deadline is served (with the longest timeout) but said
+    /// once; one with a deadline is not.
+    #[test]
+    fn a_missing_deadline_is_warned_about_with_the_request_id() {
+        for (headers, warnings) in [
+            (&[(REQUEST_ID, &b"id-w"[..])][..], 1),
+            (
+                &[(REQUEST_ID, &b"id-w"[..]), (DEADLINE_MS, &b"600000"[..])][..],
+                0,
+            ),
+        ] {
+            let (logs, subscriber) = crate::test_logs::Logs::capture();
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::callsite::rebuild_interest_cache();
+                build(headers).expect("usable");
+            });
+            assert_eq!(
+                logs.count("came without a usable deadline"),
+                warnings,
+                "{}",
+                logs.text()
+            );
+            assert_eq!(logs.count("id-w"), warnings, "{}", logs.text());
+        }
+    }
+
     #[test]
     fn a_relative_deadline_is_made_absolute_once_and_facts_are_attached() {
         let invocation = build(&[(REQUEST_ID, b"id-2"), (DEADLINE_MS, b"600000")]).expect("usable");

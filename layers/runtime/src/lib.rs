@@ -477,4 +477,6 @@ fn non_recoverable(status: StatusCode) -> bool {
 }
 
 #[cfg(test)]
+mod test_logs;
+#[cfg(test)]
 mod tests;

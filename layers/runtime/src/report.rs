@@ -357,6 +357,20 @@ mod tests {
         );
     }
 
+    /// `error_type` is what a caller matches on (without the `Runtime.` prefix), and the source
+    /// is the error's cause, for `error_chain` and error reporters.
+    #[test]
+    fn init_errors_give_their_type_and_their_cause() {
+        let error = InitError::new("InvalidConfig", "no endpoint");
+        assert_eq!(error.error_type(), "InvalidConfig");
+        let source = std::error::Error::source(&error).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("no endpoint"));
+        assert_eq!(
+            crate::error::error_chain(&error),
+            "Runtime.InvalidConfig: no endpoint: no endpoint"
+        );
+    }
+
     #[test]
     fn the_cause_is_a_header_value_whatever_the_message_holds() {
         for message in [

@@ -187,7 +187,44 @@ mod tests {
         assert!(grace(past, now, bound) < Duration::from_millis(20));
     }
 
-    #[tokio::test]
+    /// The count the stop's log line gives ("draining N invocations in flight"): each guard
+    /// counts while it lives, whichever order they end in.
+    #[test]
+    fn invocations_in_flight_are_counted_while_their_guard_lives() {
+        let stopping = Stopping::new();
+        assert_eq!(stopping.in_flight(), 0);
+        let first = stopping.enter();
+        let second = stopping.enter();
+        assert_eq!(stopping.in_flight(), 2);
+        drop(first);
+        assert_eq!(stopping.in_flight(), 1);
+        drop(second);
+        assert_eq!(stopping.in_flight(), 0);
+    }
+
+    /// The runtime's last log line, and what an embedder may print: the invocations in flight
+    /// (finished and cut off together), the drain's time, and each count.
+    #[test]
+    fn drained_says_how_many_finished_and_how_many_were_cut_off() {
+        let drained = Drained {
+            reason: "SIGTERM".into(),
+            finished: vec!["a".into(), "b".into()],
+            cut_off: vec!["c".into()],
+            took: Duration::from_millis(150),
+        };
+        assert_eq!(
+            drained.to_string(),
+            "3 invocations in flight drained in 150 ms: 2 finished, 1 cut off"
+        );
+        assert_eq!(
+            Drained::default().to_string(),
+            "0 invocations in flight drained in 0 ms: 0 finished, 0 cut off"
+        );
+    }
+
+    /// On tokio's paused clock, so that a waiter that is never woken fails the test at once
+    /// (the clock jumps to the timeout) instead of hanging it.
+    #[tokio::test(start_paused = true)]
     async fn the_first_reason_is_kept_and_waiters_wake() {
         let stopping = std::sync::Arc::new(Stopping::new());
         assert!(stopping.since().is_none());
@@ -197,7 +234,10 @@ mod tests {
         });
         stopping.stop("SIGTERM");
         stopping.fatal("the Runtime API answered 500".into());
-        let at = waiter.await.expect("woken");
+        let at = tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken by the stop")
+            .expect("the waiter ran");
         assert_eq!(Some(at), stopping.since());
         assert_eq!(stopping.reason(), "SIGTERM");
         assert_eq!(

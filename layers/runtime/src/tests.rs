@@ -236,6 +236,129 @@ async fn respond_catches_a_panic_no_layer_below_caught() {
     );
 }
 
+/// A handler-level service that is never ready: its `poll_ready` fails.
+#[derive(Debug, Clone)]
+struct Overloaded;
+
+impl Service<LambdaEvent<Bytes>> for Overloaded {
+    type Response = Value;
+    type Error = InvocationError;
+    type Future = std::future::Ready<Result<Value, InvocationError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), InvocationError>> {
+        std::task::Poll::Ready(Err(InvocationError::new(
+            "Overloaded",
+            "no capacity",
+            ErrorKind::Fault,
+        )))
+    }
+
+    fn call(&mut self, _: LambdaEvent<Bytes>) -> Self::Future {
+        std::future::ready(Ok(Value::Null))
+    }
+}
+
+/// `Respond`'s only error is the handler-level service's `poll_ready` error: it reaches the
+/// layers above (and the worker, which stops on it) instead of a call to a service that is not
+/// ready.
+#[tokio::test]
+async fn respond_is_ready_only_when_the_handler_is_and_passes_its_error_on() {
+    let api = MiniApi::start(vec![]).await;
+    let mut respond = Respond::new(Overloaded, api.client(), Arc::new(Stopping::new()));
+    let error = respond.ready().await.map(|_| ()).expect_err("not ready");
+    assert_eq!(error.to_string(), "Overloaded: no capacity");
+    assert!(api.posts().is_empty(), "nothing was called, nothing posted");
+}
+
+/// A `5xx` to the answer's post says the environment cannot go on: the runtime stops (the
+/// other invocations get their grace, then `run` returns the reason). The service itself still
+/// completes with `Ok`: the failure was logged once, here.
+#[tokio::test]
+async fn a_5xx_to_the_answer_stops_the_runtime_with_the_request_id() {
+    let api = Scripted::start(vec![status(500)]).await;
+    let stopping = Arc::new(Stopping::new());
+    let respond = Respond::new(
+        service_fn(|_: LambdaEvent<Bytes>| async { Ok::<_, InvocationError>(json!({})) }),
+        Arc::new(api.client()),
+        stopping.clone(),
+    );
+    respond
+        .oneshot(invocation_for("r-500"))
+        .await
+        .expect("the failed post is not the layers' error");
+    assert_eq!(
+        api.requests(),
+        ["/2018-06-01/runtime/invocation/r-500/response"]
+    );
+    assert!(stopping.since().is_some(), "stopped");
+    let reason = stopping.fatal_reason().unwrap_or_default();
+    assert!(
+        reason.starts_with("invocation r-500: ") && reason.contains("500"),
+        "{reason}"
+    );
+    assert_eq!(stopping.reason(), reason);
+}
+
+/// A `4xx` to the answer (e.g. `410`: the invocation already timed out) concerns that
+/// invocation only: the runtime goes on.
+#[tokio::test]
+async fn a_4xx_to_the_answer_does_not_stop_the_runtime() {
+    let api = Scripted::start(vec![status(410)]).await;
+    let stopping = Arc::new(Stopping::new());
+    let respond = Respond::new(
+        service_fn(|_: LambdaEvent<Bytes>| async { Ok::<_, InvocationError>(json!({})) }),
+        Arc::new(api.client()),
+        stopping.clone(),
+    );
+    respond
+        .oneshot(invocation_for("r-410"))
+        .await
+        .expect("completes");
+    assert_eq!(api.requests().len(), 1);
+    assert!(stopping.since().is_none() && stopping.fatal_reason().is_none());
+}
+
+/// A handler-level service that answers `null` at once.
+#[derive(Debug, Clone)]
+struct Null;
+
+impl Service<LambdaEvent<Bytes>> for Null {
+    type Response = Value;
+    type Error = InvocationError;
+    type Future = std::future::Ready<Result<Value, InvocationError>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), InvocationError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: LambdaEvent<Bytes>) -> Self::Future {
+        std::future::ready(Ok(Value::Null))
+    }
+}
+
+/// The `Debug` output of the service and its future: what a layer's `Debug` or a log of the
+/// stack shows. The handler-level service is shown; the Runtime API client is not.
+#[tokio::test]
+async fn respond_and_its_future_debug_as_themselves() {
+    let api = MiniApi::start(vec![]).await;
+    let mut respond = Respond::new(Null, api.client(), Arc::new(Stopping::new()));
+    assert_eq!(format!("{respond:?}"), "Respond { inner: Null, .. }");
+    let future = respond
+        .ready()
+        .await
+        .expect("ready")
+        .call(invocation_for("r-debug"));
+    assert_eq!(format!("{future:?}"), "ResponseFuture { .. }");
+    future.await.expect("posted");
+    assert_eq!(api.posts()[0].body, Value::Null);
+}
+
 #[tokio::test]
 async fn the_loop_serves_concurrently_skips_unanswerable_events_and_ends_when_the_api_is_gone() {
     let api = MiniApi::start(vec![
@@ -272,6 +395,46 @@ async fn the_loop_serves_concurrently_skips_unanswerable_events_and_ends_when_th
         .collect();
     answered.sort();
     assert_eq!(answered, ["a", "b", "c"]);
+}
+
+/// When the Runtime API is gone, each worker that stops while others still run says so; the
+/// last one's error is `run`'s own, not logged again.
+#[tokio::test]
+async fn each_worker_but_the_last_logs_its_stop() {
+    let api = MiniApi::start(vec![]).await;
+    let handler = service_fn(|_: LambdaEvent<Bytes>| async { Ok::<_, InvocationError>(()) });
+    let runtime = Runtime::new(api.address.to_string(), handler).max_concurrency(3);
+    let (outcome, logs) =
+        test_logs::capture_logs(tokio::time::timeout(Duration::from_secs(20), runtime.run())).await;
+    outcome
+        .expect("ends once every worker gave up")
+        .expect_err("the Runtime API went away");
+    assert_eq!(logs.count("a runtime worker stopped"), 2, "{}", logs.text());
+}
+
+/// `expose_trace_env` is ignored, with one warning, when more than one invocation runs at once;
+/// otherwise nothing is said.
+#[tokio::test]
+async fn a_refused_trace_variable_is_warned_about_once() {
+    for (expose, concurrency, warnings) in [(true, 2, 1), (true, 1, 0), (false, 2, 0)] {
+        let api = MiniApi::start(vec![]).await;
+        let handler = service_fn(|_: LambdaEvent<Bytes>| async { Ok::<_, InvocationError>(()) });
+        let runtime = Runtime::new(api.address.to_string(), handler)
+            .max_concurrency(concurrency)
+            .expose_trace_env(expose);
+        let (drained, logs) = test_logs::capture_logs(tokio::time::timeout(
+            Duration::from_secs(20),
+            runtime.run_until(async { "SIGTERM".to_owned() }),
+        ))
+        .await;
+        drained.expect("stops at once").expect("no error");
+        assert_eq!(
+            logs.count("_X_AMZN_TRACE_ID is not set"),
+            warnings,
+            "expose {expose}, concurrency {concurrency}: {}",
+            logs.text()
+        );
+    }
 }
 
 #[tokio::test]

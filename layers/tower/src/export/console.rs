@@ -164,6 +164,28 @@ pub(super) mod tests {
         }
     }
 
+    /// A failed span says so on its line, with the status's description: the one thing a
+    /// reader of a local run looks for.
+    #[test]
+    fn the_timeline_marks_failed_spans_with_their_error() {
+        let mut failed = span_data(1, 9, "root", 0);
+        failed.status = opentelemetry::trace::Status::error("disk full");
+        let text = render_timeline(&[failed, span_data(2, 1, "child", 1)]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[1].contains(" root ERROR disk full [ColdStart=true]"),
+            "{text}"
+        );
+        assert!(!lines[2].contains("ERROR"), "{text}");
+    }
+
+    /// The exporter's `Debug` names it without its writer (stderr, or any `Write`).
+    #[test]
+    fn the_console_exporter_debugs_as_itself() {
+        let exporter = ConsoleExporter::new(Box::new(Vec::new()));
+        assert_eq!(format!("{exporter:?}"), "ConsoleExporter { .. }");
+    }
+
     #[test]
     fn the_timeline_nests_children_under_their_parents() {
         let text = render_timeline(&[span_data(2, 1, "child", 1), span_data(1, 9, "root", 0)]);

@@ -606,6 +606,147 @@ mod tests {
         FlushOutcome { exported, dropped }
     }
 
+    /// Every reason counts in the total (the `SpansDropped` metric and the WARN line), each
+    /// once, and each is named.
+    #[test]
+    fn drop_counts_add_up_every_reason() {
+        let dropped = DropCounts {
+            buffer_full: 1,
+            export_failed: 2,
+            timed_out: 4,
+            oversize: 8,
+            breaker_open: 16,
+        };
+        assert_eq!(dropped.total(), 31);
+        assert_eq!(
+            dropped.to_string(),
+            "1 buffer full, 2 export failed, 4 timed out, 8 oversize, 16 breaker open"
+        );
+        assert_eq!(DropCounts::default().total(), 0);
+        assert_eq!(DropCounts::default().to_string(), "");
+    }
+
+    /// "Nothing" is no export and no drop: either one alone is something.
+    #[test]
+    fn an_outcome_is_nothing_only_without_exports_and_drops() {
+        assert!(FlushOutcome::default().is_nothing());
+        assert!(!outcome(1, DropCounts::default()).is_nothing());
+        let dropped = DropCounts {
+            oversize: 1,
+            ..DropCounts::default()
+        };
+        assert!(!outcome(0, dropped).is_nothing());
+    }
+
+    /// Which timer a destination gets: the shortest of its own timeout, the flusher's limit and
+    /// the cut; `true` only when the cut is strictly the shortest (a timeout on it says nothing
+    /// about the backend, so it trips no breaker). No bound at all: no timer.
+    #[test]
+    fn the_timer_is_the_shortest_bound_and_names_the_cut() {
+        const S: fn(u64) -> Duration = Duration::from_secs;
+        let bound = |limit: Option<u64>, cut: Option<u64>| Bound {
+            limit: limit.map(S),
+            cut: cut.map(S),
+        };
+        assert_eq!(bound(None, None).timer(S(5)), None);
+        assert_eq!(bound(Some(2), None).timer(S(5)), Some((S(2), false)));
+        assert_eq!(bound(Some(9), None).timer(S(5)), Some((S(5), false)));
+        assert_eq!(bound(None, Some(1)).timer(S(5)), Some((S(1), true)));
+        assert_eq!(bound(None, Some(9)).timer(S(5)), Some((S(5), false)));
+        assert_eq!(bound(Some(2), Some(1)).timer(S(5)), Some((S(1), true)));
+        assert_eq!(bound(Some(2), Some(3)).timer(S(5)), Some((S(2), false)));
+        // A cut equal to the limit: the limit is what timed out, the breaker may trip.
+        assert_eq!(bound(Some(2), Some(2)).timer(S(5)), Some((S(2), false)));
+    }
+
+    /// Counts the batches it is given; delivers `sent` of each, drops `oversize` for their size
+    /// and fails the rest.
+    #[derive(Clone, Default)]
+    struct Partial {
+        batches: std::sync::Arc<std::sync::atomic::AtomicU64>,
+        sent: u64,
+        oversize: u64,
+    }
+
+    impl crate::export::Deliver for Partial {
+        fn deliver(&self, _batch: Vec<SpanData>) -> crate::export::DeliveryFuture<'_> {
+            self.batches.fetch_add(1, Ordering::Relaxed);
+            let delivery = crate::export::Delivery::new(
+                self.sent,
+                self.oversize,
+                Some(OTelSdkError::InternalFailure("socket buffer full".into())),
+            );
+            Box::pin(std::future::ready(delivery))
+        }
+
+        fn set_resource(&mut self, _resource: &Resource) {}
+    }
+
+    /// Each span of a partial delivery is counted once: sent, too large, or lost to the error.
+    #[tokio::test]
+    async fn a_partial_delivery_counts_each_span_once() {
+        let partial = Partial {
+            sent: 2,
+            oversize: 1,
+            ..Partial::default()
+        };
+        let flusher = flusher(vec![Destination::new(
+            "udp",
+            Duration::from_secs(5),
+            partial,
+        )]);
+        push(&flusher, 1, 6);
+        assert_eq!(
+            flusher.flush(TRACE_1, None).await,
+            outcome(
+                2,
+                DropCounts {
+                    oversize: 1,
+                    export_failed: 3,
+                    ..DropCounts::default()
+                }
+            )
+        );
+        assert_eq!(flusher.take_dropped(), 4);
+    }
+
+    /// A flush with nothing pending sends nothing: no empty batch reaches a destination.
+    #[tokio::test]
+    async fn a_flush_with_nothing_pending_calls_no_exporter() {
+        let partial = Partial::default();
+        let flusher = flusher(vec![Destination::new(
+            "counted",
+            Duration::from_secs(5),
+            partial.clone(),
+        )]);
+        assert!(flusher.flush(TRACE_1, None).await.is_nothing());
+        assert!(
+            flusher
+                .flush_within(Duration::from_secs(1))
+                .await
+                .is_nothing()
+        );
+        assert_eq!(partial.batches.load(Ordering::Relaxed), 0);
+        push(&flusher, 1, 1);
+        flusher.flush(TRACE_1, None).await;
+        assert_eq!(partial.batches.load(Ordering::Relaxed), 1);
+    }
+
+    /// The flusher's `Debug` says whether it exports and its bounds, nothing of the spans.
+    #[test]
+    fn the_flusher_debugs_as_its_settings() {
+        let flusher = SpanFlusher::disabled().flush_budget(Duration::from_millis(300));
+        assert_eq!(
+            format!("{flusher:?}"),
+            "SpanFlusher { enabled: false, timeout: 10s, budget: 300ms }"
+        );
+        let (_, enabled) = memory_flusher();
+        assert!(
+            format!("{enabled:?}").starts_with("SpanFlusher { enabled: true, timeout: 5s,"),
+            "{enabled:?}"
+        );
+    }
+
     #[tokio::test]
     async fn a_flush_exports_its_own_trace_only() {
         let (memory, flusher) = memory_flusher();
@@ -767,6 +908,47 @@ mod tests {
         assert_eq!(doc[SPANS_DROPPED_METRIC], 4, "{doc}");
         assert_eq!(flusher.report_dropped(&metrics), 0, "reported once");
         assert_eq!(out.lines().len(), 1, "nothing to report: no line");
+    }
+
+    /// Through `FlushSpans`, as `TraceLayer` drives it: `open` keeps a running invocation's
+    /// spans for its own flush, `flush` exports the finished ones.
+    #[tokio::test]
+    async fn the_trace_layers_handle_opens_and_flushes_like_the_flusher() {
+        let (memory, flusher) = memory_flusher();
+        FlushSpans::open(&flusher, TRACE_1);
+        FlushSpans::open(&flusher, TRACE_2);
+        push(&flusher, 1, 2);
+        push(&flusher, 2, 1);
+        FlushSpans::flush(&flusher, TRACE_1, None).await;
+        assert_eq!(memory.get_finished_spans().expect("spans").len(), 2);
+        assert_eq!(
+            flusher.buffered(),
+            1,
+            "trace 2 is open: left to its own flush"
+        );
+        FlushSpans::flush(&flusher, TRACE_2, None).await;
+        assert_eq!(memory.get_finished_spans().expect("spans").len(), 3);
+        assert_eq!(flusher.buffered(), 0);
+    }
+
+    /// Without a drop, reporting writes nothing: the metrics the invocation recorded meanwhile
+    /// are left for its own flush, in one line, instead of being written early.
+    #[tokio::test]
+    async fn no_drop_no_metrics_line() {
+        let (metrics, out, _guard) = crate::metrics::test_support::metrics().await;
+        let (_, flusher) = memory_flusher();
+        push(&flusher, 1, 1);
+        assert_eq!(flusher.flush(TRACE_1, None).await.exported, 1);
+        crate::metrics::counter!("Handled").increment(1);
+        assert_eq!(flusher.report_dropped(&metrics), 0);
+        assert!(out.lines().is_empty(), "{:?}", out.lines());
+        metrics.flush();
+        let lines = out.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("Handled") && !lines[0].contains(SPANS_DROPPED_METRIC),
+            "{lines:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

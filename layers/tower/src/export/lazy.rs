@@ -152,6 +152,68 @@ mod tests {
         assert_eq!(delivered.load(Ordering::Relaxed), 2);
     }
 
+    /// A built exporter that never waits (UDP) says so.
+    struct Datagrams;
+
+    impl Deliver for Datagrams {
+        fn deliver(&self, _batch: Vec<SpanData>) -> DeliveryFuture<'_> {
+            Box::pin(std::future::ready(Delivery::default()))
+        }
+
+        fn set_resource(&mut self, _resource: &Resource) {}
+
+        fn may_stall(&self) -> bool {
+            false
+        }
+    }
+
+    /// Before the build the breaker is not consulted on a failed build (`true`, harmless: a
+    /// build error trips no breaker); once built, the exporter's own answer counts.
+    #[test]
+    fn may_stall_is_the_built_exporters_answer() {
+        let datagrams = Lazy::new(|| Ok(Datagrams));
+        assert!(datagrams.may_stall(), "not built yet");
+        block_on(datagrams.deliver(vec![span_in(1, 1)]));
+        assert!(!datagrams.may_stall(), "a UDP exporter never waits");
+
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let mut counting = Lazy::new(move || {
+            Ok(Counting {
+                delivered: delivered.clone(),
+                resource: None,
+            })
+        });
+        counting.set_resource(&Resource::builder_empty().build());
+        block_on(counting.deliver(vec![span_in(1, 1)]));
+        assert!(counting.may_stall());
+    }
+
+    /// A resource handed over as a plain `Resource` (not a lazy source) reaches the exporter
+    /// too, whether it is set before or after the build.
+    #[test]
+    fn a_plain_resource_reaches_the_exporter_before_or_after_the_build() {
+        let resource = Resource::builder_empty()
+            .with_attribute(opentelemetry::KeyValue::new("service.name", "hello"))
+            .build();
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let mut lazy = {
+            let delivered = delivered.clone();
+            Lazy::new(move || {
+                Ok(Counting {
+                    delivered: delivered.clone(),
+                    resource: None,
+                })
+            })
+        };
+        // `Counting` asserts that it has a resource when it delivers.
+        lazy.set_resource(&resource);
+        block_on(lazy.deliver(vec![span_in(1, 1)]));
+        lazy.set_resource(&resource);
+        let built = lazy.built.get().expect("built");
+        assert_eq!(built.resource.as_ref(), Some(&resource));
+        assert_eq!(delivered.load(Ordering::Relaxed), 1);
+    }
+
     #[test]
     fn a_failed_build_fails_the_delivery_and_is_retried() {
         let attempts = Arc::new(AtomicUsize::new(0));

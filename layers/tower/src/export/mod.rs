@@ -247,3 +247,27 @@ impl TelemetryBuilder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_sdk::trace::InMemorySpanExporter;
+
+    use super::*;
+
+    /// A builder shows how many destinations it has, not the exporters themselves (which need
+    /// not be `Debug`, and may hold credentials).
+    #[test]
+    fn a_builder_debugs_as_its_count_of_destinations() {
+        assert_eq!(
+            format!("{:?}", Telemetry::builder()),
+            "TelemetryBuilder { destinations: 0, .. }"
+        );
+        let builder = Telemetry::builder()
+            .exporter("a", DEFAULT_EXPORT_TIMEOUT, InMemorySpanExporter::default())
+            .exporter("b", DEFAULT_EXPORT_TIMEOUT, InMemorySpanExporter::default());
+        assert_eq!(
+            format!("{builder:?}"),
+            "TelemetryBuilder { destinations: 2, .. }"
+        );
+    }
+}

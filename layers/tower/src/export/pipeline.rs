@@ -353,11 +353,121 @@ mod force_flush_tests;
 
 #[cfg(test)]
 mod tests {
+    use opentelemetry::KeyValue;
+
     use super::*;
     use crate::export::console::tests::span_in;
 
     fn pipeline(capacity: usize) -> Pipeline {
         Pipeline::new(Vec::new(), Resource::builder_empty().build(), capacity)
+    }
+
+    /// An SDK exporter that keeps the resource it is given.
+    #[derive(Debug, Default, Clone)]
+    struct Keeps(Arc<Mutex<Option<Resource>>>);
+
+    impl SpanExporter for Keeps {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            Ok(())
+        }
+
+        fn set_resource(&mut self, resource: &Resource) {
+            *self.0.lock().expect("lock") = Some(resource.clone());
+        }
+    }
+
+    fn named(name: &'static str) -> Resource {
+        Resource::builder_empty()
+            .with_attribute(KeyValue::new("service.name", name))
+            .build()
+    }
+
+    fn service_name(kept: &Keeps) -> Option<String> {
+        kept.0.lock().expect("lock").as_ref().and_then(|r| {
+            r.get(&opentelemetry::Key::new("service.name"))
+                .map(|v| v.to_string())
+        })
+    }
+
+    /// Every destination is handed the pipeline's resource: an SDK exporter (`Plain`, through
+    /// `Deliver`'s default `set_resource_source`) sends its spans with it.
+    #[test]
+    fn each_destination_gets_the_pipelines_resource() {
+        let kept = Keeps::default();
+        let _pipeline = Pipeline::new(
+            vec![Destination::new(
+                "keeps",
+                Duration::from_secs(1),
+                Plain(kept.clone()),
+            )],
+            named("hello"),
+            16,
+        );
+        assert_eq!(service_name(&kept).as_deref(), Some("hello"));
+        let mut plain = Plain(Keeps::default());
+        plain.set_resource(&named("again"));
+        assert_eq!(service_name(&plain.0).as_deref(), Some("again"));
+    }
+
+    /// An SDK exporter may wait on its backend: it is under the breaker unless it says
+    /// otherwise.
+    #[test]
+    fn a_plain_exporter_may_stall() {
+        assert!(Plain(Keeps::default()).may_stall());
+    }
+
+    #[test]
+    fn debug_output_names_the_type_only() {
+        assert_eq!(
+            format!("{:?}", ResourceSource::from(named("x"))),
+            "ResourceSource"
+        );
+        let processor = InvocationSpanProcessor {
+            pipeline: Arc::new(pipeline(1)),
+        };
+        assert_eq!(format!("{processor:?}"), "InvocationSpanProcessor { .. }");
+    }
+
+    /// While the buffer is full, refused spans are counted against their trace (so that its
+    /// flush reports them) only for as many traces as the buffer holds spans, or for a trace
+    /// already there: the bookkeeping of a flood of new traces is bounded too.
+    #[test]
+    fn refusals_are_tracked_for_at_most_capacity_traces() {
+        let (one, two) = (TraceId::from_bytes([1; 16]), TraceId::from_bytes([2; 16]));
+        // Capacity 1, one trace held: a second trace's refusal is counted but not tracked.
+        let full = pipeline(1);
+        full.open(one);
+        full.push(span_in(1, 1));
+        full.push(span_in(2, 1));
+        assert_eq!(full.counters.snapshot().dropped.buffer_full, 1);
+        assert_eq!(full.take_trace(two).refused, 0);
+        // Capacity 2, one trace held: there is room to track the second trace's refusal.
+        let roomy = pipeline(2);
+        roomy.open(one);
+        roomy.push(span_in(1, 1));
+        roomy.push(span_in(1, 2));
+        roomy.push(span_in(2, 1));
+        assert_eq!(roomy.take_trace(two).refused, 1);
+    }
+
+    /// Refusals of traces no invocation has open leave with the next flush, like their spans;
+    /// the shutdown flush takes every trace's.
+    #[test]
+    fn refusals_leave_with_the_spans_they_belong_with() {
+        let pipeline = pipeline(2);
+        pipeline.push(span_in(1, 1));
+        pipeline.push(span_in(1, 2));
+        pipeline.push(span_in(1, 3));
+        let taken = pipeline.take_trace(TraceId::from_bytes([3; 16]));
+        assert_eq!((taken.spans.len(), taken.refused), (2, 1));
+        assert_eq!(pipeline.buffered(), 0);
+
+        pipeline.push(span_in(4, 1));
+        pipeline.push(span_in(4, 2));
+        pipeline.push(span_in(4, 3));
+        let all = pipeline.take_all();
+        assert_eq!((all.spans.len(), all.refused), (2, 1));
+        assert_eq!(pipeline.buffered(), 0);
     }
 
     #[test]

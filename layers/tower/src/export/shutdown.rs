@@ -105,3 +105,80 @@ pub fn spawn_shutdown_flush_reporting(telemetry: Telemetry, metrics: Metrics) {
         std::process::exit(0);
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Set in the child process [`sigterm_exports_what_is_pending_then_exits`] starts: the
+    /// flush ends the process.
+    const CHILD: &str = "LAMBDA_OBSERVABILITY_TOWER_SHUTDOWN_CHILD";
+
+    /// SIGTERM (what Lambda sends before it shuts an environment down) exports the spans still
+    /// pending, then exits the process with success. Run in a child process: the signal and the
+    /// exit are the process's.
+    #[test]
+    fn sigterm_exports_what_is_pending_then_exits() {
+        let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "export::shutdown::tests::sigterm_child",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .expect("child ran");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{:?}\n{stdout}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // The console exporter writes the timeline to stdout, past the harness's capture.
+        assert!(stdout.contains(" outlived ["), "{stdout}");
+        assert!(
+            !stdout.contains("test result"),
+            "exited before the harness: {stdout}"
+        );
+    }
+
+    #[tokio::test]
+    async fn sigterm_child() {
+        if std::env::var_os(CHILD).is_none() {
+            return;
+        }
+        use opentelemetry::trace::{Span as _, Tracer as _};
+        let telemetry = Telemetry::builder()
+            .exporter(
+                "console",
+                Duration::from_secs(1),
+                super::super::ConsoleExporter::new(Box::new(std::io::stdout())),
+            )
+            .build();
+        // Work that outlived its invocation: pending until the shutdown flush.
+        telemetry.tracer().expect("enabled").start("outlived").end();
+        spawn_shutdown_flush(telemetry);
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        // The flush exits the process; should it not, the test fails instead of hanging.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        panic!("still running after SIGTERM");
+    }
+
+    /// The last export gets what the drain left of the budget, at most its own bound and at
+    /// least the floor.
+    #[test]
+    fn the_last_export_gets_what_the_drain_left_between_floor_and_bound() {
+        let ms = Duration::from_millis;
+        assert_eq!(shutdown_bound_after(Duration::ZERO), SHUTDOWN_FLUSH_BOUND);
+        assert_eq!(shutdown_bound_after(ms(20)), ms(250));
+        assert_eq!(shutdown_bound_after(ms(100)), ms(180));
+        assert_eq!(shutdown_bound_after(ms(230)), ms(50));
+        assert_eq!(shutdown_bound_after(ms(260)), SHUTDOWN_FLUSH_FLOOR);
+        assert_eq!(shutdown_bound_after(Duration::from_secs(5)), ms(50));
+    }
+}

@@ -1,0 +1,60 @@
+//! The log lines a test's code writes, captured on the test's thread.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+/// Where the captured lines go; cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// A subscriber writing every level, plain text, into a new buffer: install it with
+    /// `tracing::subscriber::set_default` (this thread only) or `with_default`.
+    pub(crate) fn capture() -> (Self, impl tracing::Subscriber + Send + Sync) {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, subscriber)
+    }
+
+    /// The text written so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+    }
+
+    /// How many lines contain `needle`.
+    pub(crate) fn count(&self, needle: &str) -> usize {
+        self.text().lines().filter(|l| l.contains(needle)).count()
+    }
+}
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `body` with its log lines captured (on this thread: a current-thread runtime's tasks
+/// included). The call sites' interest is rebuilt under the capturing subscriber: one first hit
+/// while another test thread had no subscriber could otherwise stay disabled.
+pub(crate) async fn capture_logs<F: Future>(body: F) -> (F::Output, Logs) {
+    let (logs, subscriber) = Logs::capture();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    let output = body.await;
+    (output, logs)
+}
