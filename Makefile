@@ -35,7 +35,7 @@ crates: ## Package and verify the five library crates together (cargo package --
 	@# this tree's, so both go first (the verification builds in its own target directory).
 	rm -rf target/crates "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/*/lambda-observability-*-0.1.0
 	$(CARGO) package --workspace --exclude hello-lambda --exclude lambda-observability-test-support \
-	  --exclude bare-work --exclude bare-hello --target-dir target/crates
+	  --exclude bare-work --exclude bare-hello --exclude lr-otel --target-dir target/crates
 
 .PHONY: fuzz
 fuzz: ## The proptest fuzzers of every boundary (Runtime API headers, event decoder, environment, X-Ray header), 20,000 cases each (make test runs 256)
@@ -47,11 +47,12 @@ lint: ## rustfmt and clippy, warnings denied
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 .PHONY: bench
-bench: ## Benchmarks (release build): cold start per exporter vs bare work and the Python original, warm overhead; docs/cold-start.svg
+bench: ## Benchmarks (release build): cold start per exporter vs bare work and the Python original, warm overhead, Managed Instances throughput; docs/cold-start.svg
 	@start=$$(date +%s); status=0; \
-	rm -f target/cold-start.json target/cpu-per-invocation.json; \
+	rm -f target/cold-start.json target/cpu-per-invocation.json target/throughput.json; \
 	bash benches/python/install.sh || echo "bench: the Python original's packages are missing; its role is skipped"; \
 	COLD_START_JSON="$(CURDIR)/target/cold-start.json" CPU_PER_INVOCATION_JSON="$(CURDIR)/target/cpu-per-invocation.json" \
+	  THROUGHPUT_JSON="$(CURDIR)/target/throughput.json" \
 	  $(CARGO) bench $(BENCH_ARGS) || status=$$?; \
 	if [ $$status -eq 0 ] && [ -f target/cold-start.json ]; then \
 	  python3 scripts/chart.py target/cold-start.json docs/cold-start.svg $(if $(CHART_NOTE),--note "$(CHART_NOTE)") || status=$$?; \
@@ -75,6 +76,10 @@ features: ## Builds without default features: the facade with no exporter and it
 .PHONY: bench-cpu
 bench-cpu: ## CPU per warm invocation of a real bootstrap process against the same work bare (release): target/cpu-per-invocation.json
 	CPU_PER_INVOCATION_JSON="$(CURDIR)/target/cpu-per-invocation.json" $(CARGO) bench --bench cpu_per_invocation
+
+.PHONY: bench-throughput
+bench-throughput: ## Managed Instances throughput at concurrency 1, 8, 64: ours vs bare work vs lambda_runtime's OpenTelemetry (release): target/throughput.json
+	THROUGHPUT_JSON="$(CURDIR)/target/throughput.json" $(CARGO) bench --bench throughput
 
 .PHONY: ci
 ci: lint test ## What CI runs: lint, every test, each exporter feature alone, the crates' docs and packages, the release package and its checks, deploy targets against moto

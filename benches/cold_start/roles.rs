@@ -2,7 +2,7 @@
 //! original. A role is an executable plus an environment; `bootstrap`'s roles differ only in
 //! environment variables, so the bench measures exactly the binary that ships.
 
-use std::{path::PathBuf, process::Command};
+use std::{path::PathBuf, process::Command, time::Duration};
 
 use crate::{
     common::{FUNCTION_NAME, XrayDaemon},
@@ -140,14 +140,22 @@ pub(crate) struct Received {
     pub(crate) otlp_datagrams: usize,
     pub(crate) otlp_posts: usize,
     pub(crate) signed_posts: usize,
+    /// Spans in the OTLP datagrams and in the OTLP/HTTP bodies.
+    pub(crate) otlp_datagram_spans: usize,
+    pub(crate) otlp_http_spans: usize,
 }
 
 impl Sinks {
     pub(crate) fn start() -> Self {
+        Self::with_checkip_delay(Duration::ZERO)
+    }
+
+    /// Sinks whose public-IP service answers `delay` after each request.
+    pub(crate) fn with_checkip_delay(delay: Duration) -> Self {
         Self {
             daemon: XrayDaemon::start(),
             otlp: HttpStandIn::otlp(),
-            checkip: HttpStandIn::checkip(),
+            checkip: HttpStandIn::checkip_after(delay),
         }
     }
 
@@ -158,6 +166,8 @@ impl Sinks {
             otlp_datagrams: self.daemon.otlp(),
             otlp_posts: self.otlp.requests(),
             signed_posts: self.otlp.signed(),
+            otlp_datagram_spans: self.daemon.otlp_spans(),
+            otlp_http_spans: self.otlp.spans(),
         }
     }
 }
@@ -171,6 +181,8 @@ impl Received {
             otlp_datagrams: self.otlp_datagrams - before.otlp_datagrams,
             otlp_posts: self.otlp_posts - before.otlp_posts,
             signed_posts: self.signed_posts - before.signed_posts,
+            otlp_datagram_spans: self.otlp_datagram_spans - before.otlp_datagram_spans,
+            otlp_http_spans: self.otlp_http_spans - before.otlp_http_spans,
         }
     }
 

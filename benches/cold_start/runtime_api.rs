@@ -295,7 +295,9 @@ fn serve(shared: &Shared, stream: TcpStream) {
 }
 
 /// A plain HTTP service on 127.0.0.1 for the life of the bench process: it answers every request
-/// with the same status and body, and counts the requests (and those signed with SigV4).
+/// with the same status and body (after a fixed delay, if it has one: a thread per connection, so
+/// concurrent requests wait out the delay together), and counts the requests (those signed with
+/// SigV4, and the spans of the ones that decode as an OTLP `ExportTraceServiceRequest`).
 #[derive(Debug)]
 pub(crate) struct HttpStandIn {
     pub(crate) address: SocketAddr,
@@ -306,20 +308,23 @@ pub(crate) struct HttpStandIn {
 struct HttpCounts {
     requests: AtomicUsize,
     signed: AtomicUsize,
+    spans: AtomicUsize,
 }
 
 impl HttpStandIn {
-    /// The public-IP service (`CHECKIP_URL`): `200` with an address from the documentation range.
-    pub(crate) fn checkip() -> Self {
-        Self::start("checkip", "text/plain", b"198.51.100.7\n")
+    /// The public-IP service (`CHECKIP_URL`): `200` with an address from the documentation range,
+    /// `delay` after reading the request (a remote service's latency without its CPU; zero for
+    /// at once).
+    pub(crate) fn checkip_after(delay: Duration) -> Self {
+        Self::start("checkip", "text/plain", b"198.51.100.7\n", delay)
     }
 
     /// An OTLP/HTTP receiver: `200` with an empty `ExportTraceServiceResponse` (full success).
     pub(crate) fn otlp() -> Self {
-        Self::start("otlp", "application/x-protobuf", b"")
+        Self::start("otlp", "application/x-protobuf", b"", Duration::ZERO)
     }
 
-    fn start(name: &str, content_type: &'static str, body: &'static [u8]) -> Self {
+    fn start(name: &str, content_type: &'static str, body: &'static [u8], delay: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind an HTTP stand-in");
         let address = listener.local_addr().expect("stand-in address");
         let counts = Arc::new(HttpCounts::default());
@@ -343,9 +348,17 @@ impl HttpStandIn {
                             {
                                 counts.signed.fetch_add(1, Ordering::Relaxed);
                             }
+                            if !delay.is_zero() {
+                                std::thread::sleep(delay);
+                            }
                             let headers = [("content-type", content_type.to_owned())];
                             if write_response(&mut write, 200, &headers, body).is_err() {
                                 return;
+                            }
+                            if request.method == "POST"
+                                && let Some(spans) = crate::common::otlp_spans(&request.body)
+                            {
+                                counts.spans.fetch_add(spans, Ordering::Relaxed);
                             }
                         }
                     });
@@ -368,5 +381,10 @@ impl HttpStandIn {
     /// Requests so far that carried a SigV4 `Authorization` header.
     pub(crate) fn signed(&self) -> usize {
         self.counts.signed.load(Ordering::Relaxed)
+    }
+
+    /// Spans so far in the request bodies that decoded as OTLP (counted after answering).
+    pub(crate) fn spans(&self) -> usize {
+        self.counts.spans.load(Ordering::Relaxed)
     }
 }

@@ -1,6 +1,7 @@
 //! The executables the process-level benches start, built as the package is built: `bootstrap`
-//! by `cargo build -p hello-lambda --bin bootstrap`, the baselines by `cargo build -p bare-work`
-//! and `cargo build -p bare-hello` (`benches/baselines/`), each in its own cargo invocation, with
+//! by `cargo build -p hello-lambda --bin bootstrap`, the baselines by `cargo build -p bare-work`,
+//! `cargo build -p bare-hello` and (the throughput bench only) `cargo build -p lr-otel`
+//! (`benches/baselines/`), each in its own cargo invocation, with
 //! the profile this bench executable was built with (`cargo bench`: `--release`, the workspace's
 //! `[profile.release]`, the one `bootstrap` ships with; `cargo test`: the dev profile).
 //!
@@ -63,48 +64,72 @@ pub(crate) fn build() -> Result<Built, String> {
         bare_work: dir.join("bare-work"),
         bare_hello: dir.join("bare-hello"),
     };
-    if std::env::var("BENCH_BUILD").as_deref() != Ok("no") {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-        for package in [
-            &["-p", "hello-lambda", "--bin", "bootstrap"][..],
-            &["-p", "bare-work"],
-            &["-p", "bare-hello"],
-        ] {
-            let mut command = Command::new(&cargo);
-            without_cargo_run_variables(&mut command);
-            command
-                .arg("build")
-                .arg("--quiet")
-                .args(profile_args())
-                .arg("--manifest-path")
-                .arg(&manifest)
-                .arg("--target-dir")
-                .arg(target_dir())
-                .args(package);
-            let shown = format!(
-                "cargo build {} {}",
-                profile_args().join(" "),
-                package.join(" ")
-            );
-            println!("building: {shown}");
-            let status = command
-                .status()
-                .map_err(|err| format!("{shown}: could not run cargo: {err}"))?;
-            if !status.success() {
-                return Err(format!("{shown}: {status}"));
-            }
-        }
+    for package in [
+        &["-p", "hello-lambda", "--bin", "bootstrap"][..],
+        &["-p", "bare-work"],
+        &["-p", "bare-hello"],
+    ] {
+        cargo_build(package)?;
     }
     for path in [&built.bootstrap, &built.bare_work, &built.bare_hello] {
-        if !path.is_file() {
-            return Err(format!(
-                "{} is missing (BENCH_BUILD=no takes the executables as they are)",
-                path.display()
-            ));
-        }
+        present(path)?;
     }
     Ok(built)
+}
+
+/// Builds `lr-otel` (`benches/baselines/lr-otel`, `lambda_runtime`'s own OpenTelemetry stack) in
+/// its own cargo invocation, unless `BENCH_BUILD=no`; returns where it is.
+pub(crate) fn build_lr_otel() -> Result<PathBuf, String> {
+    cargo_build(&["-p", "lr-otel"])?;
+    let path = profile_dir().join("lr-otel");
+    present(&path)?;
+    Ok(path)
+}
+
+fn present(path: &Path) -> Result<(), String> {
+    if path.is_file() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is missing (BENCH_BUILD=no takes the executables as they are)",
+            path.display()
+        ))
+    }
+}
+
+/// One `cargo build` of `package` (the `-p ...` arguments) with this bench's profile, unless
+/// `BENCH_BUILD=no`.
+fn cargo_build(package: &[&str]) -> Result<(), String> {
+    if std::env::var("BENCH_BUILD").as_deref() == Ok("no") {
+        return Ok(());
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let mut command = Command::new(&cargo);
+    without_cargo_run_variables(&mut command);
+    command
+        .arg("build")
+        .arg("--quiet")
+        .args(profile_args())
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(target_dir())
+        .args(package);
+    let shown = format!(
+        "cargo build {} {}",
+        profile_args().join(" "),
+        package.join(" ")
+    );
+    println!("building: {shown}");
+    let status = command
+        .status()
+        .map_err(|err| format!("{shown}: could not run cargo: {err}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown}: {status}"))
+    }
 }
 
 /// Removes the variables cargo sets for the bench it runs (`CARGO_MANIFEST_DIR`,

@@ -33,7 +33,7 @@ pub(crate) fn trace_header(n: u64) -> String {
 /// receive buffer never fills up and datagrams are never dropped on the floor by the kernel. It
 /// tells the two payloads the daemon accepts apart: after the `{"format":"json","version":1}`
 /// header line, a segment document is JSON, an OTLP span batch starts with `T1` (`T1S` sampled,
-/// `T1U` not) followed by base64 protobuf.
+/// `T1U` not) followed by base64 protobuf, whose spans it counts ([`otlp_spans`]).
 #[derive(Debug)]
 pub(crate) struct XrayDaemon {
     pub(crate) address: SocketAddr,
@@ -45,6 +45,7 @@ struct DaemonCounts {
     received: AtomicUsize,
     segments: AtomicUsize,
     otlp: AtomicUsize,
+    otlp_spans: AtomicUsize,
 }
 
 impl XrayDaemon {
@@ -67,6 +68,15 @@ impl XrayDaemon {
                         counting.segments.fetch_add(1, Ordering::Relaxed);
                     } else if body.starts_with(b"T1") {
                         counting.otlp.fetch_add(1, Ordering::Relaxed);
+                        let spans = base64::Engine::decode(
+                            &base64::engine::general_purpose::STANDARD,
+                            body.get(3..).unwrap_or_default(),
+                        )
+                        .ok()
+                        .and_then(|bytes| otlp_spans(&bytes));
+                        counting
+                            .otlp_spans
+                            .fetch_add(spans.unwrap_or(0), Ordering::Relaxed);
                     }
                 }
             })
@@ -88,6 +98,30 @@ impl XrayDaemon {
     pub(crate) fn otlp(&self) -> usize {
         self.counts.otlp.load(Ordering::Relaxed)
     }
+
+    /// Spans so far in the OTLP datagrams (those that decoded).
+    pub(crate) fn otlp_spans(&self) -> usize {
+        self.counts.otlp_spans.load(Ordering::Relaxed)
+    }
+}
+
+/// The number of spans in an OTLP `ExportTraceServiceRequest` (protobuf); `None` if it does not
+/// decode.
+pub(crate) fn otlp_spans(protobuf: &[u8]) -> Option<usize> {
+    use prost::Message as _;
+    let request =
+        opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+            protobuf,
+        )
+        .ok()?;
+    Some(
+        request
+            .resource_spans
+            .iter()
+            .flat_map(|resource| &resource.scope_spans)
+            .map(|scope| scope.spans.len())
+            .sum(),
+    )
 }
 
 /// Median, mean and spread of a set of durations.

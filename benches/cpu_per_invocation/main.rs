@@ -1,6 +1,6 @@
 //! CPU PER INVOCATION in a real process: the executable under test is started against a local
-//! Runtime API stand-in ([`warm_api`]), its outbound call answered on loopback, its spans sent
-//! to local sinks, its stdout and stderr read through pipes (as Lambda reads them). After a
+//! Runtime API stand-in ([`warm_api`], `benches/common/warm_api.rs`), its outbound call answered
+//! on loopback, its spans sent to local sinks, its stdout and stderr read through pipes (as Lambda reads them). After a
 //! warm-up, the bench reads the process's CPU time, serves `CPU_INVOCATIONS` (default 3,000)
 //! warm invocations, waits until the environment is idle again (every response in, the span
 //! export done, every poller back on `/next`), reads the CPU time again and divides.
@@ -42,19 +42,23 @@ mod runtime_api;
 #[path = "../cold_start/roles.rs"]
 mod roles;
 
+#[path = "../common/process.rs"]
+mod process;
+
+#[path = "../common/warm_api.rs"]
 mod warm_api;
 
 use std::{
-    io::Read,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    process::{Command, Stdio},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
+use process::{
+    Killed, Output, drain, env_list, env_number, load_average, median, micros_per_tick, read_cpu,
+    selected, write_json,
+};
 use roles::{Exporter, Role, Sinks};
 use serde_json::{Value, json};
 use warm_api::WarmRuntimeApi;
@@ -134,13 +138,6 @@ struct Settings {
     cases: Vec<Case>,
 }
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
 impl Settings {
     fn from_env(benchmarking: bool) -> Self {
         let (invocations, warmup, repeats, concurrency) = if benchmarking {
@@ -148,20 +145,10 @@ impl Settings {
         } else {
             (20, 5, 1, "1,4")
         };
-        let concurrency = std::env::var("CPU_CONCURRENCY")
-            .unwrap_or_else(|_| concurrency.to_owned())
-            .split(',')
-            .filter_map(|c| c.trim().parse().ok())
-            .filter(|&c| c > 0)
-            .collect();
-        let wanted = std::env::var("CPU_CASES").ok();
+        let concurrency = env_list("CPU_CONCURRENCY", concurrency);
         let cases = CASES
             .into_iter()
-            .filter(|case| {
-                wanted
-                    .as_deref()
-                    .is_none_or(|w| w.split(',').any(|n| n.trim() == case.name))
-            })
+            .filter(|case| selected("CPU_CASES", case.name))
             .collect();
         Self {
             invocations: env_number("CPU_INVOCATIONS", invocations).max(1),
@@ -171,65 +158,6 @@ impl Settings {
             cases,
         }
     }
-}
-
-/// The process's CPU time at one moment.
-#[derive(Debug, Clone, Copy)]
-struct CpuReading {
-    /// `utime + stime` from `/proc/PID/stat`, clock ticks.
-    ticks: u64,
-    /// Sum of `/proc/PID/task/*/schedstat`'s first field (on-CPU ns) over the live threads.
-    sched_ns: u64,
-    threads: usize,
-}
-
-fn read_cpu(pid: u32) -> Result<CpuReading, String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map_err(|err| format!("/proc/{pid}/stat: {err}"))?;
-    // The fields after `(comm)`: state is field 3, utime 14, stime 15.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let field = |n: usize| -> Result<u64, String> {
-        fields
-            .get(n - 3)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| format!("/proc/{pid}/stat: no field {n}"))
-    };
-    let ticks = field(14)? + field(15)?;
-    let mut sched_ns = 0;
-    let mut threads = 0;
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map_err(|err| format!("/proc/{pid}/task: {err}"))?;
-    for task in tasks.flatten() {
-        if let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) {
-            threads += 1;
-            sched_ns += text
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    Ok(CpuReading {
-        ticks,
-        sched_ns,
-        threads,
-    })
-}
-
-/// Microseconds per clock tick (`getconf CLK_TCK`; 100 Hz if it cannot be asked).
-fn micros_per_tick() -> f64 {
-    let hz = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|&hz| hz > 0.0)
-        .unwrap_or(100.0);
-    1e6 / hz
 }
 
 /// One measured run of one case.
@@ -248,28 +176,6 @@ struct Run {
     exports_per_invocation: Option<f64>,
     errors: u64,
     first_error: Option<String>,
-}
-
-/// Reads a child's pipe to the end, counting the bytes.
-fn drain(mut pipe: impl Read + Send + 'static, bytes: Arc<AtomicU64>) {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 65_536];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            bytes.fetch_add(n as u64, Ordering::Relaxed);
-        }
-    });
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn run_case(
@@ -294,7 +200,7 @@ fn run_case(
     let mut child = command
         .spawn()
         .map_err(|err| format!("spawn {}: {err}", executable.display()))?;
-    let log_bytes = Arc::new(AtomicU64::new(0));
+    let log_bytes = Arc::new(Output::default());
     if let Some(out) = child.stdout.take() {
         drain(out, log_bytes.clone());
     }
@@ -310,7 +216,7 @@ fn run_case(
     // Datagrams and log lines of the warm-up may still be in flight.
     std::thread::sleep(Duration::from_millis(50));
     let sinks_before = sinks.received();
-    let logs_before = log_bytes.load(Ordering::Relaxed);
+    let logs_before = log_bytes.bytes();
     let before = read_cpu(pid)?;
     let started = Instant::now();
 
@@ -320,7 +226,7 @@ fn run_case(
     let wall = started.elapsed();
     std::thread::sleep(Duration::from_millis(50));
     let received = sinks.received().since(&sinks_before);
-    let logs = log_bytes.load(Ordering::Relaxed) - logs_before;
+    let logs = log_bytes.bytes() - logs_before;
     drop(child);
 
     let n = settings.invocations as f64;
@@ -341,16 +247,6 @@ fn run_case(
     })
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.sort_by(f64::total_cmp);
-    let len = values.len();
-    match len {
-        0 => None,
-        _ if len % 2 == 1 => Some(values[len / 2]),
-        _ => Some((values[len / 2 - 1] + values[len / 2]) / 2.0),
-    }
-}
-
 fn json_path() -> PathBuf {
     std::env::var_os("CPU_PER_INVOCATION_JSON")
         .filter(|v| !v.is_empty())
@@ -358,12 +254,6 @@ fn json_path() -> PathBuf {
             || executables::target_dir().join("cpu-per-invocation.json"),
             PathBuf::from,
         )
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 fn main() {
@@ -450,20 +340,7 @@ fn main() {
     });
     // A smoke run (`cargo test`) leaves the last measurement's JSON alone.
     if benchmarking || std::env::var_os("CPU_PER_INVOCATION_JSON").is_some() {
-        let path = json_path();
-        let written = path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| {
-                std::fs::write(
-                    &path,
-                    serde_json::to_string_pretty(&document).unwrap_or_default() + "\n",
-                )
-            });
-        match written {
-            Ok(()) => println!("  raw results: {}", path.display()),
-            Err(err) => println!("  could not write {}: {err}", path.display()),
-        }
+        write_json(&json_path(), &document);
     } else {
         println!("  smoke run: no JSON written (CPU_PER_INVOCATION_JSON=path writes one)");
     }

@@ -1,6 +1,9 @@
 //! A Runtime API stand-in for one execution environment's warm life: it serves events from a
 //! budget the bench raises, holds every `/next` beyond the budget open (the environment idles, as
-//! Lambda freezes it between invocations), and counts responses.
+//! Lambda freezes it between invocations), counts responses, and times each invocation from the
+//! event handed out on `/next` to its `/response` read (request ids `warm-N`).
+//! Shared by `cpu_per_invocation` and `throughput` (`#[path]`).
+#![allow(dead_code)]
 //!
 //! Plain threads, one per connection, blocking reads, `TCP_NODELAY` and each answer in one
 //! `write` (head and body in one buffer): what Lambda's Go `net/http` server does for small
@@ -8,6 +11,7 @@
 //! request parsing is the cold-start bench's (`runtime_api::read_request`).
 
 use std::{
+    collections::HashMap,
     io::BufReader,
     net::{SocketAddr, TcpListener, TcpStream},
     sync::{Arc, Condvar, Mutex},
@@ -32,6 +36,10 @@ struct State {
     first_error: Option<String>,
     /// `/next`s held open right now (the environment's idle pollers).
     waiting: usize,
+    /// When each event not yet answered was handed out, by its number.
+    handed_out: HashMap<u64, Instant>,
+    /// Event handed out → `/response` read, of the responses since the last `take_latencies`.
+    latencies: Vec<Duration>,
     stopping: bool,
 }
 
@@ -92,6 +100,12 @@ impl WarmRuntimeApi {
     pub(crate) fn release(&self, events: u64) {
         self.shared.state.lock().expect("lock").budget += events;
         self.shared.work.notify_all();
+    }
+
+    /// The invocation latencies (event handed out → `/response` read) recorded since the last
+    /// call, in the order the responses arrived.
+    pub(crate) fn take_latencies(&self) -> Vec<Duration> {
+        std::mem::take(&mut self.shared.state.lock().expect("lock").latencies)
     }
 
     /// Waits until every event released so far was answered and `pollers` `/next`s are held
@@ -161,7 +175,9 @@ fn serve(shared: &Shared, event: &[u8], stream: TcpStream) {
                     return;
                 }
                 state.issued += 1;
-                state.issued
+                let n = state.issued;
+                state.handed_out.insert(n, Instant::now());
+                n
             };
             let deadline_ms = (SystemTime::now() + Duration::from_secs(30))
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -182,10 +198,25 @@ fn serve(shared: &Shared, event: &[u8], stream: TcpStream) {
             let mut state = shared.state.lock().expect("lock");
             if request.method == "POST" && path.ends_with("/response") {
                 state.responses += 1;
+                let started = path
+                    .strip_prefix("/invocation/warm-")
+                    .and_then(|rest| rest.strip_suffix("/response"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .and_then(|n| state.handed_out.remove(&n));
+                if let Some(started) = started {
+                    state.latencies.push(started.elapsed());
+                }
             } else if request.method == "POST"
                 && (path.ends_with("/error") || path == "/init/error")
             {
                 state.errors += 1;
+                if let Some(n) = path
+                    .strip_prefix("/invocation/warm-")
+                    .and_then(|rest| rest.strip_suffix("/error"))
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    state.handed_out.remove(&n);
+                }
                 if state.first_error.is_none() {
                     state.first_error = Some(format!(
                         "{path}: {}",
