@@ -616,11 +616,12 @@ mod tests {
             timed_out: 4,
             oversize: 8,
             breaker_open: 16,
+            cut_off: 32,
         };
-        assert_eq!(dropped.total(), 31);
+        assert_eq!(dropped.total(), 63);
         assert_eq!(
             dropped.to_string(),
-            "1 buffer full, 2 export failed, 4 timed out, 8 oversize, 16 breaker open"
+            "1 buffer full, 2 export failed, 4 timed out, 8 oversize, 16 breaker open, 32 cut off"
         );
         assert_eq!(DropCounts::default().total(), 0);
         assert_eq!(DropCounts::default().to_string(), "");
