@@ -12,6 +12,14 @@ use crate::BoxError;
 /// Sent on `/next` by runtimes that support it, echoed on `/response` and `/error` so that Lambda
 /// can reject a late answer to an invocation that already timed out.
 pub(crate) const INVOCATION_ID: &str = "lambda-runtime-invocation-id";
+
+/// The invocation id `/next` sent with this invocation, to echo on its answer.
+pub(crate) fn invocation_id(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(INVOCATION_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
 const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
 const XRAY_ERROR_CAUSE: &str = "lambda-runtime-function-xray-error-cause";
 

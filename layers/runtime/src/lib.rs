@@ -338,12 +338,7 @@ impl Worker {
                     }
                     let mut invocation = invocation;
                     let request_id = invocation.context.request_id.clone();
-                    let invocation_id = invocation
-                        .parts
-                        .headers
-                        .get(api::INVOCATION_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
+                    let invocation_id = api::invocation_id(&invocation.parts.headers);
                     let answering = Answering::default();
                     invocation.parts.extensions.insert(answering.clone());
                     let deadline = invocation.context.deadline();

@@ -22,7 +22,7 @@ use opentelemetry::trace::Status;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::{
-    api::{INVOCATION_ID, PostError, RuntimeApi},
+    api::{PostError, RuntimeApi, invocation_id},
     report::ErrorReport,
     shutdown::Stopping,
 };
@@ -219,11 +219,7 @@ where
             api: self.api.clone(),
             stopping: self.stopping.clone(),
             request_id: context.request_id.clone(),
-            invocation_id: parts
-                .headers
-                .get(INVOCATION_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            invocation_id: invocation_id(&parts.headers),
             answering: parts.extensions.get::<Answering>().cloned(),
             before: parts.extensions.get::<BeforeAnswer>().cloned(),
         };
