@@ -110,7 +110,7 @@ fn main() {
         if rounds > 0 {
             let report = environment.rounds(&roles, rounds);
             report.print();
-            let path = json_path();
+            let path = executables::json_path("COLD_START_JSON", "cold-start.json");
             match report.write_json(&path) {
                 Ok(()) => println!("  raw results: {}", path.display()),
                 Err(err) => println!("  could not write {}: {err}", path.display()),
@@ -129,19 +129,6 @@ fn python_wanted() -> Result<(), String> {
         return Err("COLD_START_PYTHON=none".into());
     }
     roles::python_unavailable().map_or(Ok(()), Err)
-}
-
-/// `COLD_START_JSON`, else `cold-start.json` in the target directory this bench was built in.
-fn json_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("COLD_START_JSON").filter(|v| !v.is_empty()) {
-        return path.into();
-    }
-    // The bench executable is target/<profile>/deps/cold_start-<hash>.
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("cold-start.json")
 }
 
 fn bench_cold_start(c: &mut Criterion, environment: &Environment, roles: &[Role]) {

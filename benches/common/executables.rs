@@ -45,6 +45,14 @@ pub(crate) fn target_dir() -> PathBuf {
         .expect("<target>/<profile>")
 }
 
+/// Where a bench writes its JSON: `variable` when it is set (and not empty), else `file` in the
+/// target directory this bench executable was built in.
+pub(crate) fn json_path(variable: &str, file: &str) -> PathBuf {
+    std::env::var_os(variable)
+        .filter(|v| !v.is_empty())
+        .map_or_else(|| target_dir().join(file), PathBuf::from)
+}
+
 /// The cargo arguments that select the bench executable's profile.
 fn profile_args() -> Vec<String> {
     let dir = profile_dir();

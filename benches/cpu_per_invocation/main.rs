@@ -247,15 +247,6 @@ fn run_case(
     })
 }
 
-fn json_path() -> PathBuf {
-    std::env::var_os("CPU_PER_INVOCATION_JSON")
-        .filter(|v| !v.is_empty())
-        .map_or_else(
-            || executables::target_dir().join("cpu-per-invocation.json"),
-            PathBuf::from,
-        )
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {
@@ -340,7 +331,10 @@ fn main() {
     });
     // A smoke run (`cargo test`) leaves the last measurement's JSON alone.
     if benchmarking || std::env::var_os("CPU_PER_INVOCATION_JSON").is_some() {
-        write_json(&json_path(), &document);
+        write_json(
+            &executables::json_path("CPU_PER_INVOCATION_JSON", "cpu-per-invocation.json"),
+            &document,
+        );
     } else {
         println!("  smoke run: no JSON written (CPU_PER_INVOCATION_JSON=path writes one)");
     }

@@ -504,15 +504,6 @@ fn rss_check(
     }))
 }
 
-fn json_path() -> PathBuf {
-    std::env::var_os("THROUGHPUT_JSON")
-        .filter(|v| !v.is_empty())
-        .map_or_else(
-            || executables::target_dir().join("throughput.json"),
-            PathBuf::from,
-        )
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "--list") {
@@ -634,7 +625,10 @@ fn main() {
     });
     // A smoke run (`cargo test`) leaves the last measurement's JSON alone.
     if benchmarking || std::env::var_os("THROUGHPUT_JSON").is_some() {
-        write_json(&json_path(), &document);
+        write_json(
+            &executables::json_path("THROUGHPUT_JSON", "throughput.json"),
+            &document,
+        );
     } else {
         println!("  smoke run: no JSON written (THROUGHPUT_JSON=path writes one)");
     }
