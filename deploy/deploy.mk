@@ -192,7 +192,9 @@ delete: .aws-cli .variant ## Delete the function (VARIANT=...)
 
 .PHONY: traces
 traces: .aws-cli ## Trace summaries X-Ray recorded in the last 10 minutes (ids, durations, errors)
-	@now=$$(date +%s); $(AWS) xray $(AWS_ARGS) get-trace-summaries --start-time $$((now - 600)) --end-time $$now \
+	@# End one second ahead: `date +%s` truncates, and a trace that ended within this second
+	@# (its end_time has a fraction) would fall after an end of `now` and not be listed.
+	@now=$$(date +%s); $(AWS) xray $(AWS_ARGS) get-trace-summaries --start-time $$((now - 600)) --end-time $$((now + 1)) \
 	  --query 'TraceSummaries[].{Id:Id,Duration:Duration,HasError:HasError,HasFault:HasFault}' --output json
 
 # Each non-default variant under its own target names: create-adot = create VARIANT=adot, etc.
