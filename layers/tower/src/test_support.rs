@@ -98,16 +98,17 @@ pub(crate) fn event<T>(payload: T) -> LambdaEvent<T> {
     LambdaEvent::new(payload, context(None))
 }
 
-/// A cloneable in-memory writer.
+/// A cloneable in-memory writer that keeps each `write` apart (how lines were grouped into writes
+/// is part of what the log layer promises).
 #[derive(Clone, Default)]
-pub(crate) struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct SharedBuf(Arc<Mutex<Vec<Vec<u8>>>>);
 
 impl Write for SharedBuf {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
+            .push(buf.to_vec());
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -117,10 +118,19 @@ impl Write for SharedBuf {
 
 impl SharedBuf {
     pub(crate) fn lines(&self) -> Vec<String> {
-        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        String::from_utf8_lossy(&bytes)
-            .lines()
-            .map(str::to_owned)
+        self.writes()
+            .iter()
+            .flat_map(|w| w.lines().map(str::to_owned).collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Each `write` made, in order, as text.
+    pub(crate) fn writes(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
             .collect()
     }
 }
