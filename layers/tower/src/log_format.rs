@@ -311,8 +311,24 @@ const MAX_GATHERED_BYTES: usize = 16 * 1024;
 impl LineBuffer {
     fn gather(&self, line: &str, sink: &Sink) {
         let sink = self.sink.get_or_init(|| sink.clone());
+        self.append(line.as_bytes(), sink);
+    }
+
+    /// Gathers `lines` (whole lines written by someone else: the EMF lines) if a log line was
+    /// gathered before, so that where they go is known; false, and nothing done, otherwise.
+    fn join(&self, lines: &[u8]) -> bool {
+        match self.sink.get() {
+            Some(sink) => {
+                self.append(lines, sink);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn append(&self, bytes: &[u8], sink: &Sink) {
         let mut pending = self.lock();
-        pending.extend_from_slice(line.as_bytes());
+        pending.extend_from_slice(bytes);
         if pending.len() >= MAX_GATHERED_BYTES {
             sink(&pending);
             pending.clear();
@@ -354,6 +370,24 @@ impl fmt::Debug for LineBuffer {
             .field("pending_bytes", &self.lock().len())
             .finish()
     }
+}
+
+/// Gathers `lines` (whole lines) with those of the invocation the current span belongs to, to be
+/// written in the same `write` as its next gathered lines; false when there is nothing to join
+/// (outside an invocation, gathering off, or no line gathered yet): the caller writes them.
+pub(crate) fn join_invocation_lines(lines: &[u8]) -> bool {
+    let mut joined = false;
+    tracing::Span::current().with_subscriber(|(id, dispatch)| {
+        if let Some(registry) = dispatch.downcast_ref::<Registry>()
+            && let Some(span) = registry.span(id)
+        {
+            joined = span
+                .scope()
+                .find_map(|span| span.extensions().get::<Arc<LineBuffer>>().cloned())
+                .is_some_and(|buffer| buffer.join(lines));
+        }
+    });
+    joined
 }
 
 /// Gathers the lines logged inside `span` in `lines` (a no-op without a span registry).

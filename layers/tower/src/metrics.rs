@@ -6,7 +6,10 @@
 //! described units become EMF units. [`Metrics::install`] builds the collector
 //! ([`metrics_cloudwatch_embedded`]) once, at init, with the namespace and the dimensions every
 //! metric carries (`service`, `FunctionName`); [`TimingLayer`](crate::TimingLayer) then flushes it
-//! once per invocation, after the handler, one EMF line per dimension set. With metrics disabled
+//! once per invocation, after the handler, one EMF line per dimension set. Inside an invocation
+//! whose log lines are gathered ([`log_format`](crate::log_format)), the EMF lines join them and
+//! go out in the same `write` (one `write` fewer per invocation); otherwise they are written to
+//! stdout at once. With metrics disabled
 //! ([`Metrics::disabled`], `POWERTOOLS_METRICS_DISABLED`) no collector is installed: recording is
 //! a no-op and nothing is written.
 //!
@@ -93,7 +96,8 @@ impl std::error::Error for MetricsError {}
 #[derive(Clone)]
 pub struct Metrics {
     collector: Option<&'static Collector>,
-    make_writer: MakeWriter,
+    /// `None`: with the invocation's gathered log lines, else stdout.
+    make_writer: Option<MakeWriter>,
 }
 
 impl fmt::Debug for Metrics {
@@ -128,7 +132,7 @@ impl Metrics {
         })?;
         Ok(Self {
             collector: Some(collector),
-            make_writer: stdout(),
+            make_writer: None,
         })
     }
 
@@ -137,16 +141,18 @@ impl Metrics {
     pub fn disabled() -> Self {
         Self {
             collector: None,
-            make_writer: stdout(),
+            make_writer: None,
         }
     }
 
-    /// Where EMF lines go: a writer per flush. Defaults to stdout.
+    /// Where EMF lines go: a writer per flush, each flush one `write_all`. Defaults to the
+    /// invocation's gathered log lines, written with them wherever the log layer writes
+    /// (stdout in `lambda_observability`), or to stdout when there are none.
     pub fn writer<W>(mut self, make_writer: impl Fn() -> W + Send + Sync + 'static) -> Self
     where
         W: Write + Send + 'static,
     {
-        self.make_writer = Arc::new(move || Box::new(make_writer()));
+        self.make_writer = Some(Arc::new(move || Box::new(make_writer())));
         self
     }
 
@@ -156,7 +162,8 @@ impl Metrics {
     }
 
     /// Writes what was recorded since the last flush, one EMF line per dimension set, and resets
-    /// it. Each line is written with one call, so lines of concurrent writers never interleave.
+    /// it. The lines are written with one call (or joined to the invocation's gathered log lines,
+    /// written with them in one), so lines of concurrent writers never interleave.
     pub fn flush(&self) {
         let Some(collector) = self.collector else {
             return;
@@ -166,7 +173,11 @@ impl Metrics {
             if lines.is_empty() {
                 return Ok(());
             }
-            let mut out = (self.make_writer)();
+            let mut out = match &self.make_writer {
+                Some(make_writer) => make_writer(),
+                None if crate::log_format::join_invocation_lines(&lines) => return Ok(()),
+                None => Box::new(std::io::stdout()),
+            };
             out.write_all(&lines)?;
             out.flush()
         });
@@ -174,10 +185,6 @@ impl Metrics {
             tracing::warn!(error = %err, "metrics could not be written");
         }
     }
-}
-
-fn stdout() -> MakeWriter {
-    Arc::new(|| Box::new(std::io::stdout()))
 }
 
 #[cfg(test)]
@@ -198,15 +205,22 @@ pub(crate) mod test_support {
     /// The test collector (namespace `Test`, dimension `service=test-service`), writing to a
     /// fresh buffer, drained of what earlier tests left; and the lock to hold meanwhile.
     pub(crate) async fn metrics() -> (Metrics, SharedBuf, MutexGuard<'static, ()>) {
+        let (metrics, guard) = installed().await;
+        let buf = SharedBuf::default();
+        let writer = buf.clone();
+        (metrics.writer(move || writer.clone()), buf, guard)
+    }
+
+    /// The test collector as installed (its lines join the invocation's log lines), drained of
+    /// what earlier tests left; and the lock to hold meanwhile.
+    pub(crate) async fn installed() -> (Metrics, MutexGuard<'static, ()>) {
         let guard = LOCK.lock().await;
         let metrics = METRICS.get_or_init(|| {
             Metrics::install(&MetricsConfig::new("Test").dimension("service", "test-service"))
                 .expect("the only recorder of the test process")
         });
         metrics.clone().writer(std::io::sink).flush();
-        let buf = SharedBuf::default();
-        let writer = buf.clone();
-        (metrics.clone().writer(move || writer.clone()), buf, guard)
+        (metrics.clone(), guard)
     }
 }
 

@@ -14,6 +14,7 @@ use tower::{Layer, ServiceExt, service_fn};
 use super::{MAX_LINE_DELAY, TraceLayer};
 use crate::{
     log_format::LogConfig,
+    metrics::{self, test_support::installed},
     test_support::{SharedBuf, TRACE_HEADER, TestTelemetry, invocation, json_logs},
 };
 
@@ -139,4 +140,42 @@ async fn unbuffered_every_line_is_its_own_write() {
 async fn lines_outside_an_invocation_are_written_at_once() {
     let writes = writes_of(json_logs(), Some("at init"), |_| async { Ok(()) }).await;
     assert_eq!(writes, [["at init"]]);
+}
+
+#[tokio::test]
+async fn emf_lines_of_an_invocation_go_out_in_the_write_of_its_log_lines() {
+    let (metrics, _guard) = installed().await;
+    let telemetry = TestTelemetry::new();
+    TraceLayer::new(telemetry.flusher())
+        .layer(service_fn(move |_| {
+            let metrics = metrics.clone();
+            async move {
+                tracing::info!("before the metrics");
+                metrics::counter!("LineWritesJoined").increment(1);
+                metrics.flush();
+                tracing::info!("after the metrics");
+                Ok::<(), lambda_runtime::Error>(())
+            }
+        }))
+        .oneshot(invocation(b"{}", Some(TRACE_HEADER)))
+        .await
+        .expect("ok");
+    let writes = telemetry.logs.writes();
+    assert_eq!(writes.len(), 1, "one write: {writes:?}");
+    let lines: Vec<serde_json::Value> = writes[0]
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["message"], "before the metrics");
+    assert_eq!(
+        lines[1]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "LineWritesJoined",
+        "the EMF line, in order: {lines:?}"
+    );
+    assert_eq!(lines[2]["message"], "after the metrics");
+}
+
+#[tokio::test]
+async fn emf_lines_outside_an_invocation_are_not_joined() {
+    assert!(!crate::log_format::join_invocation_lines(b"{}\n"));
 }
