@@ -205,7 +205,10 @@ fn pack(mut resource_spans: ResourceSpans, prefix: &[u8], max: usize, out: &mut 
             let mut request_len = chunk.request_len_with(resource_fixed, scope_fixed, span_field);
             if datagram_len(request_len) > max && !chunk.scopes.is_empty() {
                 emit(
-                    &resource_spans,
+                    ResourceSpans {
+                        scope_spans: Vec::new(),
+                        ..resource_spans.clone()
+                    },
                     std::mem::replace(&mut chunk, Chunk::new()),
                     prefix,
                     out,
@@ -233,19 +236,18 @@ fn pack(mut resource_spans: ResourceSpans, prefix: &[u8], max: usize, out: &mut 
         }
     }
     if !chunk.scopes.is_empty() {
-        emit(&resource_spans, chunk, prefix, out);
+        // The last chunk (usually the only one) takes the resource instead of a copy of it.
+        emit(resource_spans, chunk, prefix, out);
     }
 }
 
-/// Encodes one chunk as a datagram.
-fn emit(resource_spans: &ResourceSpans, chunk: Chunk, prefix: &[u8], out: &mut Encoded) {
+/// Encodes one chunk as a datagram, with `resource_spans`' resource (its scopes are the chunk's).
+fn emit(mut resource_spans: ResourceSpans, chunk: Chunk, prefix: &[u8], out: &mut Encoded) {
     let spans = chunk.scopes.iter().map(|s| s.spans.len() as u64).sum();
     let chunk_len = chunk.request_len;
+    resource_spans.scope_spans = chunk.scopes;
     let request = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            scope_spans: chunk.scopes,
-            ..resource_spans.clone()
-        }],
+        resource_spans: vec![resource_spans],
     }
     .encode_to_vec();
     debug_assert_eq!(
@@ -253,12 +255,16 @@ fn emit(resource_spans: &ResourceSpans, chunk: Chunk, prefix: &[u8], out: &mut E
         chunk_len,
         "computed and encoded lengths differ"
     );
-    let mut bytes = Vec::with_capacity(datagram_len(request.len()));
-    bytes.extend_from_slice(HEADER);
-    bytes.extend_from_slice(prefix);
-    let mut text = String::with_capacity(request.len().div_ceil(3) * 4);
-    base64::engine::general_purpose::STANDARD.encode_string(&request, &mut text);
-    bytes.extend_from_slice(text.as_bytes());
+    let head = HEADER.len() + prefix.len();
+    let mut bytes = vec![0; datagram_len(request.len())];
+    bytes[..HEADER.len()].copy_from_slice(HEADER);
+    bytes[HEADER.len()..head].copy_from_slice(prefix);
+    // Straight into the datagram: no intermediate string. `datagram_len` sized it for the padded
+    // base64 of `request`, so the slice cannot be too small.
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(&request, &mut bytes[head..])
+        .expect("the datagram is sized for the base64 of the request");
+    bytes.truncate(head + written);
     out.datagrams.push(Datagram { bytes, spans });
 }
 
