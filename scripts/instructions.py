@@ -11,10 +11,12 @@ the process dies there, callgrind writes its counts, `wait4` returns its page fa
     scripts/instructions.py [--bootstrap target/release/bootstrap] [--bench EXE] [--runs N]
                             [--no-callgrind] [role ...]
 
-Roles: bare-work bare-hello segments otlp-udp otlp-http otlp-http-signed console none (default:
-bare-work segments otlp-udp otlp-http none). `--bench` is the cold_start bench executable (it
-plays bare-work and bare-hello); default: the newest target/release/deps/cold_start-*. Standard
-library only. Page faults are the median of N native runs (default 5).
+Roles: bare-work bare-hello bare-work-in-bench segments otlp-udp otlp-http otlp-http-signed
+console none (default: bare-work segments otlp-udp otlp-http none). `bare-work` and `bare-hello`
+are their own release binaries, target/release/bare-work and target/release/bare-hello, as the
+bench runs them; `bare-work-in-bench` is the control role played by the cold_start bench executable
+(`--bench`; default: the newest target/release/deps/cold_start-*). Standard library only. Page
+faults are the median of N native runs (default 5).
 """
 
 import argparse
@@ -177,9 +179,9 @@ def environment(role, api, sinks):
         "AWS_EXECUTION_ENV": "AWS_Lambda_provided.al2023",
         "PACKAGE_MANAGEMENT_SYSTEM": "cargo",
     }
-    if role in ("bare-work", "bare-hello"):
+    if role == "bare-work-in-bench":
         env["HELLO_LAMBDA_BENCH_ROLE"] = role
-    else:
+    elif not role.startswith("bare-"):
         env.update(EXPORTERS[role])
         if role.startswith("otlp-http"):
             env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = sinks["otlp"] + "/v1/traces"
@@ -206,7 +208,7 @@ def run(argv, env, stop):
 
 def instructions(argv, env, stop, keep=None):
     with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(keep or tmp, "callgrind.out.%s.%s" % (env.get("OTEL_TRACES_EXPORTER", env.get("HELLO_LAMBDA_BENCH_ROLE")), stop))
+        out = os.path.join(keep or tmp, "callgrind.out.%s.%s" % (env.get("OTEL_TRACES_EXPORTER", env.get("HELLO_LAMBDA_BENCH_ROLE", os.path.basename(argv[0]))), stop))
         run(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out] + argv, env, stop)
         text = open(out).read()
     return int(re.search(r"^(?:summary|totals): (\d+)", text, re.M).group(1))
@@ -241,7 +243,12 @@ def main():
     print(f"{'role':<17} {'Ir init':>12} {'Ir total':>12} {'faults init':>12} {'faults total':>12}")
     results = {}
     for role in args.roles:
-        exe = bench if role.startswith("bare-") else args.bootstrap
+        if role == "bare-work-in-bench":
+            exe = bench
+        elif role.startswith("bare-"):
+            exe = os.path.join(os.path.dirname(args.bootstrap), role)
+        else:
+            exe = args.bootstrap
         env = environment(role, "", sinks)
         row = {}
         for stop in ("next", "response"):

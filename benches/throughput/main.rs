@@ -18,9 +18,10 @@
 //!
 //! Cases: `bare-work` (`benches/baselines/bare-work`: the work, plain `lambda_runtime`,
 //! `run_concurrent` at > 1, no observability), `otlp-udp` (`bootstrap`, OTLP over UDP to a daemon
-//! stand-in, the default inside Lambda), `udp-warn` (the same with `AWS_LAMBDA_LOG_LEVEL=WARN`:
-//! no start/end log lines), `otlp-http` (`bootstrap`, OTLP/HTTP to a loopback receiver) and
-//! `lr-otel` (`benches/baselines/lr-otel`: the same work with `lambda_runtime`'s own stack, `run_concurrent` + `TracingLayer`, tracing-subscriber JSON logs,
+//! stand-in, the default inside Lambda), `udp-line-writes` (the same with `LOG_BUFFERING=false`: one `write` per line, a control), `udp-warn` (the same with `AWS_LAMBDA_LOG_LEVEL=WARN`:
+//! no INFO lines), `otlp-http` (`bootstrap`, OTLP/HTTP to a loopback receiver) and
+//! `lr-otel` (`benches/baselines/lr-otel`: the function's own handler, its log lines and spans,
+//! on `lambda_runtime`'s own stack, `run_concurrent` + `TracingLayer`, tracing-subscriber JSON logs,
 //! tracing-opentelemetry, a batch `SdkTracerProvider` with OTLP/HTTP to the same kind of
 //! receiver, `force_flush` at the end of every handler call). The stand-ins are
 //! `cpu_per_invocation`'s (`TCP_NODELAY`, each answer in one write, as Lambda's Go `net/http`).
@@ -121,7 +122,7 @@ struct Case {
     spans_per_invocation: u64,
 }
 
-const CASES: [Case; 5] = [
+const CASES: [Case; 6] = [
     Case {
         name: "bare-work",
         what: "the same work, plain lambda_runtime (run_concurrent at > 1), no observability",
@@ -142,8 +143,17 @@ const CASES: [Case; 5] = [
         spans_per_invocation: 3,
     },
     Case {
+        name: "udp-line-writes",
+        what: "as otlp-udp, LOG_BUFFERING=false (one write per log line, no line timer): a control",
+        executable: Executable::Bootstrap,
+        role: Role::Ours(Exporter::OtlpUdp),
+        extra: &[("LOG_BUFFERING", "false")],
+        sink: SpanSink::Udp,
+        spans_per_invocation: 3,
+    },
+    Case {
         name: "udp-warn",
-        what: "as otlp-udp, AWS_LAMBDA_LOG_LEVEL=WARN (no start/end log lines; lr-otel writes none at INFO)",
+        what: "as otlp-udp, AWS_LAMBDA_LOG_LEVEL=WARN (no INFO lines: what the spans alone cost)",
         executable: Executable::Bootstrap,
         role: Role::Ours(Exporter::OtlpUdp),
         extra: &[("AWS_LAMBDA_LOG_LEVEL", "WARN")],
@@ -161,13 +171,14 @@ const CASES: [Case; 5] = [
     },
     Case {
         name: "lr-otel",
-        what: "lambda_runtime's stack: run_concurrent + TracingLayer, JSON fmt, tracing-opentelemetry, OTLP/HTTP, force_flush per call",
+        what: "the same handler on lambda_runtime's stack: run_concurrent + TracingLayer, JSON fmt, tracing-opentelemetry, OTLP/HTTP, force_flush per call",
         executable: Executable::LrOtel,
         role: Role::BareWork,
         extra: &[],
         sink: SpanSink::Http,
-        // TracingLayer's `Lambda runtime invoke` span.
-        spans_per_invocation: 1,
+        // TracingLayer's `Lambda runtime invoke` span, the handler's `getRuntimeInfo` and the
+        // outbound GET's.
+        spans_per_invocation: 3,
     },
 ];
 

@@ -1,7 +1,5 @@
 //! The work itself, shared with the cold-start bench's control role `bare-work-in-bench`
-//! (`benches/cold_start/bare_work.rs` includes this file) and with `lr-otel`
-//! (`benches/baselines/lr-otel`, the same work with `lambda_runtime`'s OpenTelemetry stack), so
-//! they cannot drift apart.
+//! (`benches/cold_start/bare_work.rs` includes this file), so the two cannot drift apart.
 
 use hello_lambda::{FunctionConfig, Greeting, process_request};
 use lambda_runtime::{Error, LambdaEvent};

@@ -1,6 +1,8 @@
-//! The comparison for the throughput bench: bare-work's work (the same file,
-//! `benches/baselines/bare-work/src/work.rs`) on plain `lambda_runtime`, carrying
-//! `lambda_runtime`'s own observability stack as its documentation and examples set it up:
+//! The comparison for the throughput bench: the function's own handler (`hello_lambda::Handler`,
+//! the one `bootstrap` serves: the same six INFO lines, the `getRuntimeInfo` span and the traced
+//! outbound GET, both `tracing` spans) on plain `lambda_runtime`, carrying `lambda_runtime`'s own
+//! observability stack as its documentation and examples set it up, so that both stacks do the
+//! same work and differ only in how they carry it:
 //!
 //! - the runtime's default tracing: `lambda_runtime::run_concurrent` wraps the handler in
 //!   `lambda_runtime::layers::TracingLayer` (one `Lambda runtime invoke` span per invocation,
@@ -22,22 +24,21 @@
 //! sequential loop at 1). The flush runs inside the `TracingLayer` span, so that span is
 //! exported by the next invocation's flush (or the batch processor's 5 s timer).
 //!
-//! The same current-thread tokio runtime as bare-work and `bootstrap`.
+//! The same current-thread tokio runtime as bare-work and `bootstrap`. Not carried: the EMF line
+//! (`lambda_runtime` has no metrics; the handler's counter goes to no recorder) and the error
+//! reports' stack traces.
 
 use std::sync::Arc;
 
-use hello_lambda::FunctionConfig;
-use lambda_observability::http_client::client as http_client;
+use hello_lambda::{ExecutionContext, FunctionConfig, Handler};
+use lambda_observability::{HttpTraceLayer, http_client::client as http_client};
 use lambda_runtime::{Error, service_fn};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
 
-#[path = "../../bare-work/src/work.rs"]
-mod work;
-
-use work::{Context, handle};
+use tower::ServiceExt as _;
 
 /// The tracer provider: the batch span processor and the OTLP/HTTP exporter.
 fn tracer_provider() -> Result<SdkTracerProvider, Error> {
@@ -85,12 +86,14 @@ fn main() -> Result<(), Error> {
             init_subscriber(&provider);
             let config = FunctionConfig::from_env();
             let http = http_client(config.checkip_needs_tls())?;
-            let context = Arc::new(Context { config, http });
+            // The outbound layer is the function's own (the client span and its headers), so the
+            // outbound call is traced as in `bootstrap`.
+            let context = Arc::new(ExecutionContext::new(config, http, HttpTraceLayer::new()));
             let handler = service_fn(move |event| {
-                let context = context.clone();
+                let handler = Handler::new(context.clone());
                 let provider = provider.clone();
                 async move {
-                    let result = handle(&context, event).await;
+                    let result = handler.oneshot(event).await.map_err(Error::from);
                     // The flush lambda_runtime's OpenTelemetryLayer would call after the
                     // invocation; it blocks this thread until the batch is exported.
                     if let Err(err) = provider.force_flush() {
