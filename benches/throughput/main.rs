@@ -338,7 +338,19 @@ impl Environment {
         let deadline = Instant::now() + SPAN_TIMEOUT;
         loop {
             let got = spans(case, &sinks.received().since(&self.sinks_at_start));
-            if got >= expected || Instant::now() >= deadline {
+            if got >= expected {
+                return got;
+            }
+            if Instant::now() >= deadline {
+                // Where the missing spans went, if the daemon stand-in's socket lost them.
+                if case.sink == SpanSink::Udp {
+                    eprintln!(
+                        "{}: {got} of {expected} spans arrived; the daemon stand-in's socket \
+                         dropped {:?} datagram(s) (kernel, receive buffer full)",
+                        case.name,
+                        sinks.daemon.kernel_drops()
+                    );
+                }
                 return got;
             }
             std::thread::sleep(Duration::from_millis(20));
