@@ -24,6 +24,8 @@ GAP = 10
 COLORS = {
     "baseline": ("#4d4d4d", "#9e9e9e"),
     "reference": ("#7a7a7a", "#c4c4c4"),
+    # The old in-bench baseline, kept as a control row: not ours, not the baseline.
+    "control": ("#a08a5a", "#d8c8a0"),
     "ours": ("#c2571a", "#f0a46e"),
     "python": ("#2f6fad", "#8fb8e0"),
 }
