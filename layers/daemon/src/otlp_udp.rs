@@ -10,24 +10,20 @@
 use std::{fmt, io, net::SocketAddr};
 
 use base64::Engine as _;
-use opentelemetry_proto::{
-    tonic::{
-        collector::trace::v1::ExportTraceServiceRequest,
-        trace::v1::{ResourceSpans, ScopeSpans},
-    },
-    transform::{
-        common::tonic::ResourceAttributesWithSchema,
-        trace::tonic::group_spans_by_resource_and_scope,
-    },
-};
+use opentelemetry::InstrumentationScope;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
     trace::{SpanData, SpanExporter},
 };
-use prost::{Message, encoding::encoded_len_varint};
+use prost::encoding::encoded_len_varint;
 
-use crate::{MAX_DATAGRAM_BYTES, SendReport, socket::DaemonSocket};
+use crate::{
+    MAX_DATAGRAM_BYTES, SendReport,
+    otlp_encode::{self, Fixed},
+    socket::DaemonSocket,
+};
 
 const HEADER: &[u8] = b"{\"format\":\"json\",\"version\":1}\n";
 const SAMPLED: &[u8] = b"T1S";
@@ -43,7 +39,8 @@ const UNSAMPLED: &[u8] = b"T1U";
 /// `send`, never a stalled invocation.
 pub struct OtlpUdpExporter {
     socket: DaemonSocket,
-    resource: ResourceAttributesWithSchema,
+    /// The resource's fields, encoded once.
+    resource: Fixed,
     max_datagram: usize,
 }
 
@@ -61,7 +58,7 @@ impl OtlpUdpExporter {
     pub fn connect(daemon: SocketAddr) -> io::Result<Self> {
         Ok(Self {
             socket: DaemonSocket::connect(daemon)?,
-            resource: ResourceAttributesWithSchema::default(),
+            resource: Fixed::resource(&ResourceAttributesWithSchema::default()),
             max_datagram: MAX_DATAGRAM_BYTES,
         })
     }
@@ -98,7 +95,7 @@ impl SpanExporter for OtlpUdpExporter {
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.resource = resource.into();
+        self.resource = Fixed::resource(&resource.into());
     }
 }
 
@@ -116,22 +113,27 @@ pub(crate) struct Encoded {
     pub(crate) oversize: u64,
 }
 
-/// Splits `batch` into datagrams of at most `max` bytes, packing each as full as it goes.
-pub(crate) fn encode(
-    batch: Vec<SpanData>,
-    resource: &ResourceAttributesWithSchema,
-    max: usize,
-) -> Encoded {
+/// Splits `batch` into datagrams of at most `max` bytes, packing each as full as it goes: one
+/// `ResourceSpans` per datagram, the spans grouped by instrumentation scope in the order they
+/// came, as `opentelemetry-proto`'s conversion groups them.
+pub(crate) fn encode(batch: Vec<SpanData>, resource: &Fixed, max: usize) -> Encoded {
     let mut encoded = Encoded::default();
-    let (sampled, unsampled): (Vec<SpanData>, Vec<SpanData>) = batch
-        .into_iter()
-        .partition(|span| span.span_context.is_sampled());
-    for (prefix, spans) in [(SAMPLED, sampled), (UNSAMPLED, unsampled)] {
-        if spans.is_empty() {
-            continue;
+    for (prefix, sampled) in [(SAMPLED, true), (UNSAMPLED, false)] {
+        let mut scopes: Vec<(&InstrumentationScope, Vec<&SpanData>)> = Vec::new();
+        for span in batch
+            .iter()
+            .filter(|span| span.span_context.is_sampled() == sampled)
+        {
+            match scopes
+                .iter_mut()
+                .find(|(scope, _)| **scope == span.instrumentation_scope)
+            {
+                Some((_, spans)) => spans.push(span),
+                None => scopes.push((&span.instrumentation_scope, vec![span])),
+            }
         }
-        for resource_spans in group_spans_by_resource_and_scope(spans, resource) {
-            pack(resource_spans, prefix, max, &mut encoded);
+        if !scopes.is_empty() {
+            pack(&scopes, resource, prefix, max, &mut encoded);
         }
     }
     encoded
@@ -147,9 +149,15 @@ fn datagram_len(request: usize) -> usize {
     HEADER.len() + SAMPLED.len() + request.div_ceil(3) * 4
 }
 
-/// A datagram being filled: its scopes, each with its fixed part and spans, and their sizes.
-struct Chunk {
-    scopes: Vec<ScopeSpans>,
+/// One scope of a datagram: its fixed fields, and its spans with their encoded lengths.
+struct ChunkScope<'a> {
+    fixed: Fixed,
+    spans: Vec<(&'a SpanData, usize)>,
+}
+
+/// A datagram being filled: its scopes, and their sizes.
+struct Chunk<'a> {
+    scopes: Vec<ChunkScope<'a>>,
     /// Per scope: the encoded length of the scope without spans, and of its span fields.
     sizes: Vec<(usize, usize)>,
     /// Whether the last scope in `scopes` is the one being packed.
@@ -158,7 +166,7 @@ struct Chunk {
     request_len: usize,
 }
 
-impl Chunk {
+impl Chunk<'_> {
     fn new() -> Self {
         Self {
             scopes: Vec::new(),
@@ -166,6 +174,16 @@ impl Chunk {
             scope_open: false,
             request_len: 0,
         }
+    }
+
+    /// The `ResourceSpans` body's length: the resource's fixed fields and the scopes.
+    fn resource_spans_len(&self, resource_fixed: usize) -> usize {
+        resource_fixed
+            + self
+                .sizes
+                .iter()
+                .map(|(fixed, spans)| field_len(fixed + spans))
+                .sum::<usize>()
     }
 
     /// The request's length with one more span field of `span_field` bytes in the open scope
@@ -176,39 +194,38 @@ impl Chunk {
         scope_fixed: usize,
         span_field: usize,
     ) -> usize {
-        let mut scopes: usize = self
-            .sizes
-            .iter()
-            .map(|(fixed, spans)| field_len(fixed + spans))
-            .sum();
+        let mut body = self.resource_spans_len(resource_fixed);
         match (self.scope_open, self.sizes.last()) {
             (true, Some((fixed, spans))) => {
-                scopes = scopes - field_len(fixed + spans) + field_len(fixed + spans + span_field)
+                body = body - field_len(fixed + spans) + field_len(fixed + spans + span_field)
             }
-            _ => scopes += field_len(scope_fixed + span_field),
+            _ => body += field_len(scope_fixed + span_field),
         }
-        field_len(resource_fixed + scopes)
+        field_len(body)
     }
 }
 
-/// Packs one resource's spans into datagrams appended to `out`.
-fn pack(mut resource_spans: ResourceSpans, prefix: &[u8], max: usize, out: &mut Encoded) {
-    let scopes = std::mem::take(&mut resource_spans.scope_spans);
-    let resource_fixed = resource_spans.encoded_len();
+/// Packs spans, grouped by scope, into datagrams appended to `out`.
+fn pack(
+    scopes: &[(&InstrumentationScope, Vec<&SpanData>)],
+    resource: &Fixed,
+    prefix: &[u8],
+    max: usize,
+    out: &mut Encoded,
+) {
+    let resource_fixed = resource.len();
     let mut chunk = Chunk::new();
-    for mut scope in scopes {
-        let spans = std::mem::take(&mut scope.spans);
-        let scope_fixed = scope.encoded_len();
+    for (scope, spans) in scopes {
+        let fixed = Fixed::scope(scope);
+        let scope_fixed = fixed.len();
         chunk.scope_open = false;
-        for span in spans {
-            let span_field = field_len(span.encoded_len());
+        for &span in spans {
+            let span_len = otlp_encode::span_len(span);
+            let span_field = field_len(span_len);
             let mut request_len = chunk.request_len_with(resource_fixed, scope_fixed, span_field);
             if datagram_len(request_len) > max && !chunk.scopes.is_empty() {
                 emit(
-                    ResourceSpans {
-                        scope_spans: Vec::new(),
-                        ..resource_spans.clone()
-                    },
+                    resource,
                     std::mem::replace(&mut chunk, Chunk::new()),
                     prefix,
                     out,
@@ -221,38 +238,52 @@ fn pack(mut resource_spans: ResourceSpans, prefix: &[u8], max: usize, out: &mut 
                 continue;
             }
             if !chunk.scope_open {
-                chunk.scopes.push(ScopeSpans {
+                chunk.scopes.push(ChunkScope {
+                    fixed: fixed.clone(),
                     spans: Vec::new(),
-                    ..scope.clone()
                 });
                 chunk.sizes.push((scope_fixed, 0));
                 chunk.scope_open = true;
             }
             if let (Some(open), Some(size)) = (chunk.scopes.last_mut(), chunk.sizes.last_mut()) {
-                open.spans.push(span);
+                open.spans.push((span, span_len));
                 size.1 += span_field;
                 chunk.request_len = request_len;
             }
         }
     }
     if !chunk.scopes.is_empty() {
-        // The last chunk (usually the only one) takes the resource instead of a copy of it.
-        emit(resource_spans, chunk, prefix, out);
+        emit(resource, chunk, prefix, out);
     }
 }
 
-/// Encodes one chunk as a datagram, with `resource_spans`' resource (its scopes are the chunk's).
-fn emit(mut resource_spans: ResourceSpans, chunk: Chunk, prefix: &[u8], out: &mut Encoded) {
+/// Encodes one chunk as a datagram: an `ExportTraceServiceRequest` with one `ResourceSpans`
+/// (field 1), base64, after the header line and `prefix`.
+fn emit(resource: &Fixed, chunk: Chunk<'_>, prefix: &[u8], out: &mut Encoded) {
     let spans = chunk.scopes.iter().map(|s| s.spans.len() as u64).sum();
-    let chunk_len = chunk.request_len;
-    resource_spans.scope_spans = chunk.scopes;
-    let request = ExportTraceServiceRequest {
-        resource_spans: vec![resource_spans],
-    }
-    .encode_to_vec();
+    let body = chunk.resource_spans_len(resource.len());
+    let mut request = Vec::with_capacity(chunk.request_len);
+    resource.write_message(
+        1,
+        body,
+        chunk.scopes.iter().zip(&chunk.sizes),
+        &mut request,
+        |(scope, (fixed, spans_len)), buf| {
+            scope.fixed.write_message(
+                2,
+                fixed + spans_len,
+                &scope.spans,
+                buf,
+                |&(span, span_len), buf| {
+                    otlp_encode::length_delimited(2, span_len, buf);
+                    otlp_encode::span(span, buf);
+                },
+            )
+        },
+    );
     debug_assert_eq!(
         request.len(),
-        chunk_len,
+        chunk.request_len,
         "computed and encoded lengths differ"
     );
     let head = HEADER.len() + prefix.len();
@@ -273,16 +304,21 @@ mod tests {
     use std::net::UdpSocket;
 
     use opentelemetry::KeyValue;
-    use opentelemetry_proto::tonic::trace::v1::Span;
+    use opentelemetry_proto::tonic::{
+        collector::trace::v1::ExportTraceServiceRequest, trace::v1::Span,
+    };
+    use prost::Message as _;
 
     use super::*;
     use crate::test_spans::span_in;
 
-    fn resource() -> ResourceAttributesWithSchema {
-        (&Resource::builder_empty()
-            .with_service_name("hello-udp")
-            .build())
-            .into()
+    fn resource() -> Fixed {
+        Fixed::resource(
+            &(&Resource::builder_empty()
+                .with_service_name("hello-udp")
+                .build())
+                .into(),
+        )
     }
 
     /// Decodes a datagram back to its prefix and request.
