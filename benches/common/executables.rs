@@ -12,7 +12,11 @@
 //! features unified into it, which measured about 4% faster to start than the `cargo build` of
 //! the same code (docs/cold-start-levers.md).
 //!
-//! `BENCH_BUILD=no` skips the builds and takes the executables found in `<target>/<profile>/`.
+//! Each executable built is copied to `<target>/<profile>/bench-executables/`, and the benches
+//! run those copies: `cargo bench` writes `<target>/<profile>/bootstrap` itself (with the
+//! dev-dependencies' features) whenever it rebuilds the package, so the file there is not always
+//! the `cargo build` one. `BENCH_BUILD=no` skips the builds and takes the copies kept by the last
+//! one (put another executable there to measure it instead).
 #![allow(dead_code)]
 
 use std::{
@@ -79,19 +83,32 @@ pub(crate) fn build() -> Result<Built, String> {
     ] {
         cargo_build(package)?;
     }
-    for path in [&built.bootstrap, &built.bare_work, &built.bare_hello] {
-        present(path)?;
+    Ok(Built {
+        bootstrap: keep(&built.bootstrap)?,
+        bare_work: keep(&built.bare_work)?,
+        bare_hello: keep(&built.bare_hello)?,
+    })
+}
+
+/// Copies `built` (unless `BENCH_BUILD=no`) to `bench-executables/` beside it; returns the copy.
+fn keep(built: &Path) -> Result<PathBuf, String> {
+    let dir = profile_dir().join("bench-executables");
+    let kept = dir.join(built.file_name().ok_or("an executable's path names a file")?);
+    if std::env::var("BENCH_BUILD").as_deref() != Ok("no") {
+        present(built)?;
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::copy(built, &kept))
+            .map_err(|err| format!("keeping {} in {}: {err}", built.display(), dir.display()))?;
     }
-    Ok(built)
+    present(&kept)?;
+    Ok(kept)
 }
 
 /// Builds `lr-otel` (`benches/baselines/lr-otel`, `lambda_runtime`'s own OpenTelemetry stack) in
 /// its own cargo invocation, unless `BENCH_BUILD=no`; returns where it is.
 pub(crate) fn build_lr_otel() -> Result<PathBuf, String> {
     cargo_build(&["-p", "lr-otel"])?;
-    let path = profile_dir().join("lr-otel");
-    present(&path)?;
-    Ok(path)
+    keep(&profile_dir().join("lr-otel"))
 }
 
 fn present(path: &Path) -> Result<(), String> {
@@ -99,7 +116,7 @@ fn present(path: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{} is missing (BENCH_BUILD=no takes the executables as they are)",
+            "{} is missing (BENCH_BUILD=no takes the executables a build kept)",
             path.display()
         ))
     }
