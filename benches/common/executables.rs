@@ -93,7 +93,11 @@ pub(crate) fn build() -> Result<Built, String> {
 /// Copies `built` (unless `BENCH_BUILD=no`) to `bench-executables/` beside it; returns the copy.
 fn keep(built: &Path) -> Result<PathBuf, String> {
     let dir = profile_dir().join("bench-executables");
-    let kept = dir.join(built.file_name().ok_or("an executable's path names a file")?);
+    let kept = dir.join(
+        built
+            .file_name()
+            .ok_or("an executable's path names a file")?,
+    );
     if std::env::var("BENCH_BUILD").as_deref() != Ok("no") {
         present(built)?;
         std::fs::create_dir_all(&dir)
