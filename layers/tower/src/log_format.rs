@@ -58,7 +58,7 @@ use tracing_subscriber::{
     filter::LevelFilter,
     fmt::MakeWriter,
     layer::{Context, Filter, SubscriberExt},
-    registry::LookupSpan,
+    registry::{LookupSpan, SpanRef},
     util::SubscriberInitExt,
 };
 
@@ -281,13 +281,21 @@ pub struct InvocationLogContext {
 /// Attaches `context` to `span`, for every event logged inside it. A no-op when the current
 /// subscriber has no span registry.
 pub fn attach(span: &tracing::Span, context: InvocationLogContext) {
-    let mut context = Some(context);
+    with_registry_span(span, |span| {
+        span.extensions_mut().insert(Arc::new(context));
+    });
+}
+
+/// Runs `f` on `span`'s entry in the span registry; nothing when the subscriber has none (or
+/// `span` is disabled).
+fn with_registry_span(span: &tracing::Span, f: impl FnOnce(SpanRef<'_, Registry>)) {
+    let mut f = Some(f);
     span.with_subscriber(|(id, dispatch)| {
         if let Some(registry) = dispatch.downcast_ref::<Registry>()
             && let Some(span) = registry.span(id)
-            && let Some(context) = context.take()
+            && let Some(f) = f.take()
         {
-            span.extensions_mut().insert(Arc::new(context));
+            f(span);
         }
     });
 }
@@ -377,27 +385,19 @@ impl fmt::Debug for LineBuffer {
 /// (outside an invocation, gathering off, or no line gathered yet): the caller writes them.
 pub(crate) fn join_invocation_lines(lines: &[u8]) -> bool {
     let mut joined = false;
-    tracing::Span::current().with_subscriber(|(id, dispatch)| {
-        if let Some(registry) = dispatch.downcast_ref::<Registry>()
-            && let Some(span) = registry.span(id)
-        {
-            joined = span
-                .scope()
-                .find_map(|span| span.extensions().get::<Arc<LineBuffer>>().cloned())
-                .is_some_and(|buffer| buffer.join(lines));
-        }
+    with_registry_span(&tracing::Span::current(), |span| {
+        joined = span
+            .scope()
+            .find_map(|span| span.extensions().get::<Arc<LineBuffer>>().cloned())
+            .is_some_and(|buffer| buffer.join(lines));
     });
     joined
 }
 
 /// Gathers the lines logged inside `span` in `lines` (a no-op without a span registry).
 pub(crate) fn attach_lines(span: &tracing::Span, lines: &Arc<LineBuffer>) {
-    span.with_subscriber(|(id, dispatch)| {
-        if let Some(registry) = dispatch.downcast_ref::<Registry>()
-            && let Some(span) = registry.span(id)
-        {
-            span.extensions_mut().insert(lines.clone());
-        }
+    with_registry_span(span, |span| {
+        span.extensions_mut().insert(lines.clone());
     });
 }
 
