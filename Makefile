@@ -64,8 +64,12 @@ bench: ## Benchmarks (release build): cold start per exporter vs bare work and t
 EXPORTER_FEATURES := xray-segments otlp-udp otlp-http sigv4 console
 
 .PHONY: features
-features: ## Builds without default features: the facade with no exporter and its lib tests with each exporter feature alone (the missing-feature branch included), bootstrap with each one
+features: ## Builds without default features: the facade with no exporter and its lib tests with each exporter feature alone (the missing-feature branch included), bootstrap with each one, the daemon crate (and its tests) with each of its two
 	$(CARGO) check -p lambda-observability --no-default-features
+	@set -e; for feature in otlp-udp xray-segments; do \
+	  echo "==> lambda-observability-daemon --no-default-features --features $$feature"; \
+	  $(CARGO) check -p lambda-observability-daemon --no-default-features --features $$feature --all-targets; \
+	done
 	$(CARGO) test -p lambda-observability --no-default-features --lib
 	@set -e; for feature in $(EXPORTER_FEATURES); do \
 	  echo "==> --no-default-features --features $$feature"; \

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::{KeyValue, trace::SpanId};
 use opentelemetry_sdk::trace::SpanData;
 
+#[cfg(feature = "otlp-udp")]
 pub(crate) fn span_in(trace: u8, id: u8) -> SpanData {
     let mut span = span_data(id, 0, "span", 0);
     span.span_context = opentelemetry::trace::SpanContext::new(

@@ -3,6 +3,7 @@
 //! `opentelemetry::trace::Tracer`, and the stand-in daemon (test-support's `XrayDaemon`) decoding
 //! what reached its UDP socket. Also: what the segment translator rejects, as `send` reports it,
 //! and the crate's normal dependency tree (no HTTP client, no TLS, no Lambda runtime).
+#![cfg(all(feature = "otlp-udp", feature = "xray-segments"))]
 
 use std::{
     process::Command,
