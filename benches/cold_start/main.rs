@@ -298,17 +298,9 @@ impl Environment {
     fn rounds(&self, roles: &[Role], rounds: usize) -> Report {
         let before: Vec<_> = roles.iter().map(|&r| self.sinks(r).received()).collect();
         let mut measured: Vec<Measured> = roles.iter().map(|&r| Measured::new(r)).collect();
-        let mut order: Vec<usize> = (0..roles.len()).collect();
-        let mut random = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut shuffle = common::Shuffle::new();
         for _ in 0..rounds {
-            // Fisher-Yates with xorshift64: no role always follows the same neighbour.
-            for i in (1..order.len()).rev() {
-                random ^= random << 13;
-                random ^= random >> 7;
-                random ^= random << 17;
-                order.swap(i, (random % (i as u64 + 1)) as usize);
-            }
-            for &i in &order {
+            for i in shuffle.order(roles.len()) {
                 measured[i].push(self.cold_start(roles[i], AfterResponse::AwaitDone));
             }
         }

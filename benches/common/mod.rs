@@ -193,3 +193,26 @@ pub(crate) fn generated_on() -> (u64, serde_json::Value) {
     });
     (generated, machine)
 }
+
+/// The order the cases of a round run in: Fisher–Yates with xorshift64, seeded the same in every
+/// run (so that runs are comparable), so that no case always runs after the same neighbour.
+#[derive(Debug)]
+pub(crate) struct Shuffle(u64);
+
+impl Shuffle {
+    pub(crate) fn new() -> Self {
+        Self(0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// `0..n` in the next order.
+    pub(crate) fn order(&mut self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            order.swap(i, (self.0 % (i as u64 + 1)) as usize);
+        }
+        order
+    }
+}

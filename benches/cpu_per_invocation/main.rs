@@ -270,17 +270,10 @@ fn main() {
 
     let mut runs: Vec<Run> = Vec::new();
     let mut failures: Vec<(String, usize, String)> = Vec::new();
-    let mut random = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut shuffle = common::Shuffle::new();
     for _ in 0..settings.repeats {
         for &concurrency in &settings.concurrency {
-            let mut order: Vec<usize> = (0..settings.cases.len()).collect();
-            for i in (1..order.len()).rev() {
-                random ^= random << 13;
-                random ^= random >> 7;
-                random ^= random << 17;
-                order.swap(i, (random % (i as u64 + 1)) as usize);
-            }
-            for &i in &order {
+            for i in shuffle.order(settings.cases.len()) {
                 let case = settings.cases[i];
                 let executable = match case.role {
                     Role::BareWork => &bare_work,
