@@ -17,7 +17,6 @@ use opentelemetry_sdk::{
     error::OTelSdkResult,
     trace::{SpanData, SpanExporter},
 };
-use prost::encoding::encoded_len_varint;
 
 use crate::{
     MAX_DATAGRAM_BYTES, SendReport,
@@ -139,9 +138,15 @@ pub(crate) fn encode(batch: Vec<SpanData>, resource: &Fixed, max: usize) -> Enco
     encoded
 }
 
-/// Length of a length-delimited field (numbers below 16 take a one-byte key) of `len` bytes.
-fn field_len(len: usize) -> usize {
-    1 + encoded_len_varint(len as u64) + len
+/// Field numbers: `ExportTraceServiceRequest.resource_spans`, `ResourceSpans.scope_spans`,
+/// `ScopeSpans.spans`.
+const RESOURCE_SPANS: u32 = 1;
+const SCOPE_SPANS: u32 = 2;
+const SPANS: u32 = 2;
+
+/// The length of a `scope_spans` field whose scope is `len` bytes.
+fn scope_field_len(len: usize) -> usize {
+    otlp_encode::field_len(SCOPE_SPANS, len)
 }
 
 /// Length of the datagram carrying an encoded request of `request` bytes.
@@ -182,7 +187,7 @@ impl Chunk<'_> {
             + self
                 .sizes
                 .iter()
-                .map(|(fixed, spans)| field_len(fixed + spans))
+                .map(|(fixed, spans)| scope_field_len(fixed + spans))
                 .sum::<usize>()
     }
 
@@ -197,11 +202,12 @@ impl Chunk<'_> {
         let mut body = self.resource_spans_len(resource_fixed);
         match (self.scope_open, self.sizes.last()) {
             (true, Some((fixed, spans))) => {
-                body = body - field_len(fixed + spans) + field_len(fixed + spans + span_field)
+                body = body - scope_field_len(fixed + spans)
+                    + scope_field_len(fixed + spans + span_field)
             }
-            _ => body += field_len(scope_fixed + span_field),
+            _ => body += scope_field_len(scope_fixed + span_field),
         }
-        field_len(body)
+        otlp_encode::field_len(RESOURCE_SPANS, body)
     }
 }
 
@@ -221,7 +227,7 @@ fn pack(
         chunk.scope_open = false;
         for &span in spans {
             let span_len = otlp_encode::span_len(span);
-            let span_field = field_len(span_len);
+            let span_field = otlp_encode::field_len(SPANS, span_len);
             let mut request_len = chunk.request_len_with(resource_fixed, scope_fixed, span_field);
             if datagram_len(request_len) > max && !chunk.scopes.is_empty() {
                 emit(
@@ -264,18 +270,18 @@ fn emit(resource: &Fixed, chunk: Chunk<'_>, prefix: &[u8], out: &mut Encoded) {
     let body = chunk.resource_spans_len(resource.len());
     let mut request = Vec::with_capacity(chunk.request_len);
     resource.write_message(
-        1,
+        RESOURCE_SPANS,
         body,
         chunk.scopes.iter().zip(&chunk.sizes),
         &mut request,
         |(scope, (fixed, spans_len)), buf| {
             scope.fixed.write_message(
-                2,
+                SCOPE_SPANS,
                 fixed + spans_len,
                 &scope.spans,
                 buf,
                 |&(span, span_len), buf| {
-                    otlp_encode::length_delimited(2, span_len, buf);
+                    otlp_encode::length_delimited(SPANS, span_len, buf);
                     otlp_encode::span(span, buf);
                 },
             )
