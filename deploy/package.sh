@@ -17,6 +17,13 @@ LAMBDA_DIR="$TARGET_DIR/lambda"
 ZIP="${ZIP:-$LAMBDA_DIR/bootstrap/bootstrap.zip}"
 MAX_ZIP_BYTES="${MAX_ZIP_BYTES:-3145728}"
 COLLECTOR_FILES="${COLLECTOR_FILES:-collector.yaml collector-awsxray.yaml}"
+# Cargo features on top of the package's defaults: `xray-segments` for the segments variant
+# (segment documents are opt-in; the default build is OTLP only, see Cargo.toml).
+FEATURES="${FEATURES:-}"
+feature_args=()
+if [ -n "$FEATURES" ]; then
+  feature_args=(--features "$FEATURES")
+fi
 case "$ARCH" in
   x86_64) triple=x86_64-unknown-linux-gnu ;;
   arm64 | aarch64) triple=aarch64-unknown-linux-gnu ;;
@@ -26,8 +33,8 @@ esac
 bash scripts/tools.sh
 export PATH="$PWD/.venv/bin:$PATH"
 
-echo "==> cargo lambda build --release --target $triple.$GLIBC_VERSION (zig linker, glibc $GLIBC_VERSION)"
-cargo lambda build --release --target "$triple.$GLIBC_VERSION" --bin bootstrap --lambda-dir "$LAMBDA_DIR"
+echo "==> cargo lambda build --release --target $triple.$GLIBC_VERSION ${feature_args[*]} (zig linker, glibc $GLIBC_VERSION)"
+cargo lambda build --release --target "$triple.$GLIBC_VERSION" --bin bootstrap --lambda-dir "$LAMBDA_DIR" "${feature_args[@]}"
 binary="$LAMBDA_DIR/bootstrap/bootstrap"
 
 extras=()

@@ -9,6 +9,7 @@ stop point the stand-in sends it SIGHUP, which neither the function nor lambda_r
 the process dies there, callgrind writes its counts, `wait4` returns its page faults.
 
     scripts/instructions.py [--bootstrap target/release/bootstrap] [--bench EXE] [--runs N]
+                            [--bootstrap-segments target/release/bench-executables/bootstrap-segments]
                             [--no-callgrind] [role ...]
 
 Roles: bare-work bare-hello bare-work-in-bench segments otlp-udp otlp-http otlp-http-signed
@@ -219,6 +220,10 @@ def main():
     parser.add_argument("roles", nargs="*",
                         default=["bare-work", "segments", "otlp-udp", "otlp-http", "none"])
     parser.add_argument("--bootstrap", default=os.path.join(ROOT, "target/release/bootstrap"))
+    # Segment documents are opt-in (`--features xray-segments`); the cold_start bench keeps that
+    # build here.
+    parser.add_argument("--bootstrap-segments",
+                        default=os.path.join(ROOT, "target/release/bench-executables/bootstrap-segments"))
     parser.add_argument("--bench")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-callgrind", action="store_true")
@@ -247,6 +252,8 @@ def main():
             exe = bench
         elif role.startswith("bare-"):
             exe = os.path.join(os.path.dirname(args.bootstrap), role)
+        elif role == "segments":
+            exe = args.bootstrap_segments
         else:
             exe = args.bootstrap
         env = environment(role, "", sinks)

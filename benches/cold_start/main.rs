@@ -328,6 +328,7 @@ fn bench_executable() -> PathBuf {
 struct Executables {
     dir: PathBuf,
     bootstrap: PathBuf,
+    bootstrap_segments: PathBuf,
     bench: PathBuf,
     bare_work: PathBuf,
     bare_hello: PathBuf,
@@ -335,7 +336,7 @@ struct Executables {
 
 impl Executables {
     fn stage() -> Self {
-        let built = executables::build().unwrap_or_else(|err| panic!("{err}"));
+        let built = executables::build(true).unwrap_or_else(|err| panic!("{err}"));
         let dir =
             std::env::temp_dir().join(format!("hello-lambda-cold-start-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a directory for the executables");
@@ -345,6 +346,14 @@ impl Executables {
         };
         Self {
             bootstrap: executables::stage(&built.bootstrap, &dir, "bootstrap"),
+            bootstrap_segments: executables::stage(
+                built
+                    .bootstrap_segments
+                    .as_deref()
+                    .expect("built with segments"),
+                &dir,
+                "bootstrap-segments",
+            ),
             bench: executables::stage(&bench_executable(), &dir, "bench"),
             bare_work,
             bare_hello: executables::stage(&built.bare_hello, &dir, "bare-hello"),
@@ -355,6 +364,8 @@ impl Executables {
     /// The copy `role` runs; `None` for the Python original, which runs the interpreter.
     fn of(&self, role: Role) -> Option<&PathBuf> {
         match role {
+            // Segment documents are opt-in (`--features xray-segments`): the build that has them.
+            Role::Ours(Exporter::Segments) => Some(&self.bootstrap_segments),
             Role::Ours(_) => Some(&self.bootstrap),
             Role::BareWork => Some(&self.bare_work),
             Role::BareWorkInBench => Some(&self.bench),

@@ -266,15 +266,12 @@ impl Report {
                 .and_then(|m| m.executable_bytes)
                 .map_or_else(|| "-".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6))
         };
-        let ours = self
-            .roles
-            .iter()
-            .find(|m| matches!(m.role, Role::Ours(_)))
-            .map_or(Role::Ours(crate::roles::Exporter::OtlpUdp), |m| m.role);
         println!(
-            "  executables: bootstrap {}, bare-work {}, bare-hello {} (each `cargo build --release` on \
-             its own); the bench executable (bare-work-in-bench) {}",
-            size(ours),
+            "  executables: bootstrap {} (with xray-segments, the segments role: {}), bare-work {}, \
+             bare-hello {} (each `cargo build --release` on its own); the bench executable \
+             (bare-work-in-bench) {}",
+            size(Role::Ours(crate::roles::Exporter::OtlpUdp)),
+            size(Role::Ours(crate::roles::Exporter::Segments)),
             size(Role::BareWork),
             size(Role::BareHello),
             size(Role::BareWorkInBench),

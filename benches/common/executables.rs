@@ -1,5 +1,7 @@
 //! The executables the process-level benches start, built as the package is built: `bootstrap`
-//! by `cargo build -p hello-lambda --bin bootstrap`, the baselines by `cargo build -p bare-work`,
+//! by `cargo build -p hello-lambda --bin bootstrap` (the shipped default features; the cold-start
+//! bench's `segments` role also gets `bootstrap-segments`, the same with `--features
+//! xray-segments`), the baselines by `cargo build -p bare-work`,
 //! `cargo build -p bare-hello` and (the throughput bench only) `cargo build -p lr-otel`
 //! (`benches/baselines/`), each in its own cargo invocation, with
 //! the profile this bench executable was built with (`cargo bench`: `--release`, the workspace's
@@ -27,7 +29,11 @@ use std::{
 /// `bootstrap` and the two baselines, where cargo wrote them.
 #[derive(Debug, Clone)]
 pub(crate) struct Built {
+    /// The shipped build: the package's default features.
     pub(crate) bootstrap: PathBuf,
+    /// The same with `--features xray-segments` (segment documents are opt-in), when asked for:
+    /// the cold-start bench's `segments` role.
+    pub(crate) bootstrap_segments: Option<PathBuf>,
     pub(crate) bare_work: PathBuf,
     pub(crate) bare_hello: PathBuf,
 }
@@ -67,37 +73,53 @@ fn profile_args() -> Vec<String> {
     }
 }
 
-/// Builds `bootstrap`, `bare-work` and `bare-hello` (three cargo invocations, see the module
-/// documentation), unless `BENCH_BUILD=no`; returns where they are.
-pub(crate) fn build() -> Result<Built, String> {
+/// Builds `bootstrap`, `bare-work` and `bare-hello` (a cargo invocation each, see the module
+/// documentation), and with `segments` also `bootstrap` with `--features xray-segments`, unless
+/// `BENCH_BUILD=no`; returns where they are.
+pub(crate) fn build(segments: bool) -> Result<Built, String> {
     let dir = profile_dir();
-    let built = Built {
-        bootstrap: dir.join("bootstrap"),
-        bare_work: dir.join("bare-work"),
-        bare_hello: dir.join("bare-hello"),
+    let bootstrap = dir.join("bootstrap");
+    // Both builds write `<profile>/bootstrap`: each is kept under its own name before the next,
+    // the shipped one last (so that `<profile>/bootstrap` is it).
+    let bootstrap_segments = if segments {
+        cargo_build(&[
+            "-p",
+            "hello-lambda",
+            "--bin",
+            "bootstrap",
+            "--features",
+            "xray-segments",
+        ])?;
+        Some(keep_as(&bootstrap, "bootstrap-segments")?)
+    } else {
+        None
     };
-    for package in [
-        &["-p", "hello-lambda", "--bin", "bootstrap"][..],
-        &["-p", "bare-work"],
-        &["-p", "bare-hello"],
-    ] {
-        cargo_build(package)?;
+    cargo_build(&["-p", "hello-lambda", "--bin", "bootstrap"])?;
+    let bootstrap = keep(&bootstrap)?;
+    for package in ["bare-work", "bare-hello"] {
+        cargo_build(&["-p", package])?;
     }
     Ok(Built {
-        bootstrap: keep(&built.bootstrap)?,
-        bare_work: keep(&built.bare_work)?,
-        bare_hello: keep(&built.bare_hello)?,
+        bootstrap,
+        bootstrap_segments,
+        bare_work: keep(&dir.join("bare-work"))?,
+        bare_hello: keep(&dir.join("bare-hello"))?,
     })
 }
 
 /// Copies `built` (unless `BENCH_BUILD=no`) to `bench-executables/` beside it; returns the copy.
 fn keep(built: &Path) -> Result<PathBuf, String> {
+    let name = built
+        .file_name()
+        .and_then(|name| name.to_str())
+        .ok_or("an executable's path names a file")?;
+    keep_as(built, name)
+}
+
+/// [`keep`] under `name`.
+fn keep_as(built: &Path, name: &str) -> Result<PathBuf, String> {
     let dir = profile_dir().join("bench-executables");
-    let kept = dir.join(
-        built
-            .file_name()
-            .ok_or("an executable's path names a file")?,
-    );
+    let kept = dir.join(name);
     if std::env::var("BENCH_BUILD").as_deref() != Ok("no") {
         present(built)?;
         std::fs::create_dir_all(&dir)

@@ -255,7 +255,7 @@ fn main() {
     let benchmarking = args.iter().any(|a| a == "--bench");
     let started = Instant::now();
     let settings = Settings::from_env(benchmarking);
-    let built = executables::build().unwrap_or_else(|err| panic!("{err}"));
+    let built = executables::build(false).unwrap_or_else(|err| panic!("{err}"));
     let dir = std::env::temp_dir().join(format!("hello-lambda-cpu-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a directory for the executables");
     let bootstrap = executables::stage(&built.bootstrap, &dir, "bootstrap");

@@ -535,7 +535,7 @@ fn main() {
     let benchmarking = args.iter().any(|a| a == "--bench");
     let started = Instant::now();
     let settings = Settings::from_env(benchmarking);
-    let built = executables::build().unwrap_or_else(|err| panic!("{err}"));
+    let built = executables::build(false).unwrap_or_else(|err| panic!("{err}"));
     let lr_otel = executables::build_lr_otel().unwrap_or_else(|err| panic!("{err}"));
     let dir = std::env::temp_dir().join(format!("hello-lambda-throughput-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a directory for the executables");

@@ -53,17 +53,49 @@ impl fmt::Display for Drained {
 
 /// Listens for SIGTERM and SIGINT from now on (the handlers are installed when this is called,
 /// so a signal that arrives before the future is polled is not lost). The future gives the
-/// signal's name. Pass it to [`Runtime::run_until`](crate::Runtime::run_until).
+/// signal's name. Pass it to [`Runtime::run_until`](crate::Runtime::run_until). Needs a tokio
+/// runtime with I/O (not tokio's `signal` feature).
 pub fn shutdown_signal() -> std::io::Result<impl Future<Output = String> + Send + 'static> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
+    let term = SelfPipe::register(signal_hook::consts::SIGTERM)?;
+    let int = SelfPipe::register(signal_hook::consts::SIGINT)?;
     Ok(async move {
         tokio::select! {
-            _ = term.recv() => "SIGTERM".to_owned(),
-            _ = int.recv() => "SIGINT".to_owned(),
+            () = term.arrived() => "SIGTERM".to_owned(),
+            () = int.arrived() => "SIGINT".to_owned(),
         }
     })
+}
+
+/// One signal's self-pipe: signal-hook's handler writes to one end of a socket pair (about all a
+/// signal handler may do), the runtime reads the other. Not tokio's `signal` feature: tokio builds
+/// its signal driver with every runtime, ready for every signal whether or not one is awaited,
+/// which cost each cold start 25k instructions and a socket pair (docs/cold-start-levers.md).
+struct SelfPipe(tokio::net::UnixStream);
+
+impl SelfPipe {
+    fn register(signal: std::ffi::c_int) -> std::io::Result<Self> {
+        let (read, write) = std::os::unix::net::UnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        signal_hook::low_level::pipe::register(signal, write)?;
+        Ok(Self(tokio::net::UnixStream::from_std(read)?))
+    }
+
+    /// Resolves once the signal has arrived (never, should the pipe fail).
+    async fn arrived(&self) {
+        let mut bytes = [0; 8];
+        loop {
+            if self.0.readable().await.is_err() {
+                break;
+            }
+            match self.0.try_read(&mut bytes) {
+                Ok(0) => break,
+                Ok(_) => return,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => break,
+            }
+        }
+        std::future::pending().await
+    }
 }
 
 /// Shared by the loop, its workers and `Respond`: whether, when and why the runtime stops.

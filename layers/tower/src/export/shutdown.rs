@@ -76,7 +76,7 @@ impl Telemetry {
 /// is registered (the ADOT collector layer is one). Spans still pending then — from work that
 /// outlived its invocation — are exported instead of lost. Drops are logged only; use
 /// [`spawn_shutdown_flush_reporting`] to also write them as the `SpansDropped` metric. Needs a
-/// tokio runtime with signals.
+/// tokio runtime with I/O.
 pub fn spawn_shutdown_flush(telemetry: Telemetry) {
     spawn_shutdown_flush_reporting(telemetry, Metrics::disabled());
 }
@@ -84,22 +84,18 @@ pub fn spawn_shutdown_flush(telemetry: Telemetry) {
 /// [`spawn_shutdown_flush`], then the spans dropped and not yet reported (by this flush, or by
 /// the last invocation's) written to `metrics` as `SpansDropped` before the process exits.
 pub fn spawn_shutdown_flush_reporting(telemetry: Telemetry, metrics: Metrics) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let Ok(signal) = lambda_observability_runtime::shutdown_signal() else {
         tracing::warn!(
             "could not install the SIGTERM handler; pending spans may be lost at shutdown"
         );
         return;
     };
     tokio::spawn(async move {
-        let name = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        };
-        tracing::info!(signal = name, "shutting down: exporting pending spans");
+        let name = signal.await;
+        tracing::info!(
+            signal = name.as_str(),
+            "shutting down: exporting pending spans"
+        );
         telemetry.shutdown().await;
         telemetry.flusher().report_dropped(&metrics);
         std::process::exit(0);
