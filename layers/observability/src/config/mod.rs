@@ -16,7 +16,7 @@
 //!     match name {
 //!         "AWS_LAMBDA_FUNCTION_NAME" => Some("hello"),
 //!         "AWS_LAMBDA_LOG_FORMAT" => Some("JSON"),
-//!         "OTEL_TRACES_EXPORTER" => Some("xray, console"),
+//!         "OTEL_TRACES_EXPORTER" => Some("otlp, console"),
 //!         "OTEL_TRACES_SAMPLER" => Some("jaeger_remote"),
 //!         _ => None,
 //!     }
@@ -26,7 +26,8 @@
 //! assert_eq!(
 //!     config.telemetry.exporters,
 //!     [
-//!         TracesExporter::XraySegments { daemon: "127.0.0.1:2000".parse()? },
+//!         // Inside Lambda with no OTLP endpoint: OTLP over UDP to the daemon.
+//!         TracesExporter::OtlpUdp { daemon: "127.0.0.1:2000".parse()? },
 //!         TracesExporter::Console,
 //!     ]
 //! );
