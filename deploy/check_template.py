@@ -168,6 +168,9 @@ def main():
     expect("four functions, one per variant", sorted(functions), sorted(FUNCTIONS))
     expect("CodeUri is the workspace root", template["Globals"]["Function"].get("CodeUri"), ".")
     expect("LogRetentionDays defaults to 14", parameters.get("LogRetentionDays", {}).get("Default"), 14)
+    # SAM builds every function with the default features, which leave segment documents out.
+    expect("DeploySegments defaults to false (segment documents are opt-in)",
+           parameters.get("DeploySegments", {}).get("Default"), "false")
 
     expanded = sam_transform(template, args.code_s3, args.layer_s3)
     resources = expanded["Resources"]

@@ -335,9 +335,12 @@ PY
 "$AWS" s3 mb s3://deploy-test-artifacts >/dev/null || fail "s3 mb"
 "$AWS" s3 cp "$ZIP" s3://deploy-test-artifacts/bootstrap.zip >/dev/null || fail "s3 cp (code)"
 "$AWS" s3 cp "$work/collector-layer.zip" s3://deploy-test-artifacts/collector-layer.zip >/dev/null || fail "s3 cp (layer)"
+# All four functions: segments is off by default (SAM builds with the default features, which
+# leave segment documents out); a team with a segments build turns it on, as here.
 "$AWS" cloudformation create-stack --stack-name rust-hello-world --template-body "file://$work/template.json" \
   --capabilities CAPABILITY_IAM --parameters ParameterKey=AdotLayerAccount,ParameterValue=123456789012 \
-  ParameterKey=AdotLayerVersion,ParameterValue="$layer_version" >/dev/null || fail "create-stack"
+  ParameterKey=AdotLayerVersion,ParameterValue="$layer_version" \
+  ParameterKey=DeploySegments,ParameterValue=true >/dev/null || fail "create-stack"
 "$AWS" cloudformation wait stack-create-complete --stack-name rust-hello-world || fail "stack-create-complete"
 stack="$("$AWS" cloudformation describe-stacks --stack-name rust-hello-world --output json)"
 check "$stack" "stack CREATE_COMPLETE" 'd["Stacks"][0]["StackStatus"]' '"CREATE_COMPLETE"'
