@@ -283,66 +283,85 @@ pub struct InvocationLogContext {
 pub fn attach(span: &tracing::Span, context: InvocationLogContext) {
     with_registry_span(span, |span| {
         span.extensions_mut()
-            .insert(Arc::new(InvocationKeys::new(&context)));
+            .insert(Arc::new(InvocationKeys::new(context)));
     });
 }
 
-/// An invocation's keys in both layouts, written once when it is attached and copied into each
-/// of its lines (they were escaped again for every line: 56 JSON strings per invocation of the
-/// example, 12k instructions).
+/// An invocation's keys, written the first time a line of the invocation needs them (in the
+/// log layer's layout, the only one it writes) and copied into each of its lines after that
+/// (they were escaped again for every line: 56 JSON strings per invocation of the example, 12k
+/// instructions).
 struct InvocationKeys {
+    context: InvocationLogContext,
     /// `,"requestId":…,"functionName":…,"coldStart":…` and the ids there are.
-    json: String,
-    /// The text layout's second column.
-    request_id: String,
+    json: OnceLock<String>,
     /// ` functionName=… coldStart=…` and the ids there are, but `xrayTraceId` (`traceId` and
     /// `spanId` say the same, shorter).
-    text: String,
+    text: OnceLock<String>,
 }
 
 impl InvocationKeys {
-    fn new(inv: &InvocationLogContext) -> Self {
-        let mut json = String::with_capacity(256);
-        json.push_str(",\"requestId\":");
-        push_json_string(&mut json, &inv.request_id);
-        json.push_str(",\"functionName\":");
-        push_json_string(&mut json, &inv.function_name);
-        json.push_str(if inv.cold_start {
-            ",\"coldStart\":true"
-        } else {
-            ",\"coldStart\":false"
-        });
-        for (key, value) in [
-            ("xrayTraceId", &inv.xray_trace_id),
-            ("traceId", &inv.trace_id),
-            ("spanId", &inv.span_id),
-            ("tenantId", &inv.tenant_id),
-        ] {
-            if let Some(value) = value {
-                json.push_str(",\"");
-                json.push_str(key);
-                json.push_str("\":");
-                push_json_string(&mut json, value);
-            }
-        }
-        let mut text = format!(
-            " functionName={} coldStart={}",
-            inv.function_name, inv.cold_start
-        );
-        for (key, value) in [
-            ("traceId", &inv.trace_id),
-            ("spanId", &inv.span_id),
-            ("tenantId", &inv.tenant_id),
-        ] {
-            if let Some(value) = value {
-                write!(text, " {key}={value}").ok();
-            }
-        }
+    fn new(context: InvocationLogContext) -> Self {
         Self {
-            json,
-            request_id: inv.request_id.clone(),
-            text,
+            context,
+            json: OnceLock::new(),
+            text: OnceLock::new(),
         }
+    }
+
+    /// The text layout's second column.
+    fn request_id(&self) -> &str {
+        &self.context.request_id
+    }
+
+    fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            let inv = &self.context;
+            let mut json = String::with_capacity(256);
+            json.push_str(",\"requestId\":");
+            push_json_string(&mut json, &inv.request_id);
+            json.push_str(",\"functionName\":");
+            push_json_string(&mut json, &inv.function_name);
+            json.push_str(if inv.cold_start {
+                ",\"coldStart\":true"
+            } else {
+                ",\"coldStart\":false"
+            });
+            for (key, value) in [
+                ("xrayTraceId", &inv.xray_trace_id),
+                ("traceId", &inv.trace_id),
+                ("spanId", &inv.span_id),
+                ("tenantId", &inv.tenant_id),
+            ] {
+                if let Some(value) = value {
+                    json.push_str(",\"");
+                    json.push_str(key);
+                    json.push_str("\":");
+                    push_json_string(&mut json, value);
+                }
+            }
+            json
+        })
+    }
+
+    fn text(&self) -> &str {
+        self.text.get_or_init(|| {
+            let inv = &self.context;
+            let mut text = format!(
+                " functionName={} coldStart={}",
+                inv.function_name, inv.cold_start
+            );
+            for (key, value) in [
+                ("traceId", &inv.trace_id),
+                ("spanId", &inv.span_id),
+                ("tenantId", &inv.tenant_id),
+            ] {
+                if let Some(value) = value {
+                    write!(text, " {key}={value}").ok();
+                }
+            }
+            text
+        })
     }
 }
 
@@ -680,7 +699,7 @@ impl Line<'_> {
             push_json_string(out, service);
         }
         if let Some(inv) = self.invocation {
-            out.push_str(&inv.json);
+            out.push_str(inv.json());
         }
         // `,"key":value` for each field, written as they were recorded.
         out.push_str(&fields.rest);
@@ -694,7 +713,7 @@ impl Line<'_> {
         text.reserve(160 + fields.message.len() + fields.rest.len());
         push_rfc3339(text, SystemTime::now());
         text.push('\t');
-        text.push_str(self.invocation.map_or("-", |inv| inv.request_id.as_str()));
+        text.push_str(self.invocation.map_or("-", InvocationKeys::request_id));
         text.push('\t');
         text.push_str(self.level.as_str());
         text.push('\t');
@@ -705,7 +724,7 @@ impl Line<'_> {
             write!(text, " service={service}").ok();
         }
         if let Some(inv) = self.invocation {
-            text.push_str(&inv.text);
+            text.push_str(inv.text());
         }
         // One event, one line: a message or field holding a line break (a payload logged with
         // LOG_EVENT_PAYLOAD, an error's text) must not start a line of its own in CloudWatch.
