@@ -370,6 +370,7 @@ mod tests {
             .build();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _lock = crate::test_logs::subscriber_lock();
         tracing::subscriber::with_default(subscriber, || {
             for (name, error) in [
                 (

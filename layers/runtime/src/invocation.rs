@@ -177,6 +177,7 @@ mod tests {
                 0,
             ),
         ] {
+            let _lock = crate::test_logs::subscriber_lock();
             let (logs, subscriber) = crate::test_logs::Logs::capture();
             tracing::subscriber::with_default(subscriber, || {
                 tracing::callsite::rebuild_interest_cache();

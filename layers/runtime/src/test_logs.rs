@@ -5,6 +5,19 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
+/// Held by every test of this crate that installs a subscriber, for as long as it is installed.
+/// Installing one rebuilds tracing's global maximum level from the subscribers alive at that
+/// moment; two tests doing it at once could store last a level computed while the other's
+/// subscriber did not exist yet (or no more), and that test's events were then dropped before
+/// any subscriber saw them (`a_missing_deadline_is_warned_about_with_the_request_id` found no
+/// line about one run in five).
+static SUBSCRIBER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// [`SUBSCRIBER`], from a test that is not async.
+pub(crate) fn subscriber_lock() -> tokio::sync::MutexGuard<'static, ()> {
+    SUBSCRIBER.blocking_lock()
+}
+
 /// Where the captured lines go; cheap to clone.
 #[derive(Clone, Default)]
 pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
@@ -52,6 +65,7 @@ impl Write for Logs {
 /// included). The call sites' interest is rebuilt under the capturing subscriber: one first hit
 /// while another test thread had no subscriber could otherwise stay disabled.
 pub(crate) async fn capture_logs<F: Future>(body: F) -> (F::Output, Logs) {
+    let _lock = SUBSCRIBER.lock().await;
     let (logs, subscriber) = Logs::capture();
     let _guard = tracing::subscriber::set_default(subscriber);
     tracing::callsite::rebuild_interest_cache();
