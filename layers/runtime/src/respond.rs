@@ -34,9 +34,10 @@ use crate::{
 type PostFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 
 /// A hook [`Respond`] runs just before it posts an invocation's answer, when the invocation's
-/// extensions hold one: an outer layer's way to finish what must be out by the time the caller
-/// has the answer (`TraceLayer` writes the log lines it gathered, so an invocation's lines are
-/// written before its response is).
+/// extensions hold one: the layers' way to finish what must be out by the time the caller has the
+/// answer. `TimingLayer` flushes the invocation's metrics, `LoggingLayer` logs its end line, and
+/// `TraceLayer` writes the log lines it gathered, all of them in one `write`, before the response
+/// is posted.
 #[derive(Clone)]
 pub struct BeforeAnswer(Arc<dyn Fn() + Send + Sync>);
 
@@ -44,6 +45,26 @@ impl BeforeAnswer {
     /// Runs `hook` before the answer is posted.
     pub fn new(hook: impl Fn() + Send + Sync + 'static) -> Self {
         Self(Arc::new(hook))
+    }
+
+    /// Puts `hook` in `extensions`, to run before the hook already there, if any. Layers call it
+    /// from the outside in, so an inner layer's hook runs first: what it logs is gathered by an
+    /// outer layer's hook, which writes it.
+    pub fn insert(extensions: &mut http::Extensions, hook: impl Fn() + Send + Sync + 'static) {
+        let hook = match extensions.remove::<Self>() {
+            Some(Self(then)) => Self::new(move || {
+                hook();
+                then();
+            }),
+            None => Self::new(hook),
+        };
+        extensions.insert(hook);
+    }
+
+    /// Runs the hook (and those it was inserted before): what a runtime does just before it posts
+    /// the answer.
+    pub fn run(&self) {
+        (self.0)();
     }
 }
 
@@ -156,8 +177,8 @@ impl Reply {
         if let Some(answering) = answering {
             answering.start();
         }
-        if let Some(BeforeAnswer(hook)) = before {
-            hook();
+        if let Some(before) = before {
+            before.run();
         }
         let body = match outcome {
             Ok(response) => serde_json::to_vec(&response).map_err(|err| {

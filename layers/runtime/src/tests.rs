@@ -856,3 +856,20 @@ async fn trace_env_child() {
     }
     assert_eq!(seen, [Value::Null, Value::Null, json!(TRACE)]);
 }
+
+#[test]
+fn a_hook_inserted_later_runs_first_and_each_runs_once() {
+    let ran: Arc<Mutex<Vec<&str>>> = Arc::default();
+    let mut extensions = http::Extensions::new();
+    for layer in ["outer", "middle", "inner"] {
+        let ran = ran.clone();
+        BeforeAnswer::insert(&mut extensions, move || {
+            ran.lock().expect("lock").push(layer)
+        });
+    }
+    extensions
+        .get::<BeforeAnswer>()
+        .expect("one hook holds them all")
+        .run();
+    assert_eq!(*ran.lock().expect("lock"), ["inner", "middle", "outer"]);
+}
