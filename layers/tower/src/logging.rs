@@ -7,6 +7,11 @@
 //! `LOG_EVENT_PAYLOAD`). The remaining time comes from the invocation's
 //! [`InvocationFacts`] when present.
 //!
+//! The end line is logged before the answer is posted when the runtime runs
+//! [`BeforeAnswer`](lambda_observability_runtime::BeforeAnswer) hooks (ours does): it then joins
+//! the invocation's other lines in their one `write`, and `elapsed_ms` is the time until the
+//! answer was ready. Under another runtime it is logged when the invocation completes.
+//!
 //! ```
 //! use lambda_observability_tower::LoggingLayer;
 //! use lambda_runtime::LambdaInvocation;
@@ -21,10 +26,15 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll, ready},
     time::Instant,
 };
 
+use lambda_observability_runtime::BeforeAnswer;
 use lambda_runtime::LambdaInvocation;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -99,7 +109,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: LambdaInvocation) -> Self::Future {
+    fn call(&mut self, mut req: LambdaInvocation) -> Self::Future {
         let remaining = match InvocationFacts::of(&req) {
             Some(facts) => crate::deadline::remaining(facts.deadline),
             None => crate::deadline::remaining_in(&req.context),
@@ -109,9 +119,37 @@ where
         if self.log_payload {
             tracing::info!(payload = %String::from_utf8_lossy(&req.body), "event payload (payload logging is on)");
         }
+        let end = Arc::new(EndLine {
+            started: Instant::now(),
+            logged: AtomicBool::new(false),
+        });
+        BeforeAnswer::insert(&mut req.parts.extensions, {
+            let end = end.clone();
+            move || end.finished()
+        });
         ResponseFuture {
             inner: self.inner.call(req),
-            started: Instant::now(),
+            end,
+        }
+    }
+}
+
+/// An invocation's end line, logged once: by the hook our runtime runs before posting the answer,
+/// or when the invocation completes.
+#[derive(Debug)]
+struct EndLine {
+    started: Instant,
+    logged: AtomicBool,
+}
+
+impl EndLine {
+    fn elapsed_ms(&self) -> f64 {
+        self.started.elapsed().as_secs_f64() * 1e3
+    }
+
+    fn finished(&self) {
+        if !self.logged.swap(true, Ordering::Relaxed) {
+            tracing::info!(elapsed_ms = self.elapsed_ms(), "invocation finished");
         }
     }
 }
@@ -122,7 +160,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        started: Instant,
+        end: Arc<EndLine>,
     }
 }
 
@@ -136,10 +174,13 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let output = ready!(this.inner.poll(cx));
-        let elapsed_ms = this.started.elapsed().as_secs_f64() * 1e3;
         match &output {
-            Ok(()) => tracing::info!(elapsed_ms, "invocation finished"),
+            Ok(()) => this.end.finished(),
+            // Whether or not the end line went out before the answer: the runtime could not
+            // complete the invocation after it.
             Err(err) => {
+                this.end.logged.store(true, Ordering::Relaxed);
+                let elapsed_ms = this.end.elapsed_ms();
                 tracing::error!(elapsed_ms, error = %err, "invocation could not be completed")
             }
         }

@@ -5,7 +5,10 @@
 //! when [`TraceLayer`](crate::TraceLayer) is outside this layer), and `lambda.init_duration_ms`
 //! on the first. With [`Metrics`] enabled ([`TimingLayer::metrics`]) it then records its own
 //! metrics through the same API handler code uses ([`crate::metrics`]) and flushes everything the
-//! invocation recorded, once, after the handler:
+//! invocation recorded, once, after the handler: before the answer is posted when the runtime
+//! runs [`BeforeAnswer`](lambda_observability_runtime::BeforeAnswer) hooks (ours does; the EMF
+//! lines then join the invocation's log lines in their one `write`, and the duration is the time
+//! until the answer was ready), else when the invocation completes:
 //!
 //! * `ColdStart` (Count), on a cold start only;
 //! * `InitDuration` (Milliseconds), on the environment's first invocation, when the init was
@@ -32,10 +35,12 @@
 use std::{
     future::Future,
     pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll, ready},
     time::{Duration, Instant},
 };
 
+use lambda_observability_runtime::BeforeAnswer;
 use lambda_runtime::LambdaInvocation;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
@@ -131,27 +136,48 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: LambdaInvocation) -> Self::Future {
+    fn call(&mut self, mut req: LambdaInvocation) -> Self::Future {
         let (cold_start, init_duration) = InvocationFacts::of(&req)
             .map_or((false, None), |facts| {
                 (facts.cold_start, facts.init_duration)
             });
-        ResponseFuture {
+        let report = PendingReport(Arc::new(Mutex::new(Some(Report {
             started: Instant::now(),
+            cold_start,
+            init_duration,
+            metrics: self.metrics.clone(),
+            duration_metric: self.duration_metric,
+            span: tracing::Span::current(),
+        }))));
+        BeforeAnswer::insert(&mut req.parts.extensions, {
+            let report = report.clone();
+            move || report.emit()
+        });
+        ResponseFuture {
             inner: self.inner.call(req),
-            report: Some(Report {
-                cold_start,
-                init_duration,
-                metrics: self.metrics.clone(),
-                duration_metric: self.duration_metric,
-                span: tracing::Span::current(),
-            }),
+            report,
+        }
+    }
+}
+
+/// An invocation's report, emitted once: by the hook our runtime runs before posting the answer,
+/// or when the invocation completes.
+#[derive(Debug, Clone)]
+struct PendingReport(Arc<Mutex<Option<Report>>>);
+
+impl PendingReport {
+    fn emit(&self) {
+        let report = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(report) = report {
+            let duration = report.started.elapsed();
+            report.emit(duration);
         }
     }
 }
 
 #[derive(Debug)]
 struct Report {
+    started: Instant,
     cold_start: bool,
     init_duration: Option<Duration>,
     metrics: Metrics,
@@ -190,8 +216,7 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        started: Instant,
-        report: Option<Report>,
+        report: PendingReport,
     }
 }
 
@@ -201,9 +226,7 @@ impl<F: Future> Future for ResponseFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let output = ready!(this.inner.poll(cx));
-        if let Some(report) = this.report.take() {
-            report.emit(this.started.elapsed());
-        }
+        this.report.emit();
         Poll::Ready(output)
     }
 }

@@ -8,11 +8,13 @@ use std::{
     time::Duration,
 };
 
+use lambda_observability_runtime::BeforeAnswer;
 use lambda_runtime::LambdaInvocation;
 use tower::{Layer, ServiceExt, service_fn};
 
 use super::{MAX_LINE_DELAY, TraceLayer};
 use crate::{
+    ObservabilityLayer, TimingLayer,
     log_format::LogConfig,
     metrics::{self, test_support::installed},
     test_support::{SharedBuf, TRACE_HEADER, TestTelemetry, invocation, json_logs},
@@ -178,4 +180,103 @@ async fn emf_lines_of_an_invocation_go_out_in_the_write_of_its_log_lines() {
 #[tokio::test]
 async fn emf_lines_outside_an_invocation_are_not_joined() {
     assert!(!crate::log_format::join_invocation_lines(b"{}\n"));
+}
+
+/// The `message` of a log line, or `EMF` for an EMF line.
+fn message_or_emf(line: &str) -> String {
+    let line: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+    match line["message"].as_str() {
+        Some(message) => message.to_owned(),
+        None if line["_aws"].is_object() => "EMF".to_owned(),
+        None => panic!("neither a log line nor an EMF line: {line}"),
+    }
+}
+
+#[tokio::test]
+async fn before_the_answer_the_lines_emf_and_end_line_go_out_in_one_write() {
+    let (metrics, _guard) = installed().await;
+    let telemetry = TestTelemetry::new();
+    let logs = telemetry.logs.clone();
+    let writes_at_the_answer: Arc<Mutex<Option<usize>>> = Arc::default();
+    // The handler plays our runtime's `Respond`: it runs the invocation's `BeforeAnswer` hook,
+    // then "posts" (notes how many writes were out), then logs after the answer.
+    let handler = service_fn({
+        let (logs, seen) = (logs.clone(), writes_at_the_answer.clone());
+        move |invocation: LambdaInvocation| {
+            let (logs, seen) = (logs.clone(), seen.clone());
+            async move {
+                tracing::info!("handled");
+                metrics::counter!("AnsweredInOneWrite").increment(1);
+                invocation
+                    .parts
+                    .extensions
+                    .get::<BeforeAnswer>()
+                    .expect("the layers put a hook")
+                    .run();
+                *seen.lock().expect("lock") = Some(logs.writes().len());
+                tracing::info!("after the answer");
+                Ok::<(), lambda_runtime::Error>(())
+            }
+        }
+    });
+    ObservabilityLayer::new(telemetry.flusher())
+        .timing(TimingLayer::new().metrics(metrics))
+        .layer(handler)
+        .oneshot(invocation(b"{}", Some(TRACE_HEADER)))
+        .await
+        .expect("ok");
+    let writes: Vec<Vec<String>> = logs
+        .writes()
+        .iter()
+        .map(|write| write.lines().map(message_or_emf).collect())
+        .collect();
+    assert_eq!(
+        *writes_at_the_answer.lock().expect("lock"),
+        Some(1),
+        "one write out when the answer is posted: {writes:?}"
+    );
+    assert_eq!(
+        writes,
+        [
+            vec![
+                "invocation started",
+                "handled",
+                "EMF",
+                "invocation finished"
+            ],
+            vec!["after the answer"],
+        ],
+        "the end line and the EMF line once, before the answer"
+    );
+}
+
+#[tokio::test]
+async fn without_a_runtime_that_runs_the_hook_the_emf_and_end_lines_come_at_the_end() {
+    let (metrics, _guard) = installed().await;
+    let telemetry = TestTelemetry::new();
+    ObservabilityLayer::new(telemetry.flusher())
+        .timing(TimingLayer::new().metrics(metrics))
+        .layer(service_fn(|_: LambdaInvocation| async {
+            tracing::info!("handled");
+            metrics::counter!("AnsweredAtTheEnd").increment(1);
+            Ok::<(), lambda_runtime::Error>(())
+        }))
+        .oneshot(invocation(b"{}", Some(TRACE_HEADER)))
+        .await
+        .expect("ok");
+    let writes: Vec<Vec<String>> = telemetry
+        .logs
+        .writes()
+        .iter()
+        .map(|write| write.lines().map(message_or_emf).collect())
+        .collect();
+    assert_eq!(
+        writes,
+        [[
+            "invocation started",
+            "handled",
+            "EMF",
+            "invocation finished"
+        ]]
+    );
 }

@@ -89,11 +89,12 @@ where
         attach_lines(&span, &lines);
         attach_lines(&flush_span, &lines);
         // Our runtime's `Respond` writes them before it posts the answer: an invocation's lines
-        // are out by the time its caller has the response.
-        req.parts.extensions.insert(BeforeAnswer::new({
+        // are out by the time its caller has the response. The layers inside add their hooks
+        // before this one: their EMF and end lines join the lines written here.
+        BeforeAnswer::insert(&mut req.parts.extensions, {
             let lines = lines.clone();
             move || lines.flush()
-        }));
+        });
         // Its spans are this invocation's to export: no other invocation's flush takes them.
         self.flusher.open(trace_id);
         let future = {
