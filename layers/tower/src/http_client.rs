@@ -284,10 +284,10 @@ where
         let span = tracing::info_span!(
             target: "lambda_observability::http_client",
             "HTTP request",
-            otel.name = %req.method(),
+            otel.name = req.method().as_str(),
             otel.kind = "client",
-            http.request.method = %req.method(),
-            url.full = %url,
+            http.request.method = req.method().as_str(),
+            url.full = url.as_str(),
             // Names the X-Ray subsegment (the node on the service map). `server.address` is left
             // out on purpose: opentelemetry-aws turns it into a `sql.url` on any subsegment.
             peer.service = url.host_str().unwrap_or_default(),

@@ -113,6 +113,14 @@ where
     }
 }
 
+/// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`: the ARN without an alias or version qualifier.
+fn unqualified(arn: &str) -> &str {
+    match arn.match_indices(':').nth(6) {
+        Some((qualifier, _)) => &arn[..qualifier],
+        None => arn,
+    }
+}
+
 fn epoch_ms(time: SystemTime) -> Option<u64> {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .ok()
@@ -141,13 +149,13 @@ fn invocation_span(
     let span = tracing::info_span!(
         target: "lambda_observability::invocation",
         "invocation",
-        otel.name = %name,
+        otel.name = name,
         otel.kind = Empty,
         otel.status_code = Empty,
         otel.status_description = Empty,
-        faas.invocation_id = %ctx.request_id,
-        faas.name = %config.function_name,
-        faas.version = %config.version,
+        faas.invocation_id = ctx.request_id.as_str(),
+        faas.name = config.function_name.as_str(),
+        faas.version = config.version.as_str(),
         faas.trigger = trigger,
         faas.coldstart = cold_start,
         faas.max_memory = i64::from(config.memory) * 1024 * 1024,
@@ -158,8 +166,8 @@ fn invocation_span(
         cloud.region = region,
         cloud.account.id = account.unwrap_or_default(),
         // The function's ARN: the invoked one without an alias or version qualifier.
-        cloud.resource_id = arn.split(':').take(7).collect::<Vec<_>>().join(":"),
-        aws.lambda.invoked_arn = %arn,
+        cloud.resource_id = unqualified(arn),
+        aws.lambda.invoked_arn = arn,
         // No semantic convention names the tenant yet: this follows `aws.lambda.invoked_arn`.
         aws.lambda.tenant_id = ctx.tenant_id.as_deref(),
         ColdStart = cold_start,
@@ -208,4 +216,32 @@ fn invocation_span(
     attach(&flush_span, context.clone());
     attach(&span, context);
     (span, ids.trace_id(), flush_span)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::unqualified;
+
+    #[test]
+    fn the_qualifier_is_cut_from_the_arn() {
+        let function = "arn:aws:lambda:eu-west-1:123456789012:function:hello";
+        for arn in [
+            function,
+            &format!("{function}:live"),
+            &format!("{function}:7"),
+        ] {
+            assert_eq!(unqualified(arn), function);
+        }
+        assert_eq!(unqualified("not-an-arn"), "not-an-arn");
+    }
+
+    proptest! {
+        #[test]
+        fn it_keeps_the_first_seven_parts(arn in "[a-z0-9:]{0,40}") {
+            let seven = arn.split(':').take(7).collect::<Vec<_>>().join(":");
+            prop_assert_eq!(unqualified(&arn), seven.as_str());
+        }
+    }
 }
