@@ -3,6 +3,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "otlp-udp")]
+mod base64;
+#[cfg(feature = "otlp-udp")]
 mod otlp_encode;
 #[cfg(feature = "otlp-udp")]
 mod otlp_udp;

@@ -9,7 +9,6 @@
 
 use std::{fmt, io, net::SocketAddr};
 
-use base64::Engine as _;
 use opentelemetry::InstrumentationScope;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_sdk::{
@@ -151,7 +150,7 @@ fn scope_field_len(len: usize) -> usize {
 
 /// Length of the datagram carrying an encoded request of `request` bytes.
 fn datagram_len(request: usize) -> usize {
-    HEADER.len() + SAMPLED.len() + request.div_ceil(3) * 4
+    HEADER.len() + SAMPLED.len() + crate::base64::encoded_len(request)
 }
 
 /// One scope of a datagram: its fixed fields, and its spans with their encoded lengths.
@@ -298,9 +297,7 @@ fn emit(resource: &Fixed, chunk: Chunk<'_>, prefix: &[u8], out: &mut Encoded) {
     bytes[HEADER.len()..head].copy_from_slice(prefix);
     // Straight into the datagram: no intermediate string. `datagram_len` sized it for the padded
     // base64 of `request`, so the slice cannot be too small.
-    let written = base64::engine::general_purpose::STANDARD
-        .encode_slice(&request, &mut bytes[head..])
-        .expect("the datagram is sized for the base64 of the request");
+    let written = crate::base64::encode(&request, &mut bytes[head..]);
     bytes.truncate(head + written);
     out.datagrams.push(Datagram { bytes, spans });
 }
@@ -333,8 +330,7 @@ mod tests {
         let (header, body) = text.split_once('\n').expect("header line");
         assert_eq!(header, r#"{"format":"json","version":1}"#);
         let (prefix, base64) = body.split_at(3);
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(base64)
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, base64)
             .expect("base64");
         (
             prefix.to_owned(),
