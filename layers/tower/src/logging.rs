@@ -8,7 +8,7 @@
 //! [`InvocationFacts`] when present.
 //!
 //! The end line is logged before the answer is posted when the runtime runs
-//! [`BeforeAnswer`](lambda_observability_runtime::BeforeAnswer) hooks (ours does): it then joins
+//! [`BeforeAnswer`] hooks (ours does): it then joins
 //! the invocation's other lines in their one `write`, and `elapsed_ms` is the time until the
 //! answer was ready. Under another runtime it is logged when the invocation completes.
 //!

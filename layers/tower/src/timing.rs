@@ -6,7 +6,7 @@
 //! on the first. With [`Metrics`] enabled ([`TimingLayer::metrics`]) it then records its own
 //! metrics through the same API handler code uses ([`crate::metrics`]) and flushes everything the
 //! invocation recorded, once, after the handler: before the answer is posted when the runtime
-//! runs [`BeforeAnswer`](lambda_observability_runtime::BeforeAnswer) hooks (ours does; the EMF
+//! runs [`BeforeAnswer`] hooks (ours does; the EMF
 //! lines then join the invocation's log lines in their one `write`, and the duration is the time
 //! until the answer was ready), else when the invocation completes:
 //!
