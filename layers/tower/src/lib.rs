@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod at_answer;
 pub mod error_map;
 pub mod export;
 pub mod http_client;

@@ -8,7 +8,7 @@
 //! [`InvocationFacts`] when present.
 //!
 //! The end line is logged before the answer is posted when the runtime runs
-//! [`BeforeAnswer`] hooks (ours does): it then joins
+//! [`BeforeAnswer`](lambda_observability_runtime::BeforeAnswer) hooks (ours does): it then joins
 //! the invocation's other lines in their one `write`, and `elapsed_ms` is the time until the
 //! answer was ready. Under another runtime it is logged when the invocation completes.
 //!
@@ -26,20 +26,15 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
     task::{Context, Poll, ready},
     time::Instant,
 };
 
-use lambda_observability_runtime::BeforeAnswer;
 use lambda_runtime::LambdaInvocation;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::facts::InvocationFacts;
+use crate::{at_answer::AtAnswer, facts::InvocationFacts};
 
 /// Layer that applies [`Logging`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -119,39 +114,22 @@ where
         if self.log_payload {
             tracing::info!(payload = %String::from_utf8_lossy(&req.body), "event payload (payload logging is on)");
         }
-        let end = Arc::new(EndLine {
-            started: Instant::now(),
-            logged: AtomicBool::new(false),
-        });
-        BeforeAnswer::insert(&mut req.parts.extensions, {
-            let end = end.clone();
-            move || end.finished()
-        });
+        let started = Instant::now();
         ResponseFuture {
+            end: AtAnswer::insert(&mut req.parts.extensions, started, log_finished),
             inner: self.inner.call(req),
-            end,
+            started,
         }
     }
 }
 
-/// An invocation's end line, logged once: by the hook our runtime runs before posting the answer,
-/// or when the invocation completes.
-#[derive(Debug)]
-struct EndLine {
-    started: Instant,
-    logged: AtomicBool,
+fn elapsed_ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1e3
 }
 
-impl EndLine {
-    fn elapsed_ms(&self) -> f64 {
-        self.started.elapsed().as_secs_f64() * 1e3
-    }
-
-    fn finished(&self) {
-        if !self.logged.swap(true, Ordering::Relaxed) {
-            tracing::info!(elapsed_ms = self.elapsed_ms(), "invocation finished");
-        }
-    }
+/// The end line of an invocation that started at `started`.
+fn log_finished(started: Instant) {
+    tracing::info!(elapsed_ms = elapsed_ms(started), "invocation finished");
 }
 
 pin_project! {
@@ -160,7 +138,9 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        end: Arc<EndLine>,
+        // The end line, logged once (see the module docs).
+        end: AtAnswer<Instant>,
+        started: Instant,
     }
 }
 
@@ -175,12 +155,12 @@ where
         let this = self.project();
         let output = ready!(this.inner.poll(cx));
         match &output {
-            Ok(()) => this.end.finished(),
+            Ok(()) => this.end.finish(),
             // Whether or not the end line went out before the answer: the runtime could not
             // complete the invocation after it.
             Err(err) => {
-                this.end.logged.store(true, Ordering::Relaxed);
-                let elapsed_ms = this.end.elapsed_ms();
+                this.end.take();
+                let elapsed_ms = elapsed_ms(*this.started);
                 tracing::error!(elapsed_ms, error = %err, "invocation could not be completed")
             }
         }

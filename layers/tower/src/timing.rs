@@ -6,7 +6,7 @@
 //! on the first. With [`Metrics`] enabled ([`TimingLayer::metrics`]) it then records its own
 //! metrics through the same API handler code uses ([`crate::metrics`]) and flushes everything the
 //! invocation recorded, once, after the handler: before the answer is posted when the runtime
-//! runs [`BeforeAnswer`] hooks (ours does; the EMF
+//! runs [`BeforeAnswer`](lambda_observability_runtime::BeforeAnswer) hooks (ours does; the EMF
 //! lines then join the invocation's log lines in their one `write`, and the duration is the time
 //! until the answer was ready), else when the invocation completes:
 //!
@@ -35,18 +35,17 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, PoisonError},
     task::{Context, Poll, ready},
     time::{Duration, Instant},
 };
 
-use lambda_observability_runtime::BeforeAnswer;
 use lambda_runtime::LambdaInvocation;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::{
+    at_answer::AtAnswer,
     facts::InvocationFacts,
     metrics::{self, Metrics, Unit},
 };
@@ -141,36 +140,21 @@ where
             .map_or((false, None), |facts| {
                 (facts.cold_start, facts.init_duration)
             });
-        let report = PendingReport(Arc::new(Mutex::new(Some(Report {
-            started: Instant::now(),
-            cold_start,
-            init_duration,
-            metrics: self.metrics.clone(),
-            duration_metric: self.duration_metric,
-            span: tracing::Span::current(),
-        }))));
-        BeforeAnswer::insert(&mut req.parts.extensions, {
-            let report = report.clone();
-            move || report.emit()
-        });
+        let report = AtAnswer::insert(
+            &mut req.parts.extensions,
+            Report {
+                started: Instant::now(),
+                cold_start,
+                init_duration,
+                metrics: self.metrics.clone(),
+                duration_metric: self.duration_metric,
+                span: tracing::Span::current(),
+            },
+            Report::emit,
+        );
         ResponseFuture {
             inner: self.inner.call(req),
             report,
-        }
-    }
-}
-
-/// An invocation's report, emitted once: by the hook our runtime runs before posting the answer,
-/// or when the invocation completes.
-#[derive(Debug, Clone)]
-struct PendingReport(Arc<Mutex<Option<Report>>>);
-
-impl PendingReport {
-    fn emit(&self) {
-        let report = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(report) = report {
-            let duration = report.started.elapsed();
-            report.emit(duration);
         }
     }
 }
@@ -186,8 +170,8 @@ struct Report {
 }
 
 impl Report {
-    fn emit(self, duration: Duration) {
-        let duration_ms = duration.as_secs_f64() * 1e3;
+    fn emit(self) {
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1e3;
         self.span.set_attribute("lambda.duration_ms", duration_ms);
         let init_ms = self.init_duration.map(|d| d.as_secs_f64() * 1e3);
         if let Some(init_ms) = init_ms {
@@ -216,7 +200,8 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        report: PendingReport,
+        // The report, emitted once (see the module docs).
+        report: AtAnswer<Report>,
     }
 }
 
@@ -226,7 +211,7 @@ impl<F: Future> Future for ResponseFuture<F> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let output = ready!(this.inner.poll(cx));
-        this.report.emit();
+        this.report.finish();
         Poll::Ready(output)
     }
 }
