@@ -133,20 +133,20 @@ async fn handle(
     let remaining = lambda_observability::runtime::deadline::remaining_in(&lambda);
     let env = &lambda.env_config;
     tracing::info!(
-        function_name = %env.function_name,
-        function_version = %env.version,
+        function_name = env.function_name.as_str(),
+        function_version = env.version.as_str(),
         memory_mb = env.memory,
-        invoked_function_arn = %lambda.invoked_function_arn,
-        log_group = %env.log_group,
-        log_stream = %env.log_stream,
+        invoked_function_arn = lambda.invoked_function_arn.as_str(),
+        log_group = env.log_group.as_str(),
+        log_stream = env.log_stream.as_str(),
         remaining_ms = remaining.as_millis() as u64,
         "function context: {} has {} seconds to live",
         env.function_name,
         remaining.as_secs()
     );
     tracing::info!(
-        reserved = %context.reserved_json,
-        package_management_system = %context.config.package_management_system,
+        reserved = context.reserved_json.as_str(),
+        package_management_system = context.config.package_management_system.as_str(),
         "environment variables"
     );
 
@@ -154,10 +154,14 @@ async fn handle(
     tracing::info!(runtime_info, "runtime information");
 
     let public_ip = public_ip(context, remaining).await;
-    tracing::info!(public_ip = %public_ip, "public IP address");
+    tracing::info!(public_ip = public_ip.as_str(), "public IP address");
 
     let greeting = process_request(&payload, &context.config.package_management_system)?;
-    tracing::info!(greeting = %greeting.greeting, result = %greeting.result, "request processed");
+    tracing::info!(
+        greeting = greeting.greeting.as_str(),
+        result = greeting.result.as_str(),
+        "request processed"
+    );
     metrics::counter!(
         GREETINGS_METRIC,
         "PackageManager" => context.config.package_management_system.clone()

@@ -5,6 +5,7 @@
 mod at_answer;
 pub mod error_map;
 pub mod export;
+mod filters;
 pub mod http_client;
 pub mod json_event;
 pub mod log_format;

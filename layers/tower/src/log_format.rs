@@ -52,17 +52,19 @@ use std::{
     time::SystemTime,
 };
 
-use tracing::{Event, Level, Metadata, Subscriber, field::Field, span, subscriber::Interest};
+use tracing::{Event, Level, Subscriber, field::Field};
 use tracing_subscriber::{
     EnvFilter, Layer, Registry,
-    filter::LevelFilter,
     fmt::MakeWriter,
-    layer::{Context, Filter, SubscriberExt},
+    layer::{Context, SubscriberExt},
     registry::{LookupSpan, SpanRef},
     util::SubscriberInitExt,
 };
 
-use crate::BoxError;
+use crate::{
+    BoxError,
+    filters::{EventFilter, OtelSpans},
+};
 
 /// Line format (Lambda's `AWS_LAMBDA_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,8 +122,12 @@ impl LogConfig {
         self.format
     }
 
+    fn directive(&self) -> &str {
+        self.filter.as_deref().unwrap_or("info")
+    }
+
     fn env_filter(&self) -> Result<EnvFilter, FilterError> {
-        let directive = self.filter.as_deref().unwrap_or("info");
+        let directive = self.directive();
         EnvFilter::try_new(directive).map_err(|err| FilterError {
             message: format!("invalid log filter {directive:?}: {err}"),
         })
@@ -157,9 +163,10 @@ where
     if let Some(service) = &config.service_name {
         logs = logs.service_name(service.clone());
     }
-    let filter = EventFilter(config.env_filter()?);
+    // Global filters, not per-layer ones: see `crate::filters`.
+    let logs = EventFilter::new(logs, config.env_filter()?, config.directive());
     Ok(tracing_subscriber::registry()
-        .with(logs.with_filter(filter))
+        .with(logs)
         .with(tracer.map(otel_layer)))
 }
 
@@ -173,85 +180,27 @@ pub fn init(
         .map_err(|err| err.into())
 }
 
-/// The log layer's filter: `EnvFilter` decides on events only. Spans at `INFO` and above are
-/// always visible to the log layer, since they carry the invocation's context; a filter that
-/// disabled them (`warn`, `hello_lambda=debug`) would strip that context from the lines it lets
-/// through. The span hooks are still delegated, so span-scoped directives
-/// (`[invocation]=debug`) keep working.
-struct EventFilter(EnvFilter);
-
-impl EventFilter {
-    fn always(metadata: &Metadata<'_>) -> bool {
-        metadata.is_span() && *metadata.level() <= Level::INFO
-    }
-}
-
-impl<S: Subscriber> Filter<S> for EventFilter {
-    fn enabled(&self, metadata: &Metadata<'_>, cx: &Context<'_, S>) -> bool {
-        Self::always(metadata) || Filter::enabled(&self.0, metadata, cx)
-    }
-
-    fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if Self::always(metadata) {
-            // Still registered with the inner filter, which records span-scoped directives here.
-            let _ = Filter::<S>::callsite_enabled(&self.0, metadata);
-            Interest::always()
-        } else {
-            Filter::<S>::callsite_enabled(&self.0, metadata)
-        }
-    }
-
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        // INFO spans must be created even when no event below WARN is wanted.
-        Filter::<S>::max_level_hint(&self.0).map(|hint| hint.max(LevelFilter::INFO))
-    }
-
-    fn event_enabled(&self, event: &Event<'_>, cx: &Context<'_, S>) -> bool {
-        Filter::event_enabled(&self.0, event, cx)
-    }
-
-    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, cx: Context<'_, S>) {
-        Filter::on_new_span(&self.0, attrs, id, cx)
-    }
-
-    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, cx: Context<'_, S>) {
-        Filter::on_record(&self.0, id, values, cx)
-    }
-
-    fn on_enter(&self, id: &span::Id, cx: Context<'_, S>) {
-        Filter::on_enter(&self.0, id, cx)
-    }
-
-    fn on_exit(&self, id: &span::Id, cx: Context<'_, S>) {
-        Filter::on_exit(&self.0, id, cx)
-    }
-
-    fn on_close(&self, id: span::Id, cx: Context<'_, S>) {
-        Filter::on_close(&self.0, id, cx)
-    }
-}
-
 /// The OpenTelemetry layer: spans at `INFO` and above become OpenTelemetry spans.
 ///
 /// Log events are *not* copied into span events: the log lines already carry `traceId` and
 /// `spanId`, so copying them would only double what each invocation sends (and what it costs).
 /// Code location, thread and target attributes are left out for the same reason. Errors reach the
 /// span through [`ErrorMapLayer`](crate::ErrorMapLayer), which records them explicitly.
+///
+/// It chooses what it sees without a per-layer filter and disables nothing for the layers beside
+/// it (why: the `filters` module, crate-private).
 pub fn otel_layer<S>(tracer: opentelemetry_sdk::trace::Tracer) -> impl Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    tracing_opentelemetry::layer()
-        .with_tracer(tracer)
-        .with_tracked_inactivity(false)
-        .with_location(false)
-        .with_threads(false)
-        .with_target(false)
-        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-            metadata.is_span()
-                && *metadata.level() <= Level::INFO
-                && metadata.target() != FLUSH_TARGET
-        }))
+    OtelSpans(
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_tracked_inactivity(false)
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false),
+    )
 }
 
 /// The target of the span an invocation's flush runs in: it carries the invocation's
@@ -750,23 +699,30 @@ fn push_json_string_contents(out: &mut String, value: &str) {
     let mut run_start = 0;
     let mut at = 0;
     while at < bytes.len() {
-        // Eight bytes at a time while none needs escaping: the long lines of the first
-        // invocation (the event, the environment) are mostly plain text.
-        if let Some(word) = bytes.get(at..at + 8) {
-            let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
-            if !needs_escape(word) {
-                at += 8;
-                continue;
+        // Eight bytes at a time, straight to the first that needs escaping: most of a line is
+        // plain text, and a JSON document logged as a string (the reserved variables) has a
+        // quote every few bytes, which a byte-by-byte walk after each one made the costliest part
+        // of a line.
+        let escape_at = match bytes.get(at..at + 8) {
+            Some(word) => {
+                let mask = escape_mask(u64::from_le_bytes(word.try_into().unwrap_or_default()));
+                if mask == 0 {
+                    at += 8;
+                    continue;
+                }
+                at + (mask.trailing_zeros() / 8) as usize
             }
-        }
-        let byte = bytes[at];
-        if byte >= 0x20 && byte != b'"' && byte != b'\\' {
-            at += 1;
-            continue;
-        }
-        // Every byte that needs escaping is ASCII, so `at` is on a character boundary.
-        out.push_str(&value[run_start..at]);
-        match byte {
+            None => match bytes[at..]
+                .iter()
+                .position(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
+            {
+                Some(offset) => at + offset,
+                None => break,
+            },
+        };
+        // Every byte that needs escaping is ASCII, so `escape_at` is on a character boundary.
+        out.push_str(&value[run_start..escape_at]);
+        match bytes[escape_at] {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
             b'\n' => out.push_str("\\n"),
@@ -781,22 +737,24 @@ fn push_json_string_contents(out: &mut String, value: &str) {
                 out.push(HEX[usize::from(control & 0xf)] as char);
             }
         }
-        at += 1;
+        at = escape_at + 1;
         run_start = at;
     }
     out.push_str(&value[run_start..]);
 }
 
-/// Whether any of the eight bytes in `word` is below 0x20, `"` or `\` (exact, no false
-/// positives: the classic "has a byte less than n" and "has a zero byte" word tests).
-fn needs_escape(word: u64) -> bool {
+/// The high bit of each of the eight bytes in `word` (little-endian) that is below 0x20, `"` or
+/// `\`, and possibly of bytes after the first of those; the lowest bit set is always exact (the
+/// classic "has a byte less than n" and "has a zero byte" word tests, whose false positives
+/// only ever follow a true one).
+fn escape_mask(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
     let quote = word ^ (ONES * u64::from(b'"'));
     let backslash = word ^ (ONES * u64::from(b'\\'));
     let has_zero = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
-    (below_space | has_zero(quote) | has_zero(backslash)) != 0
+    below_space | has_zero(quote) | has_zero(backslash)
 }
 
 /// Escapes what is formatted into it as JSON string contents (a `Display` or `Debug` value
@@ -829,12 +787,14 @@ const SECRET_MARKERS: &[&str] = &[
     "session",
 ];
 
-/// The first letters of [`SECRET_MARKERS`], as a table indexed by byte.
-const SECRET_INITIALS: [bool; 256] = {
-    let mut initials = [false; 256];
+/// For each byte, the markers of [`SECRET_MARKERS`] that start with it (either case), as bits.
+const SECRET_INITIALS: [u8; 256] = {
+    let mut initials = [0u8; 256];
     let mut at = 0;
     while at < SECRET_MARKERS.len() {
-        initials[SECRET_MARKERS[at].as_bytes()[0] as usize] = true;
+        let first = SECRET_MARKERS[at].as_bytes()[0];
+        initials[first as usize] |= 1 << at;
+        initials[first.to_ascii_uppercase() as usize] |= 1 << at;
         at += 1;
     }
     initials
@@ -843,17 +803,21 @@ const SECRET_INITIALS: [bool; 256] = {
 /// `true` for field names that must never be logged with their value.
 pub(crate) fn is_secret_name(name: &str) -> bool {
     let name = name.as_bytes();
-    // Markers are only tried where the name has the first letter of one: this runs for every
-    // field of every line.
+    // Only the markers starting with the letter at hand are tried: this runs for every field of
+    // every line.
     (0..name.len()).any(|at| {
-        let first = name[at].to_ascii_lowercase();
-        SECRET_INITIALS[usize::from(first)]
-            && SECRET_MARKERS.iter().any(|marker| {
-                marker.as_bytes()[0] == first
-                    && name
-                        .get(at..at + marker.len())
-                        .is_some_and(|window| window.eq_ignore_ascii_case(marker.as_bytes()))
-            })
+        let mut markers = SECRET_INITIALS[usize::from(name[at])];
+        while markers != 0 {
+            let marker = SECRET_MARKERS[markers.trailing_zeros() as usize].as_bytes();
+            if name
+                .get(at..at + marker.len())
+                .is_some_and(|window| window.eq_ignore_ascii_case(marker))
+            {
+                return true;
+            }
+            markers &= markers - 1;
+        }
+        false
     })
 }
 
@@ -865,6 +829,8 @@ enum Recorded<'a> {
     Formatted(fmt::Arguments<'a>),
     /// As is in both formats (numbers, booleans, `null`).
     Bare(fmt::Arguments<'a>),
+    /// As is in both formats, already text (integers, booleans).
+    BareText(&'a str),
 }
 
 impl Fields {
@@ -879,7 +845,7 @@ impl Fields {
         let name = field.name();
         if name == "message" {
             match value {
-                Recorded::Text(text) => self.message.push_str(text),
+                Recorded::Text(text) | Recorded::BareText(text) => self.message.push_str(text),
                 Recorded::Formatted(args) | Recorded::Bare(args) => {
                     self.message.write_fmt(args).ok();
                 }
@@ -909,6 +875,7 @@ impl Fields {
                     Recorded::Bare(args) => {
                         self.rest.write_fmt(args).ok();
                     }
+                    Recorded::BareText(text) => self.rest.push_str(text),
                 }
             }
             LogFormat::Text => {
@@ -916,7 +883,7 @@ impl Fields {
                 self.rest.push_str(name);
                 self.rest.push('=');
                 match value {
-                    Recorded::Text(text) => self.rest.push_str(text),
+                    Recorded::Text(text) | Recorded::BareText(text) => self.rest.push_str(text),
                     Recorded::Formatted(args) | Recorded::Bare(args) => {
                         self.rest.write_fmt(args).ok();
                     }
@@ -933,11 +900,13 @@ impl tracing::field::Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.record(field, Recorded::Text(value));
     }
+    // Integers through `itoa`, not `core::fmt`: every line of an invocation has some (about
+    // 5k instructions per invocation of the example through the formatting machinery).
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.record(field, Recorded::Bare(format_args!("{value}")));
+        self.record(field, Recorded::BareText(itoa::Buffer::new().format(value)));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.record(field, Recorded::Bare(format_args!("{value}")));
+        self.record(field, Recorded::BareText(itoa::Buffer::new().format(value)));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         if value.is_finite() {
@@ -948,7 +917,10 @@ impl tracing::field::Visit for Fields {
         }
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.record(field, Recorded::Bare(format_args!("{value}")));
+        self.record(
+            field,
+            Recorded::BareText(if value { "true" } else { "false" }),
+        );
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.record(field, Recorded::Formatted(format_args!("{value}")));
@@ -964,12 +936,37 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
 }
 
 /// Appends `time` to `out` as RFC 3339 in UTC with milliseconds (`2026-11-27T15:21:42.123Z`),
-/// digit by digit (no formatting machinery).
+/// digit by digit (no formatting machinery). The date and time to the second are kept per thread
+/// from one call to the next: an invocation's lines nearly always fall within one second, and
+/// only their milliseconds are then written anew.
 fn push_rfc3339(out: &mut String, time: SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 19])> = const {
+            std::cell::Cell::new((u64::MAX, [0; 19]))
+        };
+    }
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = since.as_secs();
+    let second = SECOND
+        .try_with(|cached| match cached.get() {
+            (kept, text) if kept == secs => text,
+            _ => {
+                let text = date_and_time(secs);
+                cached.set((secs, text));
+                text
+            }
+        })
+        .unwrap_or_else(|_| date_and_time(secs));
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    text[..19].copy_from_slice(&second);
+    write_digits(&mut text[20..23], u64::from(since.subsec_millis()));
+    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
+}
+
+/// `secs` after the epoch as `YYYY-MM-DDTHH:MM:SS`, in UTC.
+fn date_and_time(secs: u64) -> [u8; 19] {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -981,8 +978,8 @@ fn push_rfc3339(out: &mut String, time: SystemTime) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    // The digits written in place in a template: one `push_str`, no division by a power of ten.
-    let mut text = *b"0000-00-00T00:00:00.000Z";
+    // The digits written in place in a template, no division by a power of ten.
+    let mut text = *b"0000-00-00T00:00:00";
     for (at, width, value) in [
         (0, 4, year.clamp(0, 9_999) as u64),
         (5, 2, month as u64),
@@ -990,15 +987,18 @@ fn push_rfc3339(out: &mut String, time: SystemTime) {
         (11, 2, rem / 3_600),
         (14, 2, rem % 3_600 / 60),
         (17, 2, rem % 60),
-        (20, 3, u64::from(since.subsec_millis())),
     ] {
-        let mut value = value;
-        for digit in text[at..at + width].iter_mut().rev() {
-            *digit = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
+        write_digits(&mut text[at..at + width], value);
     }
-    out.push_str(std::str::from_utf8(&text).unwrap_or_default());
+    text
+}
+
+/// Writes the last `digits.len()` decimal digits of `value` into `digits`.
+fn write_digits(digits: &mut [u8], mut value: u64) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 #[cfg(test)]
@@ -1207,6 +1207,20 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-27T15:21:42.123Z");
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn rfc3339_keeps_the_second_only_while_it_lasts() {
+        let at = |ms: u64| rfc3339(SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+        // The same second twice (the second kept), the next one, then back to an earlier one.
+        assert_eq!(at(1_795_792_902_123), "2026-11-27T15:21:42.123Z");
+        assert_eq!(at(1_795_792_902_999), "2026-11-27T15:21:42.999Z");
+        assert_eq!(at(1_795_792_903_000), "2026-11-27T15:21:43.000Z");
+        assert_eq!(at(1_795_792_902_001), "2026-11-27T15:21:42.001Z");
+        assert_eq!(
+            at(1_795_792_902_001 + 86_400_000),
+            "2026-11-28T15:21:42.001Z"
+        );
     }
 
     #[test]
