@@ -254,7 +254,12 @@ async fn public_ip_logged_for(event: Event, env: &[(&str, &str)]) -> String {
     let line = logs
         .iter()
         .find(|l| l["public_ip"].is_string())
-        .expect("public ip line");
+        .unwrap_or_else(|| {
+            panic!(
+                "no public IP line in what the function wrote:\n{}",
+                function.logs()
+            )
+        });
     line["public_ip"].as_str().unwrap_or_default().to_owned()
 }
 

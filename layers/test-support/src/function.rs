@@ -106,11 +106,13 @@ impl Function {
 
     /// Everything it wrote so far, stdout and stderr interleaved.
     pub fn logs(&self) -> String {
-        let mut text = String::new();
+        // Bytes, then text: a read that meets a write in progress may end inside a character,
+        // and `read_to_string` would then return nothing at all.
+        let mut bytes = Vec::new();
         if let Ok(mut file) = std::fs::File::open(&self.log_path) {
-            let _ = file.read_to_string(&mut text);
+            let _ = file.read_to_end(&mut bytes);
         }
-        text
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     /// The JSON log lines.

@@ -16,7 +16,7 @@
 //! `credential`, `access_key`, `session`) are written as `[REDACTED]`.
 //!
 //! The invocation keys are attached to the invocation span by [`TraceLayer`](crate::TraceLayer)
-//! through [`attach`]; any span carrying an [`InvocationLogContext`] provides them.
+//! through [`attach`]; any span carrying an [`InvocationLogContext`] provides them (the innermost one, when several do).
 //!
 //! **Writes.** Inside an invocation run by [`TraceLayer`](crate::TraceLayer), `INFO`, `DEBUG` and
 //! `TRACE` lines are gathered and written together, in one `write`: before the answer is posted
@@ -517,10 +517,13 @@ where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        // The innermost span carrying an invocation's keys: walked from the event's span out,
+        // which stops at the first (the invocation span itself, for most lines) instead of
+        // collecting the whole scope to walk it from the root.
         let (invocation, lines) = ctx
             .event_scope(event)
-            .and_then(|scope| {
-                scope.from_root().find_map(|span| {
+            .and_then(|mut scope| {
+                scope.find_map(|span| {
                     let extensions = span.extensions();
                     let context = extensions.get::<Arc<InvocationKeys>>()?.clone();
                     Some((context, extensions.get::<Arc<LineBuffer>>().cloned()))
