@@ -81,6 +81,26 @@ async fn otlp_export_carries_the_span_tree_resource_and_trace_ids() {
         Some("aws_lambda")
     );
     assert_eq!(resource_attr(&resource, "faas.version"), Some("$LATEST"));
+    // What describes the function is in the resource, once, not again on the invocation span.
+    for key in [
+        "faas.name",
+        "faas.version",
+        "faas.max_memory",
+        "cloud.provider",
+        "cloud.platform",
+        "cloud.region",
+        "aws.log.group.names",
+    ] {
+        assert!(
+            resource_attr(&resource, key).is_some(),
+            "{key} in the resource"
+        );
+        assert_eq!(
+            span_attr(&invocation, key),
+            None,
+            "{key} on the invocation span"
+        );
+    }
     assert_eq!(
         span_attr(&invocation, "faas.coldstart").as_deref(),
         Some("true")

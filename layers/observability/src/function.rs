@@ -352,7 +352,12 @@ pub fn invocation_layer(
     ObservabilityLayer::new(telemetry.flusher())
         .trace(
             TraceLayer::new(telemetry.flusher().metrics(metrics.clone()))
-                .service_name(config.telemetry.service_name.as_str()),
+                .service_name(config.telemetry.service_name.as_str())
+                // What describes the function is in the resource: sent once per export, not
+                // once more on every invocation span.
+                .function_attributes(!crate::export::resource_describes_function(
+                    &config.telemetry,
+                )),
         )
         .logging(LoggingLayer::new().log_payload(config.logs.log_event))
         .timing(TimingLayer::new().metrics(metrics.clone()))

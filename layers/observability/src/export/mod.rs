@@ -192,9 +192,20 @@ pub fn resource(settings: &TelemetrySettings) -> Resource {
 /// Where the Lambda runtime leaves the account id: a symlink whose target is the id.
 const ACCOUNT_ID_SYMLINK: &str = "/tmp/.otel-aws-account-id";
 
+/// Whether [`resource`] describes the function (its `cloud.*` and `faas.*` attributes): inside
+/// Lambda, where the function has a name. The invocation span then leaves those attributes to the
+/// resource ([`TraceLayer::function_attributes`](lambda_observability_tower::TraceLayer::function_attributes)).
+pub fn resource_describes_function(settings: &TelemetrySettings) -> bool {
+    function_name(&settings.lambda).is_some()
+}
+
+fn function_name(lambda: &LambdaSettings) -> Option<&str> {
+    lambda.function_name.as_deref().filter(|n| !n.is_empty())
+}
+
 /// The semantic-convention attributes of a Lambda function; none outside Lambda.
 fn lambda_attributes(lambda: &LambdaSettings) -> Vec<KeyValue> {
-    let Some(name) = lambda.function_name.as_deref().filter(|n| !n.is_empty()) else {
+    let Some(name) = function_name(lambda) else {
         return Vec::new();
     };
     let mut attributes = vec![

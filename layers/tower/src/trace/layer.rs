@@ -11,6 +11,7 @@ pub struct TraceLayer {
     pub(super) flusher: Arc<dyn FlushSpans>,
     pub(super) trigger: &'static str,
     pub(super) service_name: Option<Arc<str>>,
+    pub(super) function_attributes: bool,
     pub(super) environment: Arc<EnvironmentFacts>,
 }
 
@@ -19,6 +20,7 @@ impl std::fmt::Debug for TraceLayer {
         f.debug_struct("TraceLayer")
             .field("trigger", &self.trigger)
             .field("service_name", &self.service_name)
+            .field("function_attributes", &self.function_attributes)
             .finish_non_exhaustive()
     }
 }
@@ -32,6 +34,7 @@ impl TraceLayer {
             flusher: Arc::new(flusher),
             trigger: "other",
             service_name: None,
+            function_attributes: true,
             environment: Arc::new(EnvironmentFacts::new(
                 InitializationType::OnDemand,
                 Instant::now(),
@@ -50,6 +53,21 @@ impl TraceLayer {
     /// its `Service` annotation. Defaults to the function name.
     pub fn service_name(mut self, name: impl Into<Arc<str>>) -> Self {
         self.service_name = Some(name.into());
+        self
+    }
+
+    /// Whether the invocation span also carries the attributes that describe the function
+    /// rather than the invocation: `faas.name`, `faas.version`, `faas.max_memory`,
+    /// `cloud.provider`, `cloud.platform`, `cloud.region` and `aws.log.group.names`. The
+    /// OpenTelemetry semantic conventions put them on the resource. Defaults to `true`, for a
+    /// tracer whose resource lacks them (`lambda_runtime`'s own setup, say); turn it off when the
+    /// resource has them, as `lambda_observability`'s does: each invocation then sends them once,
+    /// in the resource, instead of twice (about 11k instructions per warm invocation, callgrind).
+    /// What describes the invocation stays on the span either way (`faas.invocation_id`,
+    /// `faas.trigger`, `faas.coldstart`, `cloud.account.id`, `cloud.resource_id`,
+    /// `aws.lambda.invoked_arn`, `aws.lambda.tenant_id`).
+    pub fn function_attributes(mut self, on: bool) -> Self {
+        self.function_attributes = on;
         self
     }
 
@@ -72,6 +90,7 @@ impl<S> Layer<S> for TraceLayer {
             flusher: self.flusher.clone(),
             trigger: self.trigger,
             service_name: self.service_name.clone(),
+            function_attributes: self.function_attributes,
             environment: self.environment.clone(),
         }
     }

@@ -24,6 +24,7 @@ pub struct Trace<S> {
     pub(super) flusher: Arc<dyn FlushSpans>,
     pub(super) trigger: &'static str,
     pub(super) service_name: Option<Arc<str>>,
+    pub(super) function_attributes: bool,
     pub(super) environment: Arc<EnvironmentFacts>,
 }
 
@@ -82,8 +83,13 @@ where
         // `Context::deadline` (what the handler reads) agrees with the facts' deadline, which is
         // already absolute even when an emulator sent a relative one.
         req.context.deadline = epoch_ms(deadline).unwrap_or(req.context.deadline);
-        let (span, trace_id, flush_span) =
-            invocation_span(&req, self.trigger, self.service_name.as_deref(), cold_start);
+        let (span, trace_id, flush_span) = invocation_span(
+            &req,
+            self.trigger,
+            self.service_name.as_deref(),
+            cold_start,
+            self.function_attributes,
+        );
         // The invocation's log lines and its flush's, written together when it yields or ends.
         let lines = Arc::new(LineBuffer::default());
         attach_lines(&span, &lines);
@@ -135,6 +141,7 @@ fn invocation_span(
     trigger: &'static str,
     service_name: Option<&str>,
     cold_start: bool,
+    function_attributes: bool,
 ) -> (tracing::Span, TraceId, tracing::Span) {
     let ctx = &req.context;
     let config = &ctx.env_config;
@@ -146,42 +153,57 @@ fn invocation_span(
     // One name for the function everywhere: the span (X-Ray's segment or subsegment name), the
     // `Service` annotation, the resource and the log lines.
     let name = service_name.unwrap_or(&config.function_name);
-    let span = tracing::info_span!(
-        target: "lambda_observability::invocation",
-        "invocation",
-        otel.name = name,
-        otel.kind = Empty,
-        otel.status_code = Empty,
-        otel.status_description = Empty,
-        faas.invocation_id = ctx.request_id.as_str(),
-        faas.name = config.function_name.as_str(),
-        faas.version = config.version.as_str(),
-        faas.trigger = trigger,
-        faas.coldstart = cold_start,
-        faas.max_memory = i64::from(config.memory) * 1024 * 1024,
-        cloud.provider = "aws",
-        cloud.platform = "aws_lambda",
-        // From the ARN, not the environment (read once, by the configuration); emulators' ARNs
-        // have none, and then the attribute is left out.
-        cloud.region = region,
-        cloud.account.id = account.unwrap_or_default(),
-        // The function's ARN: the invoked one without an alias or version qualifier.
-        cloud.resource_id = unqualified(arn),
-        aws.lambda.invoked_arn = arn,
-        // No semantic convention names the tenant yet: this follows `aws.lambda.invoked_arn`.
-        aws.lambda.tenant_id = ctx.tenant_id.as_deref(),
-        ColdStart = cold_start,
-        Service = name,
-    );
-    if !config.log_group.is_empty() {
-        // A string array by the semantic conventions, which tracing fields cannot express.
-        span.set_attribute(
-            "aws.log.group.names",
-            opentelemetry::Value::Array(
-                vec![opentelemetry::StringValue::from(config.log_group.clone())].into(),
-            ),
-        );
+    // Two call sites: with the function's attributes, or without them (the resource has them).
+    // A field recorded after the span is created would cost an `on_record` each.
+    macro_rules! invocation_span {
+        ($($function:tt)*) => {
+            tracing::info_span!(
+                target: "lambda_observability::invocation",
+                "invocation",
+                otel.name = name,
+                otel.kind = Empty,
+                otel.status_code = Empty,
+                otel.status_description = Empty,
+                faas.invocation_id = ctx.request_id.as_str(),
+                faas.trigger = trigger,
+                faas.coldstart = cold_start,
+                cloud.account.id = account.unwrap_or_default(),
+                // The function's ARN: the invoked one without an alias or version qualifier.
+                cloud.resource_id = unqualified(arn),
+                aws.lambda.invoked_arn = arn,
+                // No semantic convention names the tenant yet: this follows
+                // `aws.lambda.invoked_arn`.
+                aws.lambda.tenant_id = ctx.tenant_id.as_deref(),
+                ColdStart = cold_start,
+                Service = name,
+                $($function)*
+            )
+        };
     }
+    let span = if function_attributes {
+        let span = invocation_span!(
+            faas.name = config.function_name.as_str(),
+            faas.version = config.version.as_str(),
+            faas.max_memory = i64::from(config.memory) * 1024 * 1024,
+            cloud.provider = "aws",
+            cloud.platform = "aws_lambda",
+            // From the ARN, not the environment (read once, by the configuration); emulators'
+            // ARNs have none, and then the attribute is left out.
+            cloud.region = region,
+        );
+        if !config.log_group.is_empty() {
+            // A string array by the semantic conventions, which tracing fields cannot express.
+            span.set_attribute(
+                "aws.log.group.names",
+                opentelemetry::Value::Array(
+                    vec![opentelemetry::StringValue::from(config.log_group.clone())].into(),
+                ),
+            );
+        }
+        span
+    } else {
+        invocation_span!()
+    };
     match ctx
         .xray_trace_id
         .as_deref()

@@ -128,6 +128,51 @@ async fn invocation_span_continues_the_xray_trace_and_nests_children() {
 }
 
 #[tokio::test]
+async fn without_function_attributes_the_span_keeps_only_what_describes_the_invocation() {
+    const FUNCTION: [&str; 7] = [
+        "faas.name",
+        "faas.version",
+        "faas.max_memory",
+        "cloud.provider",
+        "cloud.platform",
+        "cloud.region",
+        "aws.log.group.names",
+    ];
+    for on in [true, false] {
+        let telemetry = TestTelemetry::new();
+        TraceLayer::new(telemetry.flusher())
+            .function_attributes(on)
+            .layer(service_fn(|_: LambdaInvocation| async {
+                Ok::<(), lambda_runtime::Error>(())
+            }))
+            .oneshot(invocation(b"{}", Some(TRACE_HEADER)))
+            .await
+            .expect("invocation succeeds");
+        let spans = telemetry.exported();
+        let root = spans.first().expect("the invocation span");
+        for key in FUNCTION {
+            assert_eq!(
+                attr(root, key).is_some(),
+                on,
+                "{key}, function attributes {on}"
+            );
+        }
+        for key in [
+            "faas.invocation_id",
+            "faas.trigger",
+            "faas.coldstart",
+            "cloud.account.id",
+            "cloud.resource_id",
+            "aws.lambda.invoked_arn",
+            "ColdStart",
+            "Service",
+        ] {
+            assert!(attr(root, key).is_some(), "{key}, function attributes {on}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn not_sampled_exports_nothing_and_missing_header_starts_a_sampled_trace() {
     let telemetry = TestTelemetry::new();
     let mut service =
