@@ -5,7 +5,9 @@
 //! the `Parent` of `Lambda-Runtime-Trace-Id` ([`Context::xray_trace_id`]), and its `Sampled`
 //! flag decides whether anything is exported. Without the header (local runs) a new, sampled
 //! trace starts. The span carries the `faas.*` and `cloud.*` semantic attributes and the
-//! `ColdStart` and `Service` attributes, which the X-Ray exporter indexes as annotations.
+//! `ColdStart` and `Service` attributes, which the X-Ray exporter indexes as annotations; those
+//! that describe the function rather than the invocation can be left to the resource
+//! ([`TraceLayer::function_attributes`]).
 //!
 //! [`Context::xray_trace_id`]: lambda_runtime::Context::xray_trace_id
 //!
