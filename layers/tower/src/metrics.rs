@@ -39,8 +39,11 @@
 
 use std::{fmt, io::Write, sync::Arc};
 
+// The handles too: registered once (at init), they record without looking their key and labels
+// up again, which `counter!` and its kin do on every call.
 pub use metrics::{
-    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
 };
 use metrics_cloudwatch_embedded::Collector;
 
