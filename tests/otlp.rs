@@ -82,15 +82,7 @@ async fn otlp_export_carries_the_span_tree_resource_and_trace_ids() {
     );
     assert_eq!(resource_attr(&resource, "faas.version"), Some("$LATEST"));
     // What describes the function is in the resource, once, not again on the invocation span.
-    for key in [
-        "faas.name",
-        "faas.version",
-        "faas.max_memory",
-        "cloud.provider",
-        "cloud.platform",
-        "cloud.region",
-        "aws.log.group.names",
-    ] {
+    for key in lambda_observability::layers::trace::FUNCTION_ATTRIBUTES {
         assert!(
             resource_attr(&resource, key).is_some(),
             "{key} in the resource"

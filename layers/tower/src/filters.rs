@@ -53,7 +53,7 @@ impl<L> EventFilter<L> {
 
 impl<S, L> Layer<S> for EventFilter<L>
 where
-    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    S: Subscriber,
     L: Layer<S>,
 {
     fn on_register_dispatch(&self, subscriber: &Dispatch) {
@@ -164,7 +164,7 @@ impl<L> OtelSpans<L> {
 
 impl<S, L> Layer<S> for OtelSpans<L>
 where
-    S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    S: Subscriber,
     L: Layer<S>,
 {
     fn on_register_dispatch(&self, subscriber: &Dispatch) {

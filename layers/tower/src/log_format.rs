@@ -830,9 +830,9 @@ enum Recorded<'a> {
     Text(&'a str),
     /// Formatted, then quoted in JSON.
     Formatted(fmt::Arguments<'a>),
-    /// As is in both formats (numbers, booleans, `null`).
+    /// As is in both formats, formatted (floats).
     Bare(fmt::Arguments<'a>),
-    /// As is in both formats, already text (integers, booleans).
+    /// As is in both formats, already text (integers, booleans, `null`).
     BareText(&'a str),
 }
 
@@ -903,8 +903,7 @@ impl tracing::field::Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.record(field, Recorded::Text(value));
     }
-    // Integers through `itoa`, not `core::fmt`: every line of an invocation has some (about
-    // 5k instructions per invocation of the example through the formatting machinery).
+    // Integers through `itoa`, not `core::fmt`'s formatting machinery: most lines have some.
     fn record_i64(&mut self, field: &Field, value: i64) {
         self.record(field, Recorded::BareText(itoa::Buffer::new().format(value)));
     }
@@ -916,7 +915,7 @@ impl tracing::field::Visit for Fields {
             self.record(field, Recorded::Bare(format_args!("{value}")));
         } else {
             // JSON has no NaN or infinity.
-            self.record(field, Recorded::Bare(format_args!("null")));
+            self.record(field, Recorded::BareText("null"));
         }
     }
     fn record_bool(&mut self, field: &Field, value: bool) {

@@ -5,6 +5,18 @@ use tower::Layer;
 use super::{FlushSpans, Trace};
 use crate::{cold_start::InitializationType, facts::EnvironmentFacts};
 
+/// The invocation span's attributes that describe the function rather than the invocation: on
+/// the span or left to the resource, as [`TraceLayer::function_attributes`] says.
+pub const FUNCTION_ATTRIBUTES: [&str; 7] = [
+    "faas.name",
+    "faas.version",
+    "faas.max_memory",
+    "cloud.provider",
+    "cloud.platform",
+    "cloud.region",
+    "aws.log.group.names",
+];
+
 /// Layer that applies [`Trace`] to a `lambda_runtime` invocation service.
 #[derive(Clone)]
 pub struct TraceLayer {
@@ -57,9 +69,9 @@ impl TraceLayer {
     }
 
     /// Whether the invocation span also carries the attributes that describe the function
-    /// rather than the invocation: `faas.name`, `faas.version`, `faas.max_memory`,
-    /// `cloud.provider`, `cloud.platform`, `cloud.region` and `aws.log.group.names`. The
-    /// OpenTelemetry semantic conventions put them on the resource. Defaults to `true`, for a
+    /// rather than the invocation ([`FUNCTION_ATTRIBUTES`]: `faas.name`, `faas.version`,
+    /// `faas.max_memory`, `cloud.provider`, `cloud.platform`, `cloud.region`,
+    /// `aws.log.group.names`). The OpenTelemetry semantic conventions put them on the resource. Defaults to `true`, for a
     /// tracer whose resource lacks them (`lambda_runtime`'s own setup, say); turn it off when the
     /// resource has them, as `lambda_observability`'s does: each invocation then sends them once,
     /// in the resource, instead of twice (about 11k instructions per warm invocation, callgrind).

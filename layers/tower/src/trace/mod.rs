@@ -35,7 +35,7 @@ mod service;
 
 pub use flush::{FlushFuture, FlushSpans, FlushWith};
 pub use future::{MAX_LINE_DELAY, ResponseFuture};
-pub use layer::TraceLayer;
+pub use layer::{FUNCTION_ATTRIBUTES, TraceLayer};
 pub use service::Trace;
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use lambda_runtime::LambdaInvocation;
 use opentelemetry::trace::{SpanKind, Status, TraceId};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt, service_fn};
 
-use super::TraceLayer;
+use super::{FUNCTION_ATTRIBUTES, TraceLayer};
 use crate::{
     HttpTraceLayer, ObservabilityLayer, TimingLayer,
     cold_start::InitializationType,
@@ -129,15 +129,6 @@ async fn invocation_span_continues_the_xray_trace_and_nests_children() {
 
 #[tokio::test]
 async fn without_function_attributes_the_span_keeps_only_what_describes_the_invocation() {
-    const FUNCTION: [&str; 7] = [
-        "faas.name",
-        "faas.version",
-        "faas.max_memory",
-        "cloud.provider",
-        "cloud.platform",
-        "cloud.region",
-        "aws.log.group.names",
-    ];
     for on in [true, false] {
         let telemetry = TestTelemetry::new();
         TraceLayer::new(telemetry.flusher())
@@ -150,7 +141,7 @@ async fn without_function_attributes_the_span_keeps_only_what_describes_the_invo
             .expect("invocation succeeds");
         let spans = telemetry.exported();
         let root = spans.first().expect("the invocation span");
-        for key in FUNCTION {
+        for key in FUNCTION_ATTRIBUTES {
             assert_eq!(
                 attr(root, key).is_some(),
                 on,
