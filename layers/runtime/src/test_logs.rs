@@ -10,7 +10,9 @@ use std::{
 /// moment; two tests doing it at once could store last a level computed while the other's
 /// subscriber did not exist yet (or no more), and that test's events were then dropped before
 /// any subscriber saw them (`a_missing_deadline_is_warned_about_with_the_request_id` found no
-/// line about one run in five).
+/// line about one run in five). The lock cannot cover a call site's first hit on a thread of a
+/// test that installs nothing: a test whose call site such a test hits at the same time runs in
+/// a child process (`crate::tests::in_child`).
 static SUBSCRIBER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// [`SUBSCRIBER`], from a test that is not async.
