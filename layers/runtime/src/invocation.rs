@@ -168,22 +168,8 @@ mod tests {
 
     /// An invocation without a usable deadline is served (with the longest timeout) but said
     /// once; one with a deadline is not.
-    ///
-    /// Run alone in a child process: tracing caches a call site's interest process-wide when it
-    /// is first hit, and `a_missing_or_garbled_deadline_is_the_longest_timeout`, starting on
-    /// another thread at the same moment with no subscriber, can store "never" for this warning
-    /// after this test's subscriber rebuilt it (CI saw the line missing once, with the
-    /// subscriber lock already held).
     #[test]
     fn a_missing_deadline_is_warned_about_with_the_request_id() {
-        crate::tests::in_child("invocation::tests::missing_deadline_child", &[]);
-    }
-
-    #[test]
-    fn missing_deadline_child() {
-        if std::env::var_os(crate::tests::CHILD).is_none() {
-            return;
-        }
         for (headers, warnings) in [
             (&[(REQUEST_ID, &b"id-w"[..])][..], 1),
             (
@@ -191,6 +177,7 @@ mod tests {
                 0,
             ),
         ] {
+            let _lock = crate::test_logs::subscriber_lock();
             let (logs, subscriber) = crate::test_logs::Logs::capture();
             tracing::subscriber::with_default(subscriber, || {
                 tracing::callsite::rebuild_interest_cache();

@@ -10,9 +10,10 @@ use std::{
 /// moment; two tests doing it at once could store last a level computed while the other's
 /// subscriber did not exist yet (or no more), and that test's events were then dropped before
 /// any subscriber saw them (`a_missing_deadline_is_warned_about_with_the_request_id` found no
-/// line about one run in five). The lock cannot cover a call site's first hit on a thread of a
-/// test that installs nothing: a test whose call site such a test hits at the same time runs in
-/// a child process (`crate::tests::in_child`).
+/// line about one run in five). The lock cannot cover a call site's first hit on the thread of a
+/// test that installs nothing (CI lost that line once more, with the lock held):
+/// [`Logs::capture`] keeps two undecided subscribers alive for that
+/// (`lambda_observability_test_support::keep_call_sites_undecided`).
 static SUBSCRIBER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// [`SUBSCRIBER`], from a test that is not async.
@@ -28,6 +29,7 @@ impl Logs {
     /// A subscriber writing every level, plain text, into a new buffer: install it with
     /// `tracing::subscriber::set_default` (this thread only) or `with_default`.
     pub(crate) fn capture() -> (Self, impl tracing::Subscriber + Send + Sync) {
+        lambda_observability_test_support::keep_call_sites_undecided();
         let logs = Self::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -73,4 +75,30 @@ pub(crate) async fn capture_logs<F: Future>(body: F) -> (F::Output, Logs) {
     tracing::callsite::rebuild_interest_cache();
     let output = body.await;
     (output, logs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The race `keep_call_sites_undecided` closes, made certain: a thread without a
+    /// subscriber hits a call site first while this test's capturing subscriber is installed.
+    #[test]
+    fn a_first_hit_on_a_thread_without_a_subscriber_leaves_the_line_to_the_capture() {
+        fn warn() {
+            tracing::warn!("a line only this test writes");
+        }
+        let _lock = subscriber_lock();
+        let (logs, subscriber) = Logs::capture();
+        tracing::subscriber::with_default(subscriber, || {
+            std::thread::spawn(warn).join().expect("the other thread");
+            warn();
+        });
+        assert_eq!(
+            logs.count("a line only this test writes"),
+            1,
+            "{}",
+            logs.text()
+        );
+    }
 }

@@ -781,11 +781,11 @@ async fn init_errors_are_posted_and_refusals_are_errors() {
 }
 
 /// Set in the child processes the tests below start: the environment is process-wide.
-pub(crate) const CHILD: &str = "LAMBDA_OBSERVABILITY_RUNTIME_TEST_CHILD";
+const CHILD: &str = "LAMBDA_OBSERVABILITY_RUNTIME_TEST_CHILD";
 
 /// Runs the test `name` of this binary alone, in a child process, with `env` set (`None`:
 /// removed), and asserts that it passed.
-pub(crate) fn in_child(name: &str, env: &[(&str, Option<&str>)]) {
+fn in_child(name: &str, env: &[(&str, Option<&str>)]) {
     let mut command = std::process::Command::new(std::env::current_exe().expect("test binary"));
     command
         .args([name, "--exact", "--test-threads=1"])

@@ -13,7 +13,8 @@
 //! - [`serve_http`]: any other HTTP/1.1 stand-in ([`Request`] in, [`Response`] out), served by
 //!   hyper;
 //! - [`Function`]: a function executable run as a child process in a Lambda-like environment;
-//! - helpers reading OTLP requests, trace ids and JSON logs.
+//! - helpers reading OTLP requests, trace ids and JSON logs, and
+//!   [`keep_call_sites_undecided`] for tests that capture log lines.
 //!
 //! Everything listens on 127.0.0.1 on an ephemeral port, inside the caller's tokio runtime
 //! (the HTTP stand-ins spawn tasks: create them from within one).
@@ -26,6 +27,7 @@
 
 use std::time::{Duration, Instant};
 
+mod call_sites;
 mod checkip;
 mod function;
 mod hanging;
@@ -35,6 +37,7 @@ mod runtime_api;
 mod traces;
 mod udp;
 
+pub use call_sites::keep_call_sites_undecided;
 pub use checkip::{CheckIp, GatedCheckIp};
 pub use function::{Function, emf_documents, lines_with_message, rss_kib};
 pub use hanging::HangingServer;

@@ -1022,6 +1022,7 @@ mod tests {
         let out = SharedBuf::default();
         let writer = out.clone();
         let subscriber = subscriber(config, move || writer.clone(), None).expect("valid filter");
+        lambda_observability_test_support::keep_call_sites_undecided();
         tracing::subscriber::with_default(subscriber, body);
         out.lines()
     }

@@ -146,6 +146,7 @@ pub(crate) async fn capture_logs<F: Future>(body: F) -> Vec<String> {
     let writer = buf.clone();
     let subscriber =
         log_format::subscriber(&json_logs(), move || writer.clone(), None).expect("valid filter");
+    lambda_observability_test_support::keep_call_sites_undecided();
     let _guard = tracing::subscriber::set_default(subscriber);
     body.await;
     buf.lines()
@@ -176,6 +177,7 @@ impl TestTelemetry {
         let writer = logs.clone();
         let subscriber = log_format::subscriber(config, move || writer.clone(), telemetry.tracer())
             .expect("valid filter");
+        lambda_observability_test_support::keep_call_sites_undecided();
         let guard = tracing::subscriber::set_default(subscriber);
         Self {
             exporter,

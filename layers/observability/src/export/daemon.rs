@@ -132,6 +132,7 @@ mod tests {
             .sampler(Sampler::AlwaysOn)
             .build();
         let subscriber = tracing_subscriber::registry().with(telemetry.tracer().map(otel_layer));
+        lambda_observability_test_support::keep_call_sites_undecided();
         let _guard = tracing::subscriber::set_default(subscriber);
         let service =
             TraceLayer::new(telemetry.flusher()).layer(service_fn(|_: LambdaInvocation| async {

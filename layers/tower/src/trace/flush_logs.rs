@@ -46,6 +46,7 @@ async fn the_warn_line_of_a_flush_that_drops_spans_has_the_request_id_and_no_spa
     let subscriber =
         log_format::subscriber(&json_logs(), move || writer.clone(), telemetry.tracer())
             .expect("valid filter");
+    lambda_observability_test_support::keep_call_sites_undecided();
     let _guard = tracing::subscriber::set_default(subscriber);
     TraceLayer::new(telemetry.flusher())
         .layer(service_fn(|_: LambdaInvocation| async {
