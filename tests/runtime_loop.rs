@@ -191,11 +191,10 @@ fn trace_header(n: u64) -> String {
     )
 }
 
+/// The time part is the test process's start (`xray_root`): one made now could tick between an
+/// event's header and the assertion that reads it back.
 fn trace_root(n: u64) -> String {
-    let epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!("1-{epoch:08x}-{n:024x}")
+    support::xray_root(&format!("{n:024x}"))
 }
 
 /// The error of `outcome`: body, `errorType` header, parsed X-Ray cause and its raw length.
