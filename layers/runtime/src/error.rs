@@ -370,7 +370,7 @@ mod tests {
             .build();
         let subscriber = tracing_subscriber::registry()
             .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-        let _lock = crate::test_logs::subscriber_lock();
+        lambda_observability_test_support::keep_call_sites_undecided();
         tracing::subscriber::with_default(subscriber, || {
             for (name, error) in [
                 (

@@ -177,10 +177,8 @@ mod tests {
                 0,
             ),
         ] {
-            let _lock = crate::test_logs::subscriber_lock();
             let (logs, subscriber) = crate::test_logs::Logs::capture();
             tracing::subscriber::with_default(subscriber, || {
-                tracing::callsite::rebuild_interest_cache();
                 build(headers).expect("usable");
             });
             assert_eq!(

@@ -5,22 +5,6 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
 };
 
-/// Held by every test of this crate that installs a subscriber, for as long as it is installed.
-/// Installing one rebuilds tracing's global maximum level from the subscribers alive at that
-/// moment; two tests doing it at once could store last a level computed while the other's
-/// subscriber did not exist yet (or no more), and that test's events were then dropped before
-/// any subscriber saw them (`a_missing_deadline_is_warned_about_with_the_request_id` found no
-/// line about one run in five). The lock cannot cover a call site's first hit on the thread of a
-/// test that installs nothing (CI lost that line once more, with the lock held):
-/// [`Logs::capture`] keeps two undecided subscribers alive for that
-/// (`lambda_observability_test_support::keep_call_sites_undecided`).
-static SUBSCRIBER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// [`SUBSCRIBER`], from a test that is not async.
-pub(crate) fn subscriber_lock() -> tokio::sync::MutexGuard<'static, ()> {
-    SUBSCRIBER.blocking_lock()
-}
-
 /// Where the captured lines go; cheap to clone.
 #[derive(Clone, Default)]
 pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
@@ -28,6 +12,13 @@ pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
 impl Logs {
     /// A subscriber writing every level, plain text, into a new buffer: install it with
     /// `tracing::subscriber::set_default` (this thread only) or `with_default`.
+    ///
+    /// Two undecided subscribers are kept alive first
+    /// (`lambda_observability_test_support::keep_call_sites_undecided`): without them, a test
+    /// thread with no subscriber could leave a call site disabled for the whole process, or
+    /// another test's subscriber coming or going could lower tracing's maximum level, while this
+    /// one is installed (`a_missing_deadline_is_warned_about_with_the_request_id` lost its line
+    /// both ways). With them every call site stays "sometimes" and the maximum level `TRACE`.
     pub(crate) fn capture() -> (Self, impl tracing::Subscriber + Send + Sync) {
         lambda_observability_test_support::keep_call_sites_undecided();
         let logs = Self::default();
@@ -66,13 +57,10 @@ impl Write for Logs {
 }
 
 /// Runs `body` with its log lines captured (on this thread: a current-thread runtime's tasks
-/// included). The call sites' interest is rebuilt under the capturing subscriber: one first hit
-/// while another test thread had no subscriber could otherwise stay disabled.
+/// included).
 pub(crate) async fn capture_logs<F: Future>(body: F) -> (F::Output, Logs) {
-    let _lock = SUBSCRIBER.lock().await;
     let (logs, subscriber) = Logs::capture();
     let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
     let output = body.await;
     (output, logs)
 }
@@ -88,7 +76,6 @@ mod tests {
         fn warn() {
             tracing::warn!("a line only this test writes");
         }
-        let _lock = subscriber_lock();
         let (logs, subscriber) = Logs::capture();
         tracing::subscriber::with_default(subscriber, || {
             std::thread::spawn(warn).join().expect("the other thread");

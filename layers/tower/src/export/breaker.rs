@@ -395,26 +395,6 @@ mod pipeline_tests {
         }
     }
 
-    /// Captures the log lines of `body`. Each log call site of the breaker is hit once before
-    /// (a scenario that opens, probes, reopens and closes), and the call sites' interest rebuilt
-    /// under the capturing subscriber: a call site first hit while another test thread installs
-    /// or drops its own subscriber can otherwise miss a line.
-    async fn capture_logs<F: std::future::Future>(body: F) -> Vec<String> {
-        let warm = Backend::new(HANG);
-        let flusher = flusher(Duration::from_secs(2), &warm);
-        invocation(&flusher, 9).await;
-        tokio::time::sleep(FIRST_PROBE_AFTER).await;
-        invocation(&flusher, 9).await;
-        tokio::time::sleep(FIRST_PROBE_AFTER * 2).await;
-        warm.set(ANSWER);
-        invocation(&flusher, 9).await;
-        crate::test_support::capture_logs(async {
-            tracing::callsite::rebuild_interest_cache();
-            body.await
-        })
-        .await
-    }
-
     fn count(logs: &[String], text: &str) -> usize {
         logs.iter().filter(|l| l.contains(text)).count()
     }
@@ -425,7 +405,7 @@ mod pipeline_tests {
         let flusher = flusher(Duration::from_secs(2), &backend);
         let mut outcomes = Vec::new();
         let mut flushing = Duration::ZERO;
-        let logs = capture_logs(async {
+        let logs = crate::test_support::capture_logs(async {
             for n in 1..=6 {
                 let (outcome, took) = invocation(&flusher, n).await;
                 outcomes.push(outcome.dropped);
@@ -585,7 +565,7 @@ mod pipeline_tests {
         let backend = Backend::new(HANG);
         let flusher = flusher(Duration::from_secs(2), &backend);
         let mut outcomes = Vec::new();
-        let logs = capture_logs(async {
+        let logs = crate::test_support::capture_logs(async {
             outcomes.push(invocation(&flusher, 1).await.0);
             outcomes.push(invocation(&flusher, 2).await.0);
             backend.set(ANSWER);
