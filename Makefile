@@ -64,8 +64,11 @@ bench: ## Benchmarks (release build): cold start per exporter vs bare work and t
 EXPORTER_FEATURES := xray-segments otlp-udp otlp-http sigv4 console
 
 .PHONY: features
-features: ## Builds without default features: the facade with no exporter and its lib tests with each exporter feature alone (the missing-feature branch included), bootstrap with each one, the daemon crate (and its tests) with each of its two
+features: ## Builds without default features: the facade with no exporter and its lib tests with each exporter feature alone (the missing-feature branch included), bootstrap with each one, the daemon crate (and its tests) with each of its two, the tower crate's tests without `env-filter`
 	$(CARGO) check -p lambda-observability --no-default-features
+	@# `make test` unifies `env-filter` in (hello-lambda's dev-dependencies); here the tower crate's
+	@# own tests run without it: the log filter as it ships by default.
+	$(CARGO) test -p lambda-observability-tower --lib
 	@set -e; for feature in otlp-udp xray-segments; do \
 	  echo "==> lambda-observability-daemon --no-default-features --features $$feature"; \
 	  $(CARGO) check -p lambda-observability-daemon --no-default-features --features $$feature --all-targets; \

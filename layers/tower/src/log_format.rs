@@ -54,7 +54,7 @@ use std::{
 
 use tracing::{Event, Level, Subscriber, field::Field};
 use tracing_subscriber::{
-    EnvFilter, Layer, Registry,
+    Layer, Registry,
     fmt::MakeWriter,
     layer::{Context, SubscriberExt},
     registry::{LookupSpan, SpanRef},
@@ -63,7 +63,7 @@ use tracing_subscriber::{
 
 use crate::{
     BoxError,
-    filters::{EventFilter, OtelSpans},
+    filters::{EventFilter, LogFilter, OtelSpans},
 };
 
 /// Line format (Lambda's `AWS_LAMBDA_LOG_FORMAT`).
@@ -97,8 +97,10 @@ impl LogConfig {
         self
     }
 
-    /// Which events are written, as an `EnvFilter` directive (`warn`, `hello_lambda=debug,info`).
-    /// Spans are not filtered by it. Defaults to `info`.
+    /// Which events are written, as a `RUST_LOG` directive: a level, or `target=level` pairs
+    /// (`warn`, `hello_lambda=debug,info`). A directive that names a span or a field
+    /// (`warn,[invocation]=debug`) needs the cargo feature `env-filter` ([`check_filter`] says
+    /// whether this build takes a directive). Spans are not filtered by it. Defaults to `info`.
     pub fn filter(mut self, directive: impl Into<String>) -> Self {
         self.filter = Some(directive.into());
         self
@@ -126,12 +128,28 @@ impl LogConfig {
         self.filter.as_deref().unwrap_or("info")
     }
 
-    fn env_filter(&self) -> Result<EnvFilter, FilterError> {
-        let directive = self.directive();
-        EnvFilter::try_new(directive).map_err(|err| FilterError {
-            message: format!("invalid log filter {directive:?}: {err}"),
-        })
+    fn log_filter(&self) -> Result<LogFilter, FilterError> {
+        parse_filter(self.directive())
     }
+}
+
+/// Whether this build can filter with `directive` (see [`LogConfig::filter`]); the error says
+/// why not.
+///
+/// ```
+/// use lambda_observability_tower::log_format::check_filter;
+///
+/// assert!(check_filter("info,hello_lambda=debug").is_ok());
+/// assert!(check_filter("hello=loud").is_err());
+/// ```
+pub fn check_filter(directive: &str) -> Result<(), FilterError> {
+    parse_filter(directive).map(drop)
+}
+
+fn parse_filter(directive: &str) -> Result<LogFilter, FilterError> {
+    LogFilter::parse(directive).map_err(|err| FilterError {
+        message: format!("invalid log filter {directive:?}: {err}"),
+    })
 }
 
 /// The log filter directive could not be parsed.
@@ -164,7 +182,7 @@ where
         logs = logs.service_name(service.clone());
     }
     // Global filters, not per-layer ones: see `crate::filters`.
-    let logs = EventFilter::new(logs, config.env_filter()?, config.directive());
+    let logs = EventFilter::new(logs, config.log_filter()?);
     Ok(tracing_subscriber::registry()
         .with(logs)
         .with(tracer.map(otel_layer)))
@@ -1332,6 +1350,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "env-filter")]
     #[test]
     fn span_scoped_directives_still_select_events() {
         let lines = capture(

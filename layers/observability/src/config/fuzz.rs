@@ -358,7 +358,7 @@ proptest! {
         }
         // The log filter is one the subscriber accepts (it `expect`s it at init).
         prop_assert!(
-            tracing_subscriber::EnvFilter::try_new(&config.logs.filter).is_ok(),
+            lambda_observability_tower::log_format::check_filter(&config.logs.filter).is_ok(),
             "{}", config.logs.filter
         );
         if set(&vars, "RUST_LOG").is_some() && warned(&config, "RUST_LOG") {

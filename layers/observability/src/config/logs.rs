@@ -1,8 +1,7 @@
 //! The log lines: format, level filter, and whether the event payload is logged.
 
-use tracing_subscriber::EnvFilter;
-
 use super::env::Env;
+use crate::log_format::check_filter;
 
 /// The filter when no variable sets one.
 pub const DEFAULT_LOG_FILTER: &str = "info";
@@ -15,7 +14,7 @@ pub use crate::log_format::LogFormat;
 pub struct LogSettings {
     /// `AWS_LAMBDA_LOG_FORMAT`. Defaults to text.
     pub format: LogFormat,
-    /// An `EnvFilter` directive, known to parse: `AWS_LAMBDA_LOG_LEVEL`, else
+    /// A log filter directive this build takes (`log_format::check_filter`): `AWS_LAMBDA_LOG_LEVEL`, else
     /// `POWERTOOLS_LOG_LEVEL`, else `RUST_LOG`, else `info`.
     pub filter: String,
     /// Log each event's payload: `LOG_EVENT_PAYLOAD`, else `POWERTOOLS_LOGGER_LOG_EVENT`.
@@ -69,7 +68,7 @@ pub(super) fn read(env: &mut Env<'_>) -> LogSettings {
     }
 }
 
-/// A level variable mapped to an `EnvFilter` directive; a name it does not know warns and lets
+/// A level variable mapped to a filter directive; a name it does not know warns and lets
 /// the next variable in the precedence decide.
 fn level(env: &mut Env<'_>, name: &str, map: fn(&str) -> Option<&'static str>) -> Option<String> {
     let value = env.get(name)?;
@@ -104,15 +103,16 @@ fn powertools_level(level: &str) -> Option<&'static str> {
     }
 }
 
-/// `RUST_LOG`, only if `EnvFilter` accepts it: a directive that does not parse would otherwise
-/// be dropped silently, or fail the subscriber's init.
+/// `RUST_LOG`, only if this build can filter with it: a directive that does not parse (or names
+/// a span in a build without the `env-filter` feature) would otherwise be dropped silently, or
+/// fail the subscriber's init.
 fn rust_log(env: &mut Env<'_>) -> Option<String> {
     let value = env.get("RUST_LOG")?;
-    match EnvFilter::try_new(&value) {
-        Ok(_) => Some(value),
+    match check_filter(&value) {
+        Ok(()) => Some(value),
         Err(err) => {
             env.warn(format!(
-                "RUST_LOG={value:?} is not an EnvFilter directive ({err}); using {DEFAULT_LOG_FILTER}"
+                "RUST_LOG={value:?} is not used ({err}); using {DEFAULT_LOG_FILTER}"
             ));
             None
         }
@@ -195,10 +195,26 @@ mod tests {
         assert_eq!(config.logs.filter, "info");
         assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
         assert!(
-            config.warnings[0].starts_with("RUST_LOG=\"hello=loud\" is not an EnvFilter directive"),
+            config.warnings[0]
+                .starts_with("RUST_LOG=\"hello=loud\" is not used (invalid log filter"),
             "{:?}",
             config.warnings
         );
+    }
+
+    #[test]
+    fn a_rust_log_that_names_a_span_needs_the_env_filter_feature() {
+        let config = config(&[("RUST_LOG", "warn,[invocation]=debug")]);
+        if cfg!(feature = "env-filter") {
+            assert_eq!(config.logs.filter, "warn,[invocation]=debug");
+            assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        } else {
+            assert_eq!(config.logs.filter, "info");
+            let [warning] = config.warnings.as_slice() else {
+                panic!("one warning: {:?}", config.warnings)
+            };
+            assert!(warning.contains("cargo feature `env-filter`"), "{warning}");
+        }
     }
 
     #[test]
