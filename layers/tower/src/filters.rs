@@ -31,11 +31,11 @@ use crate::log_format::FLUSH_TARGET;
 /// Which events are written, parsed from a directive (`RUST_LOG`'s syntax).
 ///
 /// A level, or `target=level` pairs (`info,hello_lambda=debug`), is a [`Targets`]: a static
-/// table, consulted once per call site (its answer is cached there). A directive that names a span or a field
-/// (`warn,[invocation]=debug`) needs `EnvFilter`, which tracks every span to find the ones it
-/// names, and whose field matching links `regex` (about 180 KB of code and 500 relocations that
-/// every cold start maps and applies, measured in `docs/cold-start-levers.md`): it is built only
-/// with the cargo feature `env-filter`, and only for such a directive.
+/// table, consulted once per call site (its answer is cached there). A directive that names a
+/// span or a field (`warn,[invocation]=debug`) needs `EnvFilter`, which tracks every span to find
+/// the ones it names, and whose field matching links `regex` (about 180 KB of code and 570
+/// relocations that every cold start maps and applies, measured in `docs/cold-start-levers.md`):
+/// it is built only with the cargo feature `env-filter`, and only for such a directive.
 #[derive(Debug)]
 pub(crate) enum LogFilter {
     /// Levels by target.

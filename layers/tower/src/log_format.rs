@@ -127,10 +127,6 @@ impl LogConfig {
     fn directive(&self) -> &str {
         self.filter.as_deref().unwrap_or("info")
     }
-
-    fn log_filter(&self) -> Result<LogFilter, FilterError> {
-        parse_filter(self.directive())
-    }
 }
 
 /// Whether this build can filter with `directive` (see [`LogConfig::filter`]); the error says
@@ -182,7 +178,7 @@ where
         logs = logs.service_name(service.clone());
     }
     // Global filters, not per-layer ones: see `crate::filters`.
-    let logs = EventFilter::new(logs, config.log_filter()?);
+    let logs = EventFilter::new(logs, parse_filter(config.directive())?);
     Ok(tracing_subscriber::registry()
         .with(logs)
         .with(tracer.map(otel_layer)))
@@ -1024,7 +1020,7 @@ fn write_digits(digits: &mut [u8], mut value: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::SharedBuf;
+    use crate::test_support::capturing_subscriber;
     use serde_json::Value;
     use std::time::Duration;
 
@@ -1037,10 +1033,7 @@ mod tests {
     ];
 
     fn capture(config: &LogConfig, body: impl FnOnce()) -> Vec<String> {
-        let out = SharedBuf::default();
-        let writer = out.clone();
-        let subscriber = subscriber(config, move || writer.clone(), None).expect("valid filter");
-        lambda_observability_test_support::keep_call_sites_undecided();
+        let (out, subscriber) = capturing_subscriber(config, None);
         tracing::subscriber::with_default(subscriber, body);
         out.lines()
     }

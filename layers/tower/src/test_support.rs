@@ -140,13 +140,25 @@ pub(crate) fn json_logs() -> LogConfig {
     LogConfig::new().format(LogFormat::Json)
 }
 
-/// Runs `body` with JSON logs captured, on this thread, through the production subscriber.
-pub(crate) async fn capture_logs<F: Future>(body: F) -> Vec<String> {
+/// The production subscriber (`log_format::subscriber`, with `tracer`'s spans) writing its lines
+/// into the returned buffer. Every test that captures lines builds it here, after
+/// `keep_call_sites_undecided`: without it, another test thread with no subscriber could leave a
+/// call site disabled for the whole process while this one is installed.
+pub(crate) fn capturing_subscriber(
+    config: &LogConfig,
+    tracer: Option<opentelemetry_sdk::trace::Tracer>,
+) -> (SharedBuf, impl tracing::Subscriber + Send + Sync + 'static) {
+    lambda_observability_test_support::keep_call_sites_undecided();
     let buf = SharedBuf::default();
     let writer = buf.clone();
     let subscriber =
-        log_format::subscriber(&json_logs(), move || writer.clone(), None).expect("valid filter");
-    lambda_observability_test_support::keep_call_sites_undecided();
+        log_format::subscriber(config, move || writer.clone(), tracer).expect("valid filter");
+    (buf, subscriber)
+}
+
+/// Runs `body` with JSON logs captured, on this thread, through the production subscriber.
+pub(crate) async fn capture_logs<F: Future>(body: F) -> Vec<String> {
+    let (buf, subscriber) = capturing_subscriber(&json_logs(), None);
     let _guard = tracing::subscriber::set_default(subscriber);
     body.await;
     buf.lines()
@@ -173,11 +185,7 @@ impl TestTelemetry {
             Resource::builder_empty().build(),
             Duration::from_secs(2),
         );
-        let logs = SharedBuf::default();
-        let writer = logs.clone();
-        let subscriber = log_format::subscriber(config, move || writer.clone(), telemetry.tracer())
-            .expect("valid filter");
-        lambda_observability_test_support::keep_call_sites_undecided();
+        let (logs, subscriber) = capturing_subscriber(config, telemetry.tracer());
         let guard = tracing::subscriber::set_default(subscriber);
         Self {
             exporter,

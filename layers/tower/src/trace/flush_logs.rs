@@ -18,8 +18,7 @@ use tower::{Layer, ServiceExt, service_fn};
 use super::TraceLayer;
 use crate::{
     export::Telemetry,
-    log_format,
-    test_support::{FUNCTION, SharedBuf, TRACE_HEADER, invocation, json_logs},
+    test_support::{FUNCTION, TRACE_HEADER, capturing_subscriber, invocation, json_logs},
 };
 
 /// Records every span it is given, and refuses them: each flush drops its spans.
@@ -41,12 +40,7 @@ async fn the_warn_line_of_a_flush_that_drops_spans_has_the_request_id_and_no_spa
         Resource::builder_empty().build(),
         Duration::from_secs(2),
     );
-    let logs = SharedBuf::default();
-    let writer = logs.clone();
-    let subscriber =
-        log_format::subscriber(&json_logs(), move || writer.clone(), telemetry.tracer())
-            .expect("valid filter");
-    lambda_observability_test_support::keep_call_sites_undecided();
+    let (logs, subscriber) = capturing_subscriber(&json_logs(), telemetry.tracer());
     let _guard = tracing::subscriber::set_default(subscriber);
     TraceLayer::new(telemetry.flusher())
         .layer(service_fn(|_: LambdaInvocation| async {
