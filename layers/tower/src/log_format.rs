@@ -702,8 +702,8 @@ impl Line<'_> {
 }
 
 /// Appends `value` as a JSON string: quoted, with `"`, `\` and the control characters escaped
-/// (what `serde_json` escapes), the runs between them copied whole.
-fn push_json_string(out: &mut String, value: &str) {
+/// (what `serde_json` escapes), the runs between them copied whole. EMF documents use it too.
+pub(crate) fn push_json_string(out: &mut String, value: &str) {
     out.reserve(value.len() + 2);
     out.push('"');
     push_json_string_contents(out, value);

@@ -3,15 +3,21 @@
 //!
 //! Handler code records through the [`metrics`] facade, re-exported here
 //! ([`counter!`], [`histogram!`], [`gauge!`], [`describe_counter!`]…): labels become dimensions,
-//! described units become EMF units. [`Metrics::install`] builds the collector
-//! ([`metrics_cloudwatch_embedded`]) once, at init, with the namespace and the dimensions every
-//! metric carries (`service`, `FunctionName`); [`TimingLayer`](crate::TimingLayer) then flushes it
-//! once per invocation, after the handler, one EMF line per dimension set. Inside an invocation
-//! whose log lines are gathered ([`log_format`](crate::log_format)), the EMF lines join them and
-//! go out in the same `write` (one `write` fewer per invocation); otherwise they are written to
-//! stdout at once. With metrics disabled
-//! ([`Metrics::disabled`], `POWERTOOLS_METRICS_DISABLED`) no collector is installed: recording is
-//! a no-op and nothing is written.
+//! described units become EMF units. [`Metrics::install`] installs the process-wide collector
+//! once, at init, with the namespace and the dimensions every metric carries (`service`,
+//! `FunctionName`); [`TimingLayer`](crate::TimingLayer) then flushes it once per invocation,
+//! after the handler, one EMF line per dimension set. Inside an invocation whose log lines are
+//! gathered ([`log_format`](crate::log_format)), the EMF lines join them and go out in the same
+//! `write` (one `write` fewer per invocation); otherwise they are written to stdout at once. With
+//! metrics disabled ([`Metrics::disabled`], `POWERTOOLS_METRICS_DISABLED`) no collector is
+//! installed: recording is a no-op and nothing is written.
+//!
+//! What a flush writes: a counter's sum since the last flush (nothing when it is zero); a gauge's
+//! last value, when it was set since the last flush; a histogram's values since the last flush,
+//! each one (at most 10,000 are kept between two flushes; the rest are dropped, and a flush that
+//! drops any, or a value JSON cannot hold, logs a warning naming the metric). Past the format's
+//! limits (100 metrics per document, 100 values per metric) a dimension set takes more than one
+//! line; a metric with more than 30 dimensions is not recorded.
 //!
 //! The collector is process-wide (the facade has one global recorder), which suits Lambda: one
 //! process per execution environment. Under concurrent invocations (Lambda Managed Instances) a
@@ -37,7 +43,15 @@
 //! # }
 //! ```
 
-use std::{fmt, io::Write, sync::Arc};
+mod collector;
+mod emf;
+
+use std::{
+    fmt,
+    io::Write,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 // The handles too: registered once (at init), they record without looking their key and labels
 // up again, which `counter!` and its kin do on every call.
@@ -45,7 +59,8 @@ pub use metrics::{
     Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
     gauge, histogram,
 };
-use metrics_cloudwatch_embedded::Collector;
+
+use collector::{Collector, Recorder};
 
 type MakeWriter = Arc<dyn Fn() -> Box<dyn Write + Send> + Send + Sync>;
 
@@ -125,12 +140,9 @@ impl Metrics {
         if config.disabled {
             return Ok(Self::disabled());
         }
-        let builder = config.dimensions.iter().fold(
-            metrics_cloudwatch_embedded::Builder::new()
-                .cloudwatch_namespace(config.namespace.clone()),
-            |builder, (name, value)| builder.with_dimension(name.clone(), value.clone()),
-        );
-        let collector = builder.init().map_err(|err| MetricsError {
+        // Leaked: the recorder lives as long as the process (`metrics` keeps it in a static).
+        let collector: &'static Collector = Box::leak(Box::new(Collector::new(config)));
+        metrics::set_global_recorder(Recorder(collector)).map_err(|err| MetricsError {
             message: format!("cannot install the metrics collector: {err}"),
         })?;
         Ok(Self {
@@ -171,20 +183,28 @@ impl Metrics {
         let Some(collector) = self.collector else {
             return;
         };
-        let mut lines = Vec::with_capacity(512);
-        let written = collector.flush(&mut lines).and_then(|()| {
-            if lines.is_empty() {
-                return Ok(());
-            }
-            let mut out = match &self.make_writer {
-                Some(make_writer) => make_writer(),
-                None if crate::log_format::join_invocation_lines(&lines) => return Ok(()),
-                None => Box::new(std::io::stdout()),
-            };
-            out.write_all(&lines)?;
-            out.flush()
-        });
-        if let Err(err) = written {
+        // A line is 300 to 400 bytes: written into a buffer that does not grow on the way.
+        let mut lines = String::with_capacity(512);
+        let timestamp_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        let unwritten = collector.flush(&mut lines, timestamp_ms);
+        for (metric, values) in unwritten.0 {
+            tracing::warn!(
+                metric,
+                values,
+                "metric values not written: not finite, or more than 10,000 between flushes"
+            );
+        }
+        if lines.is_empty() {
+            return;
+        }
+        let mut out = match &self.make_writer {
+            Some(make_writer) => make_writer(),
+            None if crate::log_format::join_invocation_lines(lines.as_bytes()) => return,
+            None => Box::new(std::io::stdout()),
+        };
+        if let Err(err) = out.write_all(lines.as_bytes()).and_then(|()| out.flush()) {
             tracing::warn!(error = %err, "metrics could not be written");
         }
     }
