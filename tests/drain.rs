@@ -66,6 +66,8 @@ async fn sigterm_drains_four_invocations_in_flight_answers_them_and_exports_thei
             ("OTEL_TRACES_EXPORTER", "otlp"),
             ("AWS_XRAY_DAEMON_ADDRESS", &address),
             ("OTEL_SERVICE_NAME", "hello-drain"),
+            // The logging layer's end lines (DEBUG by default) show each invocation finishing.
+            ("RUST_LOG", "info,lambda_observability_tower::logging=debug"),
         ],
     );
     // Four invocations in flight, each held in its outbound call.

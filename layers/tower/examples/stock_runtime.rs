@@ -50,10 +50,11 @@ async fn main() -> Result<(), Error> {
         &LogConfig::new().format(LogFormat::Json),
         Some(provider.tracer("stock_runtime")),
     )?;
-    // The last layer added runs first: the trace outermost, then logging, then timing.
+    // The last layer added runs first: the trace outermost, then logging, then timing. The
+    // start and end lines at INFO (DEBUG by default: Lambda's START and REPORT say the same).
     Runtime::new(service_fn(handler))
         .layer(TimingLayer::new())
-        .layer(LoggingLayer::new())
+        .layer(LoggingLayer::new().level(tracing::Level::INFO))
         .layer(TraceLayer::new(provider.clone()))
         .run()
         .await

@@ -1,4 +1,5 @@
-//! Middleware that logs the start and end of each invocation.
+//! Middleware that logs the start and end of each invocation, at `DEBUG` unless
+//! [`LoggingLayer::level`] says otherwise.
 //!
 //! Lines are written inside the invocation span, so with [`TraceLayer`](crate::TraceLayer)
 //! outside this layer they carry `requestId`, `xrayTraceId` and the trace ids (see
@@ -33,19 +34,55 @@ use std::{
 use lambda_runtime::LambdaInvocation;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
+use tracing::{Level, level_filters::LevelFilter};
 
 use crate::{at_answer::AtAnswer, facts::InvocationFacts};
 
+/// An event at a level known only at run time: one call site per level (a call site's level is
+/// part of its static metadata), as tower-http does.
+macro_rules! at_level {
+    ($level:expr, $($event:tt)+) => {
+        match $level {
+            Level::ERROR => tracing::error!($($event)+),
+            Level::WARN => tracing::warn!($($event)+),
+            Level::INFO => tracing::info!($($event)+),
+            Level::DEBUG => tracing::debug!($($event)+),
+            Level::TRACE => tracing::trace!($($event)+),
+        }
+    };
+}
+
 /// Layer that applies [`Logging`].
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct LoggingLayer {
     log_payload: bool,
+    level: Level,
+}
+
+impl Default for LoggingLayer {
+    fn default() -> Self {
+        Self {
+            log_payload: false,
+            level: Level::DEBUG,
+        }
+    }
 }
 
 impl LoggingLayer {
-    /// Start and end lines, without the payload.
+    /// Start and end lines at `DEBUG`, without the payload.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The level of the start and end lines. Defaults to `DEBUG` (as tower-http's `TraceLayer`
+    /// logs requests): Lambda's own `START` and `REPORT` records already say when each
+    /// invocation started and how long it took, and at `INFO` these two lines were a quarter of
+    /// the example's log bytes per invocation (1.1 of 4.3 KB) and 7k of its 331k instructions
+    /// (docs/benchmarks.md). When the subscriber takes nothing at this level, the layer does no
+    /// work for them.
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
     }
 
     /// Whether to log the raw event payload at `INFO` (it is only logged when asked for).
@@ -63,6 +100,7 @@ impl<S> Layer<S> for LoggingLayer {
         Logging {
             inner,
             log_payload: self.log_payload,
+            level: self.level,
         }
     }
 }
@@ -72,6 +110,7 @@ impl<S> Layer<S> for LoggingLayer {
 pub struct Logging<S> {
     inner: S,
     log_payload: bool,
+    level: Level,
 }
 
 impl<S> Logging<S> {
@@ -110,13 +149,25 @@ where
             None => crate::deadline::remaining_in(&req.context),
         };
         let remaining_ms = remaining.as_millis() as u64;
-        tracing::info!(remaining_ms, bytes = req.body.len(), "invocation started");
+        // The subscriber's most verbose level (an atomic load): nothing to do for lines it
+        // would not take.
+        let lines = self.level <= LevelFilter::current();
+        if lines {
+            let bytes = req.body.len();
+            at_level!(self.level, remaining_ms, bytes, "invocation started");
+        }
         if self.log_payload {
             tracing::info!(payload = %String::from_utf8_lossy(&req.body), "event payload (payload logging is on)");
         }
         let started = Instant::now();
         ResponseFuture {
-            end: AtAnswer::insert(&mut req.parts.extensions, started, log_finished),
+            end: lines.then(|| {
+                AtAnswer::insert(
+                    &mut req.parts.extensions,
+                    (started, self.level),
+                    log_finished,
+                )
+            }),
             inner: self.inner.call(req),
             started,
         }
@@ -128,8 +179,9 @@ fn elapsed_ms(started: Instant) -> f64 {
 }
 
 /// The end line of an invocation that started at `started`.
-fn log_finished(started: Instant) {
-    tracing::info!(elapsed_ms = elapsed_ms(started), "invocation finished");
+fn log_finished((started, level): (Instant, Level)) {
+    let elapsed_ms = elapsed_ms(started);
+    at_level!(level, elapsed_ms, "invocation finished");
 }
 
 pin_project! {
@@ -138,8 +190,8 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        // The end line, logged once (see the module docs).
-        end: AtAnswer<Instant>,
+        // The end line, logged once (see the module docs); none when its level is off.
+        end: Option<AtAnswer<(Instant, Level)>>,
         started: Instant,
     }
 }
@@ -155,11 +207,17 @@ where
         let this = self.project();
         let output = ready!(this.inner.poll(cx));
         match &output {
-            Ok(()) => this.end.finish(),
+            Ok(()) => {
+                if let Some(end) = this.end {
+                    end.finish();
+                }
+            }
             // Whether or not the end line went out before the answer: the runtime could not
             // complete the invocation after it.
             Err(err) => {
-                this.end.take();
+                if let Some(end) = this.end {
+                    end.take();
+                }
                 let elapsed_ms = elapsed_ms(*this.started);
                 tracing::error!(elapsed_ms, error = %err, "invocation could not be completed")
             }
@@ -171,24 +229,59 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{capture_logs, invocation};
+    use crate::test_support::{capture_logs, invocation, json_logs};
     use tower::{ServiceExt, service_fn};
 
+    /// The messages `layer` logs for one invocation, under the production subscriber with
+    /// `filter`.
+    async fn messages(layer: LoggingLayer, filter: &str) -> Vec<String> {
+        let (buf, subscriber) =
+            crate::test_support::capturing_subscriber(&json_logs().filter(filter), None);
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let service = layer.layer(service_fn(|_: LambdaInvocation| async {
+            Ok::<(), lambda_runtime::Error>(())
+        }));
+        service
+            .oneshot(invocation(br#"{"secret":"s3cr3t-payload"}"#, None))
+            .await
+            .expect("ok");
+        buf.lines()
+            .iter()
+            .map(|line| {
+                let line: serde_json::Value = serde_json::from_str(line).expect("json");
+                line["message"].as_str().expect("message").to_owned()
+            })
+            .collect()
+    }
+
     #[tokio::test]
-    async fn logs_start_and_end_but_not_the_payload_by_default() {
-        let lines = capture_logs(async {
-            let service = LoggingLayer::new().log_payload(false).layer(service_fn(
-                |_: LambdaInvocation| async { Ok::<(), lambda_runtime::Error>(()) },
-            ));
-            service
-                .oneshot(invocation(br#"{"secret":"s3cr3t-payload"}"#, None))
+    async fn start_and_end_lines_are_debug_by_default_and_never_carry_the_payload() {
+        let both = ["invocation started", "invocation finished"];
+        assert!(
+            messages(LoggingLayer::new(), "info").await.is_empty(),
+            "nothing at INFO"
+        );
+        assert_eq!(messages(LoggingLayer::new(), "debug").await, both);
+        assert_eq!(
+            messages(LoggingLayer::new().level(Level::INFO), "info").await,
+            both
+        );
+        assert!(
+            messages(LoggingLayer::new().level(Level::TRACE), "debug")
                 .await
-        })
-        .await;
-        let text = lines.join("\n");
-        assert!(text.contains("invocation started"), "{text}");
-        assert!(text.contains("invocation finished"), "{text}");
-        assert!(!text.contains("s3cr3t-payload"), "{text}");
+                .is_empty()
+        );
+        let (buf, subscriber) =
+            crate::test_support::capturing_subscriber(&json_logs().filter("trace"), None);
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let service = LoggingLayer::new().layer(service_fn(|_: LambdaInvocation| async {
+            Ok::<(), lambda_runtime::Error>(())
+        }));
+        service
+            .oneshot(invocation(br#"{"secret":"s3cr3t-payload"}"#, None))
+            .await
+            .expect("ok");
+        assert!(!buf.lines().join("\n").contains("s3cr3t-payload"));
     }
 
     #[tokio::test]
@@ -215,6 +308,7 @@ mod tests {
             .attach(&mut req);
         let lines = capture_logs(async {
             LoggingLayer::new()
+                .level(Level::INFO)
                 .layer(service_fn(|_: LambdaInvocation| async {
                     Ok::<(), lambda_runtime::Error>(())
                 }))

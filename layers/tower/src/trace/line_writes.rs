@@ -11,10 +11,11 @@ use std::{
 use lambda_observability_runtime::BeforeAnswer;
 use lambda_runtime::LambdaInvocation;
 use tower::{Layer, ServiceExt, service_fn};
+use tracing::Level;
 
 use super::{MAX_LINE_DELAY, TraceLayer};
 use crate::{
-    ObservabilityLayer, TimingLayer,
+    LoggingLayer, ObservabilityLayer, TimingLayer,
     log_format::LogConfig,
     metrics::{self, test_support::installed},
     test_support::{SharedBuf, TRACE_HEADER, TestTelemetry, invocation, json_logs},
@@ -220,6 +221,7 @@ async fn before_the_answer_the_lines_emf_and_end_line_go_out_in_one_write() {
         }
     });
     ObservabilityLayer::new(telemetry.flusher())
+        .logging(LoggingLayer::new().level(Level::INFO))
         .timing(TimingLayer::new().metrics(metrics))
         .layer(handler)
         .oneshot(invocation(b"{}", Some(TRACE_HEADER)))
@@ -255,6 +257,7 @@ async fn without_a_runtime_that_runs_the_hook_the_emf_and_end_lines_come_at_the_
     let (metrics, _guard) = installed().await;
     let telemetry = TestTelemetry::new();
     ObservabilityLayer::new(telemetry.flusher())
+        .logging(LoggingLayer::new().level(Level::INFO))
         .timing(TimingLayer::new().metrics(metrics))
         .layer(service_fn(|_: LambdaInvocation| async {
             tracing::info!("handled");
