@@ -118,7 +118,7 @@ pub(super) struct Unwritten(pub(super) Vec<(String, u64)>);
 
 impl Collector {
     pub(super) fn new(config: &MetricsConfig) -> Self {
-        let mut namespace = String::new();
+        let mut namespace = String::with_capacity(config.namespace.len() + 2);
         push_json_string(&mut namespace, &config.namespace);
         Self {
             namespace,
@@ -175,7 +175,7 @@ impl Collector {
             return Some(known.kind.clone());
         }
         let name = key.name_shared();
-        let mut json_name = String::new();
+        let mut json_name = String::with_capacity(name.as_str().len() + 2);
         push_json_string(&mut json_name, name.as_str());
         let unit = units
             .iter()

@@ -60,8 +60,9 @@ pub(super) struct DimensionSet {
 impl DimensionSet {
     /// `dimensions` in order, names unique.
     pub(super) fn new<'a>(dimensions: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        let mut names = String::from("[");
-        let mut members = String::new();
+        let mut names = String::with_capacity(128);
+        names.push('[');
+        let mut members = String::with_capacity(256);
         for (name, value) in dimensions {
             if names.len() > 1 {
                 names.push(',');
