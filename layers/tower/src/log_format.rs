@@ -244,10 +244,20 @@ pub struct InvocationLogContext {
 /// Attaches `context` to `span`, for every event logged inside it. A no-op when the current
 /// subscriber has no span registry.
 pub fn attach(span: &tracing::Span, context: InvocationLogContext) {
-    with_registry_span(span, |span| {
-        span.extensions_mut()
-            .insert(Arc::new(InvocationKeys::new(context)));
-    });
+    attach_to_each([span], context);
+}
+
+/// [`attach`] to each of `spans`, sharing one copy of `context` (and of its lines' rendering).
+pub(crate) fn attach_to_each<'a>(
+    spans: impl IntoIterator<Item = &'a tracing::Span>,
+    context: InvocationLogContext,
+) {
+    let keys = Arc::new(InvocationKeys::new(context));
+    for span in spans {
+        with_registry_span(span, |span| {
+            span.extensions_mut().insert(keys.clone());
+        });
+    }
 }
 
 /// An invocation's keys, written the first time a line of the invocation needs them (in the

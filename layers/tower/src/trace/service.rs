@@ -14,7 +14,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::{FlushSpans, ResponseFuture};
 use crate::{
     facts::{EnvironmentFacts, InvocationFacts},
-    log_format::{FLUSH_TARGET, InvocationLogContext, LineBuffer, attach, attach_lines},
+    log_format::{FLUSH_TARGET, InvocationLogContext, LineBuffer, attach_lines, attach_to_each},
 };
 
 /// Middleware that traces each invocation; see the [module docs](super).
@@ -235,8 +235,7 @@ fn invocation_span(
     };
     // A root: the flush runs after the invocation span closed, and under nothing else.
     let flush_span = tracing::info_span!(target: FLUSH_TARGET, parent: None, "flush");
-    attach(&flush_span, context.clone());
-    attach(&span, context);
+    attach_to_each([&span, &flush_span], context);
     (span, ids.trace_id(), flush_span)
 }
 
