@@ -123,7 +123,7 @@ fn insert(headers: &mut http::HeaderMap, name: http::HeaderName, value: &[u8]) {
 }
 
 /// Writes `bytes` as lowercase hex into `out` (twice as long).
-fn hex(out: &mut [u8], bytes: &[u8]) {
+pub(crate) fn hex(out: &mut [u8], bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
         pair[0] = DIGITS[usize::from(byte >> 4)];

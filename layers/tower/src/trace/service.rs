@@ -227,8 +227,12 @@ fn invocation_span(
     let context = InvocationLogContext {
         request_id: ctx.request_id.clone(),
         xray_trace_id: ctx.xray_trace_id.clone(),
-        trace_id: ids.is_valid().then(|| ids.trace_id().to_string()),
-        span_id: ids.is_valid().then(|| ids.span_id().to_string()),
+        trace_id: ids
+            .is_valid()
+            .then(|| hex_string(&ids.trace_id().to_bytes())),
+        span_id: ids
+            .is_valid()
+            .then(|| hex_string(&ids.span_id().to_bytes())),
         cold_start,
         function_name: config.function_name.clone(),
         tenant_id: ctx.tenant_id.clone(),
@@ -239,11 +243,18 @@ fn invocation_span(
     (span, ids.trace_id(), flush_span)
 }
 
+/// `bytes` as lowercase hex (what the ids' `Display` writes, without the formatting machinery).
+fn hex_string(bytes: &[u8]) -> String {
+    let mut out = vec![0; bytes.len() * 2];
+    crate::http_client::hex(&mut out, bytes);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
-    use super::unqualified;
+    use super::{hex_string, unqualified};
 
     #[test]
     fn the_qualifier_is_cut_from_the_arn() {
@@ -259,6 +270,14 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_ids_in_log_lines_are_what_their_display_writes(trace in any::<u128>(), span in any::<u64>()) {
+            let trace = opentelemetry::trace::TraceId::from(trace);
+            let span = opentelemetry::trace::SpanId::from(span);
+            prop_assert_eq!(hex_string(&trace.to_bytes()), trace.to_string());
+            prop_assert_eq!(hex_string(&span.to_bytes()), span.to_string());
+        }
+
         #[test]
         fn it_keeps_the_first_seven_parts(arn in "[a-z0-9:]{0,40}") {
             let seven = arn.split(':').take(7).collect::<Vec<_>>().join(":");
