@@ -100,7 +100,7 @@ const CASES: [Case; 7] = [
     },
     Case {
         name: "otlp-udp-warn",
-        what: "as otlp-udp, AWS_LAMBDA_LOG_LEVEL=WARN (no start/end lines)",
+        what: "as otlp-udp, AWS_LAMBDA_LOG_LEVEL=WARN (no INFO lines)",
         role: Role::Ours(Exporter::OtlpUdp),
         extra: &[("AWS_LAMBDA_LOG_LEVEL", "WARN")],
     },
