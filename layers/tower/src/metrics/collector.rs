@@ -146,8 +146,18 @@ impl Collector {
     }
 
     /// The handle of `key` as `kind` makes it: the one registered before, or a new one. `None`
-    /// when `key` is registered as another kind, or has too many dimensions.
+    /// when `key` is registered as another kind, or has too many dimensions, which a warning
+    /// says (logged once the collector's lock is released: a layer of the subscriber may record
+    /// metrics too).
     fn register(&self, key: &Key, kind: fn() -> Kind) -> Option<Kind> {
+        let registered = self.register_locked(key, kind);
+        if let Err(refusal) = &registered {
+            tracing::warn!(metric = key.name(), "metric not recorded: {refusal}");
+        }
+        registered.ok()
+    }
+
+    fn register_locked(&self, key: &Key, kind: fn() -> Kind) -> Result<Kind, String> {
         let mut state = self.state();
         let State { sets, units } = &mut *state;
         let set = match sets
@@ -156,23 +166,21 @@ impl Collector {
         {
             Some(at) => &mut sets[at],
             None => {
-                let set = self.new_set(key)?;
-                sets.push(set);
-                sets.last_mut()?
+                sets.push(self.new_set(key)?);
+                let at = sets.len() - 1;
+                &mut sets[at]
             }
         };
         if let Some(known) = set.metrics.iter().find(|m| m.name.as_str() == key.name()) {
             let wanted = kind();
             if known.kind.name() != wanted.name() {
-                tracing::warn!(
-                    metric = key.name(),
-                    registered = known.kind.name(),
-                    asked = wanted.name(),
-                    "metric not recorded: its name is registered as another kind"
-                );
-                return None;
+                return Err(format!(
+                    "asked for as a {}, it is registered as a {}",
+                    wanted.name(),
+                    known.kind.name()
+                ));
             }
-            return Some(known.kind.clone());
+            return Ok(known.kind.clone());
         }
         let name = key.name_shared();
         let mut json_name = String::with_capacity(name.as_str().len() + 2);
@@ -188,12 +196,12 @@ impl Collector {
             unit,
             kind: kind.clone(),
         });
-        Some(kind)
+        Ok(kind)
     }
 
     /// The dimension set of `key`'s labels: the configured dimensions, then the labels (a label
     /// named like a configured dimension gives it its value).
-    fn new_set(&self, key: &Key) -> Option<Set> {
+    fn new_set(&self, key: &Key) -> Result<Set, String> {
         let mut dimensions: Vec<(&str, &str)> = self
             .dimensions
             .iter()
@@ -206,14 +214,12 @@ impl Collector {
             }
         }
         if dimensions.len() > MAX_DIMENSIONS {
-            tracing::warn!(
-                metric = key.name(),
-                dimensions = dimensions.len(),
-                "metric not recorded: EMF allows {MAX_DIMENSIONS} dimensions"
-            );
-            return None;
+            return Err(format!(
+                "{} dimensions, where EMF allows {MAX_DIMENSIONS}",
+                dimensions.len()
+            ));
         }
-        Some(Set {
+        Ok(Set {
             labels: key.labels().cloned().collect(),
             rendered: DimensionSet::new(dimensions),
             metrics: Vec::new(),
@@ -475,16 +481,26 @@ mod tests {
         assert_eq!(unwritten, [("Latency".to_owned(), 7)]);
     }
 
-    #[test]
-    fn a_name_registered_as_another_kind_records_nothing() {
+    #[tokio::test]
+    async fn a_name_registered_as_another_kind_records_nothing_and_says_so() {
         let recorder = recorder();
-        let count = recorder.register_counter(&key("Thing", &[]), &META);
-        let gauge = recorder.register_gauge(&key("Thing", &[]), &META);
-        count.increment(1);
-        gauge.set(9.0);
+        let lines = crate::test_support::capture_logs(async {
+            let count = recorder.register_counter(&key("Thing", &[]), &META);
+            let gauge = recorder.register_gauge(&key("Thing", &[]), &META);
+            count.increment(1);
+            gauge.set(9.0);
+        })
+        .await;
         let (docs, _) = flushed(&recorder);
         assert_eq!(docs.len(), 1);
         assert_eq!(docs[0]["Thing"], 1, "the counter, registered first");
+        let warning: Json = serde_json::from_str(&lines[0]).expect("JSON");
+        assert_eq!(warning["level"], "WARN");
+        assert_eq!(warning["metric"], "Thing");
+        assert_eq!(
+            warning["message"],
+            "metric not recorded: asked for as a gauge, it is registered as a counter"
+        );
     }
 
     #[test]
