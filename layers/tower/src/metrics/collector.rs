@@ -60,12 +60,39 @@ enum Kind {
     Histogram(Arc<HistogramValues>),
 }
 
-impl Kind {
-    fn name(&self) -> &'static str {
+/// What a registration asks for: the kind, before there is a handle of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Of {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Of {
+    fn name(self) -> &'static str {
         match self {
-            Kind::Counter(_) => "counter",
-            Kind::Gauge(_) => "gauge",
-            Kind::Histogram(_) => "histogram",
+            Of::Counter => "counter",
+            Of::Gauge => "gauge",
+            Of::Histogram => "histogram",
+        }
+    }
+
+    /// A new handle of this kind.
+    fn make(self) -> Kind {
+        match self {
+            Of::Counter => Kind::Counter(Arc::default()),
+            Of::Gauge => Kind::Gauge(Arc::default()),
+            Of::Histogram => Kind::Histogram(Arc::default()),
+        }
+    }
+}
+
+impl Kind {
+    fn of(&self) -> Of {
+        match self {
+            Kind::Counter(_) => Of::Counter,
+            Kind::Gauge(_) => Of::Gauge,
+            Kind::Histogram(_) => Of::Histogram,
         }
     }
 }
@@ -145,19 +172,19 @@ impl Collector {
         }
     }
 
-    /// The handle of `key` as `kind` makes it: the one registered before, or a new one. `None`
-    /// when `key` is registered as another kind, or has too many dimensions, which a warning
-    /// says (logged once the collector's lock is released: a layer of the subscriber may record
-    /// metrics too).
-    fn register(&self, key: &Key, kind: fn() -> Kind) -> Option<Kind> {
-        let registered = self.register_locked(key, kind);
+    /// The handle of `key`, of kind `of`: the one registered before (`counter!` and its kin
+    /// register at every call; nothing is made then), or a new one. `None` when `key` is
+    /// registered as another kind, or has too many dimensions, which a warning says (logged once
+    /// the collector's lock is released: a layer of the subscriber may record metrics too).
+    fn register(&self, key: &Key, of: Of) -> Option<Kind> {
+        let registered = self.register_locked(key, of);
         if let Err(refusal) = &registered {
             tracing::warn!(metric = key.name(), "metric not recorded: {refusal}");
         }
         registered.ok()
     }
 
-    fn register_locked(&self, key: &Key, kind: fn() -> Kind) -> Result<Kind, String> {
+    fn register_locked(&self, key: &Key, of: Of) -> Result<Kind, String> {
         let mut state = self.state();
         let State { sets, units } = &mut *state;
         let set = match sets
@@ -172,12 +199,11 @@ impl Collector {
             }
         };
         if let Some(known) = set.metrics.iter().find(|m| m.name.as_str() == key.name()) {
-            let wanted = kind();
-            if known.kind.name() != wanted.name() {
+            if known.kind.of() != of {
                 return Err(format!(
                     "asked for as a {}, it is registered as a {}",
-                    wanted.name(),
-                    known.kind.name()
+                    of.name(),
+                    known.kind.of().name()
                 ));
             }
             return Ok(known.kind.clone());
@@ -189,7 +215,7 @@ impl Collector {
             .iter()
             .find(|(known, _)| *known == name)
             .and_then(|(_, unit)| *unit);
-        let kind = kind();
+        let kind = of.make();
         set.metrics.push(Registered {
             name,
             json_name,
@@ -307,21 +333,21 @@ impl metrics::Recorder for Recorder {
     }
 
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        match self.0.register(key, || Kind::Counter(Arc::default())) {
+        match self.0.register(key, Of::Counter) {
             Some(Kind::Counter(count)) => Counter::from_arc(count),
             _ => Counter::noop(),
         }
     }
 
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        match self.0.register(key, || Kind::Gauge(Arc::default())) {
+        match self.0.register(key, Of::Gauge) {
             Some(Kind::Gauge(gauge)) => Gauge::from_arc(gauge),
             _ => Gauge::noop(),
         }
     }
 
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        match self.0.register(key, || Kind::Histogram(Arc::default())) {
+        match self.0.register(key, Of::Histogram) {
             Some(Kind::Histogram(values)) => Histogram::from_arc(values),
             _ => Histogram::noop(),
         }
