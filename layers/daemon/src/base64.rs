@@ -30,8 +30,22 @@ pub(crate) const fn encoded_len(len: usize) -> usize {
 /// If `out` is shorter than that.
 pub(crate) fn encode(input: &[u8], out: &mut [u8]) -> usize {
     let len = encoded_len(input.len());
-    let (triples, rest) = input.as_chunks::<3>();
-    let (quads, last) = out[..len].as_chunks_mut::<4>();
+    // Six bytes to eight characters at a time (one 48-bit load, four lookups), then what is left
+    // three to four: half the loop's bookkeeping per byte of the three-byte loop alone.
+    let (sixes, after_sixes) = input.as_chunks::<6>();
+    let (eights, _) = out[..len].as_chunks_mut::<8>();
+    for (six, eight) in sixes.iter().zip(eights.iter_mut()) {
+        let mut word = [0; 8];
+        word[2..].copy_from_slice(six);
+        let bits = u64::from_be_bytes(word);
+        let [a, b] = PAIRS[(bits >> 36) as usize & 0xfff];
+        let [c, d] = PAIRS[(bits >> 24) as usize & 0xfff];
+        let [e, f] = PAIRS[(bits >> 12) as usize & 0xfff];
+        let [g, h] = PAIRS[bits as usize & 0xfff];
+        *eight = [a, b, c, d, e, f, g, h];
+    }
+    let (triples, rest) = after_sixes.as_chunks::<3>();
+    let (quads, last) = out[sixes.len() * 8..len].as_chunks_mut::<4>();
     for (&[x, y, z], quad) in triples.iter().zip(quads.iter_mut()) {
         let bits = u32::from(x) << 16 | u32::from(y) << 8 | u32::from(z);
         let [a, b] = PAIRS[(bits >> 12) as usize & 0xfff];

@@ -248,12 +248,6 @@ fn key_value_len(kv: &KeyValue) -> usize {
     opt_bytes_len(1, kv.key.as_str().as_bytes()) + field_len(2, any_len(&kv.value))
 }
 
-fn key_value(kv: &KeyValue, buf: &mut Vec<u8>) {
-    opt_bytes(1, kv.key.as_str().as_bytes(), buf);
-    length_delimited(2, any_len(&kv.value), buf);
-    write_any(&kv.value, buf);
-}
-
 /// Repeated `KeyValue` field `tag`.
 fn attributes_len(tag: u32, attributes: &[KeyValue]) -> usize {
     attributes
@@ -264,8 +258,13 @@ fn attributes_len(tag: u32, attributes: &[KeyValue]) -> usize {
 
 fn attributes(tag: u32, attributes: &[KeyValue], buf: &mut Vec<u8>) {
     for kv in attributes {
-        length_delimited(tag, key_value_len(kv), buf);
-        key_value(kv, buf);
+        // The value's length once, for both length prefixes.
+        let key = kv.key.as_str().as_bytes();
+        let value_len = any_len(&kv.value);
+        length_delimited(tag, opt_bytes_len(1, key) + field_len(2, value_len), buf);
+        opt_bytes(1, key, buf);
+        length_delimited(2, value_len, buf);
+        write_any(&kv.value, buf);
     }
 }
 

@@ -7,7 +7,11 @@
 //! connected and non-blocking: a send never waits, and an unreachable daemon costs a failed
 //! `send`, never a stalled invocation.
 
-use std::{fmt, io, net::SocketAddr};
+use std::{
+    fmt, io,
+    net::SocketAddr,
+    sync::{Mutex, PoisonError},
+};
 
 use opentelemetry::InstrumentationScope;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
@@ -39,6 +43,8 @@ pub struct OtlpUdpExporter {
     socket: DaemonSocket,
     /// The resource's fields, encoded once.
     resource: Fixed,
+    /// Each scope's fields, encoded once.
+    scopes: Mutex<Scopes>,
     max_datagram: usize,
 }
 
@@ -57,6 +63,7 @@ impl OtlpUdpExporter {
         Ok(Self {
             socket: DaemonSocket::connect(daemon)?,
             resource: Fixed::resource(&ResourceAttributesWithSchema::default()),
+            scopes: Mutex::default(),
             max_datagram: MAX_DATAGRAM_BYTES,
         })
     }
@@ -70,7 +77,10 @@ impl OtlpUdpExporter {
     /// Encodes and sends `batch`, and reports what happened to each span; never blocks.
     pub fn send(&self, batch: Vec<SpanData>) -> SendReport {
         let batch_len = batch.len() as u64;
-        let encoded = encode(batch, &self.resource, self.max_datagram);
+        let encoded = {
+            let mut scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+            encode_with(batch, &self.resource, &mut scopes, self.max_datagram)
+        };
         let delivery = SendReport {
             batch: batch_len,
             oversize: encoded.oversize,
@@ -111,10 +121,47 @@ pub(crate) struct Encoded {
     pub(crate) oversize: u64,
 }
 
+/// Each instrumentation scope's fixed fields, encoded the first time a batch has the scope and
+/// kept: a program has a handful of scopes (this function, one), and encoding the scope's
+/// message anew took every export a few allocations.
+#[derive(Default)]
+pub(crate) struct Scopes(Vec<(InstrumentationScope, Fixed)>);
+
+/// More scopes than this and the encodings kept start over: a bound on what an exporter keeps.
+const MAX_SCOPES: usize = 64;
+
+impl Scopes {
+    /// Where `scope`'s encoding is, encoded now if it was not kept.
+    fn index(&mut self, scope: &InstrumentationScope) -> usize {
+        match self.0.iter().position(|(kept, _)| kept == scope) {
+            Some(at) => at,
+            None => {
+                self.0.push((scope.clone(), Fixed::scope(scope)));
+                self.0.len() - 1
+            }
+        }
+    }
+}
+
+/// [`encode_with`] with no scope encoded yet.
+#[cfg(test)]
+pub(crate) fn encode(batch: Vec<SpanData>, resource: &Fixed, max: usize) -> Encoded {
+    encode_with(batch, resource, &mut Scopes::default(), max)
+}
+
 /// Splits `batch` into datagrams of at most `max` bytes, packing each as full as it goes: one
 /// `ResourceSpans` per datagram, the spans grouped by instrumentation scope in the order they
-/// came, as `opentelemetry-proto`'s conversion groups them.
-pub(crate) fn encode(batch: Vec<SpanData>, resource: &Fixed, max: usize) -> Encoded {
+/// came, as `opentelemetry-proto`'s conversion groups them. The scopes' encodings come from
+/// `kept`, and those it lacks are added to it.
+pub(crate) fn encode_with(
+    batch: Vec<SpanData>,
+    resource: &Fixed,
+    kept: &mut Scopes,
+    max: usize,
+) -> Encoded {
+    if kept.0.len() >= MAX_SCOPES {
+        kept.0.clear();
+    }
     let mut encoded = Encoded::default();
     for (prefix, sampled) in [(SAMPLED, true), (UNSAMPLED, false)] {
         let mut scopes: Vec<(&InstrumentationScope, Vec<&SpanData>)> = Vec::new();
@@ -127,11 +174,18 @@ pub(crate) fn encode(batch: Vec<SpanData>, resource: &Fixed, max: usize) -> Enco
                 .find(|(scope, _)| **scope == span.instrumentation_scope)
             {
                 Some((_, spans)) => spans.push(span),
-                None => scopes.push((&span.instrumentation_scope, vec![span])),
+                None => {
+                    // Room for the whole batch: most have one scope.
+                    let mut spans = Vec::with_capacity(batch.len());
+                    spans.push(span);
+                    scopes.push((&span.instrumentation_scope, spans));
+                }
             }
         }
         if !scopes.is_empty() {
-            pack(&scopes, resource, prefix, max, &mut encoded);
+            let at: Vec<usize> = scopes.iter().map(|(scope, _)| kept.index(scope)).collect();
+            let fixed: Vec<&Fixed> = at.into_iter().map(|i| &kept.0[i].1).collect();
+            pack(&scopes, &fixed, resource, prefix, max, &mut encoded);
         }
     }
     encoded
@@ -155,7 +209,7 @@ fn datagram_len(request: usize) -> usize {
 
 /// One scope of a datagram: its fixed fields, and its spans with their encoded lengths.
 struct ChunkScope<'a> {
-    fixed: Fixed,
+    fixed: &'a Fixed,
     spans: Vec<(&'a SpanData, usize)>,
 }
 
@@ -210,9 +264,11 @@ impl Chunk<'_> {
     }
 }
 
-/// Packs spans, grouped by scope, into datagrams appended to `out`.
-fn pack(
-    scopes: &[(&InstrumentationScope, Vec<&SpanData>)],
+/// Packs spans, grouped by scope (whose fixed fields are `fixed`, in the same order), into
+/// datagrams appended to `out`.
+fn pack<'a>(
+    scopes: &[(&InstrumentationScope, Vec<&'a SpanData>)],
+    fixed: &[&'a Fixed],
     resource: &Fixed,
     prefix: &[u8],
     max: usize,
@@ -220,8 +276,7 @@ fn pack(
 ) {
     let resource_fixed = resource.len();
     let mut chunk = Chunk::new();
-    for (scope, spans) in scopes {
-        let fixed = Fixed::scope(scope);
+    for ((_, spans), &fixed) in scopes.iter().zip(fixed) {
         let scope_fixed = fixed.len();
         chunk.scope_open = false;
         for &span in spans {
@@ -244,8 +299,8 @@ fn pack(
             }
             if !chunk.scope_open {
                 chunk.scopes.push(ChunkScope {
-                    fixed: fixed.clone(),
-                    spans: Vec::new(),
+                    fixed,
+                    spans: Vec::with_capacity(spans.len()),
                 });
                 chunk.sizes.push((scope_fixed, 0));
                 chunk.scope_open = true;
@@ -357,6 +412,45 @@ mod tests {
                 span
             })
             .collect()
+    }
+
+    #[test]
+    fn scopes_encoded_once_give_the_datagrams_encoded_afresh() {
+        // Batches of spans in several scopes, more than are kept, through one set of kept
+        // encodings: every batch's datagrams are what a fresh encoding writes.
+        let in_scope = |scope: usize, id: u8| {
+            let mut span = span_in(1, id);
+            span.instrumentation_scope = InstrumentationScope::builder(format!("scope-{scope}"))
+                .with_version(if scope.is_multiple_of(2) {
+                    "1.0"
+                } else {
+                    "2.0"
+                })
+                .build();
+            span
+        };
+        let mut kept = Scopes::default();
+        for round in 0..2 {
+            for first in 0..MAX_SCOPES + 3 {
+                let batch = || {
+                    vec![
+                        in_scope(first, 1),
+                        in_scope(first + 1, 2),
+                        in_scope(first, 3),
+                    ]
+                };
+                let again = encode_with(batch(), &resource(), &mut kept, MAX_DATAGRAM_BYTES);
+                let fresh = encode(batch(), &resource(), MAX_DATAGRAM_BYTES);
+                let bytes = |e: &Encoded| {
+                    e.datagrams
+                        .iter()
+                        .map(|d| d.bytes.clone())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(bytes(&again), bytes(&fresh), "scope {first}, round {round}");
+            }
+            assert!(kept.0.len() <= MAX_SCOPES + 1, "{}", kept.0.len());
+        }
     }
 
     #[test]
