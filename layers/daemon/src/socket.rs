@@ -46,13 +46,21 @@ impl DaemonSocket {
     ) -> SendReport {
         // An error already pending is not this send's: a port unreachable that came back after
         // the previous send had taken the socket's error (the daemon went away, or the ICMP was
-        // slow). Left there, it would fail this send's first datagram (Linux returns it from the
-        // next `send`) or zero this send's count below. It is reported apart, as `late_error`.
-        if let Ok(Some(err)) = self.0.take_error() {
-            delivery.late_error = Some(daemon_error(&err));
-        }
+        // slow). Linux hands it to the next `send`, which then sends nothing: the first datagram
+        // that fails so is sent again, and the error reported apart, as `late_error`. (Asking the
+        // socket for its error first would cost every export a system call for a rare case.)
+        let mut attempted = false;
         for (datagram, spans) in datagrams {
-            match self.0.send(datagram) {
+            let mut sent = self.0.send(datagram);
+            if !attempted
+                && let Err(err) = &sent
+                && err.kind() == io::ErrorKind::ConnectionRefused
+            {
+                delivery.late_error = Some(daemon_error(err));
+                sent = self.0.send(datagram);
+            }
+            attempted = true;
+            match sent {
                 Ok(_) => delivery.sent += spans,
                 // `WouldBlock` (socket buffer full) included: waiting would stall the invocation.
                 Err(err) => delivery.error = Some(daemon_error(&err)),
@@ -60,10 +68,15 @@ impl DaemonSocket {
         }
         // A closed daemon port answers with ICMP "port unreachable", which the kernel reports on
         // the connected socket: on the local link, by the time the sends return. Then what was
-        // sent is lost. An answer that comes later is the next send's `late_error`.
+        // sent is lost. An answer that comes later is the next send's `late_error`; with nothing
+        // sent, what is pending is one.
         if let Ok(Some(err)) = self.0.take_error() {
-            delivery.sent = 0;
-            delivery.error = Some(daemon_error(&err));
+            if attempted {
+                delivery.sent = 0;
+                delivery.error = Some(daemon_error(&err));
+            } else {
+                delivery.late_error = Some(daemon_error(&err));
+            }
         }
         delivery
     }
