@@ -164,28 +164,28 @@ pub(crate) fn encode_with(
     }
     let mut encoded = Encoded::default();
     for (prefix, sampled) in [(SAMPLED, true), (UNSAMPLED, false)] {
-        let mut scopes: Vec<(&InstrumentationScope, Vec<&SpanData>)> = Vec::new();
+        // Each scope with where `kept` has its encoding, and its spans.
+        let mut scopes: Vec<(&InstrumentationScope, usize, Vec<&SpanData>)> = Vec::new();
         for span in batch
             .iter()
             .filter(|span| span.span_context.is_sampled() == sampled)
         {
             match scopes
                 .iter_mut()
-                .find(|(scope, _)| **scope == span.instrumentation_scope)
+                .find(|(scope, _, _)| **scope == span.instrumentation_scope)
             {
-                Some((_, spans)) => spans.push(span),
+                Some((_, _, spans)) => spans.push(span),
                 None => {
                     // Room for the whole batch: most have one scope.
                     let mut spans = Vec::with_capacity(batch.len());
                     spans.push(span);
-                    scopes.push((&span.instrumentation_scope, spans));
+                    let at = kept.index(&span.instrumentation_scope);
+                    scopes.push((&span.instrumentation_scope, at, spans));
                 }
             }
         }
         if !scopes.is_empty() {
-            let at: Vec<usize> = scopes.iter().map(|(scope, _)| kept.index(scope)).collect();
-            let fixed: Vec<&Fixed> = at.into_iter().map(|i| &kept.0[i].1).collect();
-            pack(&scopes, &fixed, resource, prefix, max, &mut encoded);
+            pack(&scopes, kept, resource, prefix, max, &mut encoded);
         }
     }
     encoded
@@ -264,11 +264,11 @@ impl Chunk<'_> {
     }
 }
 
-/// Packs spans, grouped by scope (whose fixed fields are `fixed`, in the same order), into
+/// Packs spans, grouped by scope (whose fixed fields are at the given place in `kept`), into
 /// datagrams appended to `out`.
 fn pack<'a>(
-    scopes: &[(&InstrumentationScope, Vec<&'a SpanData>)],
-    fixed: &[&'a Fixed],
+    scopes: &[(&InstrumentationScope, usize, Vec<&'a SpanData>)],
+    kept: &'a Scopes,
     resource: &Fixed,
     prefix: &[u8],
     max: usize,
@@ -276,7 +276,8 @@ fn pack<'a>(
 ) {
     let resource_fixed = resource.len();
     let mut chunk = Chunk::new();
-    for ((_, spans), &fixed) in scopes.iter().zip(fixed) {
+    for (_, at, spans) in scopes {
+        let fixed = &kept.0[*at].1;
         let scope_fixed = fixed.len();
         chunk.scope_open = false;
         for &span in spans {
