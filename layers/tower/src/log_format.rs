@@ -486,7 +486,7 @@ pub(crate) fn attach_lines(span: &tracing::Span, lines: &Arc<LineBuffer>) {
 /// configured filter.
 pub struct LogLayer<W> {
     format: LogFormat,
-    service_name: Option<Arc<str>>,
+    service: Option<Service>,
     make_writer: Arc<W>,
     /// The writer of gathered lines; `None`: one `write` per line.
     sink: Option<Sink>,
@@ -496,7 +496,7 @@ impl<W> fmt::Debug for LogLayer<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LogLayer")
             .field("format", &self.format)
-            .field("service_name", &self.service_name)
+            .field("service_name", &self.service.as_ref().map(|s| &s.name))
             .finish()
     }
 }
@@ -510,7 +510,7 @@ where
         let make_writer = Arc::new(make_writer);
         Self {
             format,
-            service_name: None,
+            service: None,
             sink: Some(Self::sink(&make_writer)),
             make_writer,
         }
@@ -525,7 +525,14 @@ where
 
     /// The `service` key of every line. Defaults to none (the key is left out).
     pub fn service_name(mut self, name: impl Into<Arc<str>>) -> Self {
-        self.service_name = Some(name.into());
+        let name = name.into();
+        let mut json = String::with_capacity(name.len() + 14);
+        json.push_str(",\"service\":");
+        push_json_string(&mut json, &name);
+        self.service = Some(Service {
+            name,
+            json: json.into(),
+        });
         self
     }
 
@@ -564,7 +571,7 @@ where
                 level,
                 fields: &scratch.fields,
                 invocation: invocation.as_deref(),
-                service_name: self.service_name.as_deref(),
+                service: self.service.as_ref(),
             };
             let out = &mut scratch.line;
             out.clear();
@@ -661,7 +668,14 @@ struct Line<'a> {
     level: &'a Level,
     fields: &'a Fields,
     invocation: Option<&'a InvocationKeys>,
-    service_name: Option<&'a str>,
+    service: Option<&'a Service>,
+}
+
+/// The `service` key: the name, and its JSON member written once (not escaped for each line).
+struct Service {
+    name: Arc<str>,
+    /// `,"service":"name"`.
+    json: Box<str>,
 }
 
 impl Line<'_> {
@@ -676,9 +690,8 @@ impl Line<'_> {
         out.push_str(self.level.as_str());
         out.push_str("\",\"message\":");
         push_json_string(out, &fields.message);
-        if let Some(service) = self.service_name {
-            out.push_str(",\"service\":");
-            push_json_string(out, service);
+        if let Some(service) = self.service {
+            out.push_str(&service.json);
         }
         if let Some(inv) = self.invocation {
             out.push_str(inv.json());
@@ -702,8 +715,9 @@ impl Line<'_> {
         text.push_str(&fields.message);
         // ` key=value` for each field, written as they were recorded.
         text.push_str(&fields.rest);
-        if let Some(service) = self.service_name {
-            write!(text, " service={service}").ok();
+        if let Some(service) = self.service {
+            text.push_str(" service=");
+            text.push_str(&service.name);
         }
         if let Some(inv) = self.invocation {
             text.push_str(inv.text());
@@ -1356,7 +1370,8 @@ mod tests {
     fn json_lines_carry_the_invocation_context_and_redact_secrets() {
         let config = LogConfig::new()
             .format(LogFormat::Json)
-            .service_name("hello-service");
+            // A name JSON must escape: the key is written once, escaped.
+            .service_name("hello \"service\"");
         let lines = capture(&config, || {
             let span = tracing::info_span!("invocation");
             attach(&span, context());
@@ -1367,7 +1382,7 @@ mod tests {
         let line: Value = serde_json::from_str(&lines[0]).expect("valid JSON");
         assert_eq!(line["message"], "hello world");
         assert_eq!(line["level"], "INFO");
-        assert_eq!(line["service"], "hello-service");
+        assert_eq!(line["service"], "hello \"service\"");
         assert_eq!(line["requestId"], "req-1");
         assert_eq!(line["functionName"], "hello");
         assert_eq!(line["coldStart"], true);
