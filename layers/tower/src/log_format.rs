@@ -841,26 +841,51 @@ struct Name {
     json_key: bool,
     /// Its value is written as `[REDACTED]` ([`is_secret_name`]).
     secret: bool,
-    /// `,"name":`.
-    json: Box<str>,
+    /// `,"name":` for a name JSON must escape; a plain one (nearly all) is copied as it is.
+    escaped: Option<Box<str>>,
 }
+
+impl Name {
+    fn push_json_key(&self, name: &str, out: &mut String) {
+        match &self.escaped {
+            Some(key) => out.push_str(key),
+            None => {
+                out.push_str(",\"");
+                out.push_str(name);
+                out.push_str("\":");
+            }
+        }
+    }
+}
+
+/// Room for the names of a few dozen call sites before the map grows: the first invocation
+/// meets most of a function's names, and growing the map then added to its cold start.
+const NAMES_AT_FIRST: usize = 32;
 
 impl Names {
     fn get(&mut self, name: &'static str) -> &Name {
         if self.0.len() >= MAX_NAMES {
             self.0.clear();
         }
+        if self.0.capacity() == 0 {
+            self.0.reserve(NAMES_AT_FIRST);
+        }
         self.0
             .entry((name.as_ptr() as usize, name.len()))
             .or_insert_with(|| {
-                let mut json = String::with_capacity(name.len() + 4);
-                json.push(',');
-                push_json_string(&mut json, name);
-                json.push(':');
+                let plain = !name
+                    .bytes()
+                    .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\');
                 Name {
                     json_key: is_json_key(name),
                     secret: is_secret_name(name),
-                    json: json.into_boxed_str(),
+                    escaped: (!plain).then(|| {
+                        let mut key = String::with_capacity(name.len() + 8);
+                        key.push(',');
+                        push_json_string(&mut key, name);
+                        key.push(':');
+                        key.into_boxed_str()
+                    }),
                 }
             })
     }
@@ -974,7 +999,7 @@ impl Fields {
                 if known.json_key {
                     return;
                 }
-                self.rest.push_str(&known.json);
+                known.push_json_key(name, &mut self.rest);
                 match value {
                     Recorded::Text(text) => push_json_string(&mut self.rest, text),
                     Recorded::Formatted(args) => {
@@ -1309,8 +1334,10 @@ mod tests {
                 let got = known.get(name);
                 assert_eq!(got.secret, is_secret_name(name), "{name} in round {round}");
                 assert_eq!(got.json_key, is_json_key(name), "{name} in round {round}");
+                let mut key = String::new();
+                got.push_json_key(name, &mut key);
                 assert_eq!(
-                    &*got.json,
+                    key,
                     format!(",{}:", serde_json::to_string(name).expect("a string")),
                     "{name} in round {round}"
                 );
