@@ -22,7 +22,7 @@ use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, k
 /// The fields of a message that are the same for every span under it, encoded once: those
 /// before its repeated field (`head`) and after it (`tail`), so that the message is written in
 /// field order, as `prost` writes it.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Fixed {
     head: Vec<u8>,
     tail: Vec<u8>,

@@ -759,10 +759,7 @@ fn push_json_string_contents(out: &mut String, value: &str) {
                 }
                 at + (mask.trailing_zeros() / 8) as usize
             }
-            None => match bytes[at..]
-                .iter()
-                .position(|&byte| byte < 0x20 || byte == b'"' || byte == b'\\')
-            {
+            None => match bytes[at..].iter().position(|&byte| needs_escape(byte)) {
                 Some(offset) => at + offset,
                 None => break,
             },
@@ -788,6 +785,11 @@ fn push_json_string_contents(out: &mut String, value: &str) {
         run_start = at;
     }
     out.push_str(&value[run_start..]);
+}
+
+/// Whether JSON writes `byte` escaped in a string: a control byte, `"` or `\`.
+fn needs_escape(byte: u8) -> bool {
+    byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
 /// The high bit of each of the eight bytes in `word` (little-endian) that is below 0x20, `"` or
@@ -873,9 +875,7 @@ impl Names {
         self.0
             .entry((name.as_ptr() as usize, name.len()))
             .or_insert_with(|| {
-                let plain = !name
-                    .bytes()
-                    .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\');
+                let plain = !name.bytes().any(needs_escape);
                 Name {
                     json_key: is_json_key(name),
                     secret: is_secret_name(name),
