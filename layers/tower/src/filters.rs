@@ -26,8 +26,6 @@ use tracing_subscriber::{
     layer::Context,
 };
 
-use crate::log_format::FLUSH_TARGET;
-
 /// Which events are written, parsed from a directive (`RUST_LOG`'s syntax).
 ///
 /// A level, or `target=level` pairs (`info,hello_lambda=debug`), is a [`Targets`]: a static
@@ -226,7 +224,7 @@ where
 }
 
 /// The OpenTelemetry layer `L`, shown only the spans that become OpenTelemetry spans: `INFO` and
-/// above, except the flush's ([`FLUSH_TARGET`]). No event reaches it (log lines carry `traceId`
+/// above. No event reaches it (log lines carry `traceId`
 /// and `spanId`; copying them into span events would double what each invocation sends), and it
 /// disables nothing for the other layers.
 ///
@@ -237,7 +235,7 @@ pub(crate) struct OtelSpans<L>(pub(crate) L);
 
 impl<L> OtelSpans<L> {
     fn takes(metadata: &Metadata<'_>) -> bool {
-        metadata.is_span() && *metadata.level() <= Level::INFO && metadata.target() != FLUSH_TARGET
+        metadata.is_span() && *metadata.level() <= Level::INFO
     }
 }
 

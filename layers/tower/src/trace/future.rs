@@ -12,7 +12,7 @@ use tracing::instrument::Instrumented;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{FlushFuture, FlushSpans};
-use crate::log_format::LineBuffer;
+use crate::log_format::{AfterSpan, LineBuffer};
 
 pin_project! {
     /// Response future of [`Trace`](super::Trace): runs the invocation, closes its span, then
@@ -25,8 +25,8 @@ pin_project! {
         flusher: Arc<dyn FlushSpans>,
         trace_id: TraceId,
         deadline: SystemTime,
-        // Entered while the flush runs: its log lines carry the invocation's context.
-        flush_span: tracing::Span,
+        // In scope while the flush runs: its log lines carry the invocation's context.
+        after_span: AfterSpan,
         // The invocation's gathered log lines: written at the end, or once they have waited
         // `MAX_LINE_DELAY` while the invocation waits on I/O.
         lines: Arc<LineBuffer>,
@@ -57,7 +57,7 @@ impl<F: Future> ResponseFuture<F> {
         flusher: Arc<dyn FlushSpans>,
         trace_id: TraceId,
         deadline: SystemTime,
-        flush_span: tracing::Span,
+        after_span: AfterSpan,
         lines: Arc<LineBuffer>,
     ) -> Self {
         Self {
@@ -67,7 +67,7 @@ impl<F: Future> ResponseFuture<F> {
             flusher,
             trace_id,
             deadline,
-            flush_span,
+            after_span,
             lines,
             line_timer: None,
         }
@@ -104,12 +104,18 @@ where
             // exports it together with its children (this invocation's trace only).
             this.inner.set(None);
             *this.output = Some(output);
-            let _entered = this.flush_span.enter();
-            *this.flush = Some(this.flusher.flush(*this.trace_id, Some(*this.deadline)));
+            let (flusher, trace_id, deadline) = (this.flusher, *this.trace_id, *this.deadline);
+            *this.flush = Some(
+                this.after_span
+                    .scope(|| flusher.flush(trace_id, Some(deadline))),
+            );
         }
         if let Some(flush) = this.flush.as_mut() {
-            let _entered = this.flush_span.enter();
-            if flush.as_mut().poll(cx).is_pending() {
+            if this
+                .after_span
+                .scope(|| flush.as_mut().poll(cx))
+                .is_pending()
+            {
                 hold_lines(this.lines, this.line_timer, *this.deadline, cx);
                 return Poll::Pending;
             }

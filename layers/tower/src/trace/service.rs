@@ -14,7 +14,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use super::{FlushSpans, ResponseFuture};
 use crate::{
     facts::{EnvironmentFacts, InvocationFacts},
-    log_format::{FLUSH_TARGET, InvocationLogContext, LineBuffer, attach_lines, attach_to_each},
+    log_format::{AfterSpan, InvocationLogContext, LineBuffer, attach_invocation},
 };
 
 /// Middleware that traces each invocation; see the [module docs](super).
@@ -83,17 +83,16 @@ where
         // `Context::deadline` (what the handler reads) agrees with the facts' deadline, which is
         // already absolute even when an emulator sent a relative one.
         req.context.deadline = epoch_ms(deadline).unwrap_or(req.context.deadline);
-        let (span, trace_id, flush_span) = invocation_span(
+        // The invocation's log lines and its flush's, written together when it yields or ends.
+        let lines = Arc::new(LineBuffer::default());
+        let (span, trace_id, after_span) = invocation_span(
             &req,
             self.trigger,
             self.service_name.as_deref(),
             cold_start,
             self.function_attributes,
+            lines.clone(),
         );
-        // The invocation's log lines and its flush's, written together when it yields or ends.
-        let lines = Arc::new(LineBuffer::default());
-        attach_lines(&span, &lines);
-        attach_lines(&flush_span, &lines);
         // Our runtime's `Respond` writes them before it posts the answer: an invocation's lines
         // are out by the time its caller has the response. The layers inside add their hooks
         // before this one: their EMF and end lines join the lines written here.
@@ -113,7 +112,7 @@ where
             self.flusher.clone(),
             trace_id,
             deadline,
-            flush_span,
+            after_span,
             lines,
         )
     }
@@ -133,16 +132,17 @@ fn epoch_ms(time: SystemTime) -> Option<u64> {
         .map(|d| d.as_millis() as u64)
 }
 
-/// Creates the invocation span under the Lambda segment and attaches the log context to it.
-/// Returns it with its trace id, whose spans the invocation exports, and the span its flush runs
-/// in: the same log context, no OpenTelemetry span ([`FLUSH_TARGET`]).
+/// Creates the invocation span under the Lambda segment and attaches the log context and `lines`
+/// to it. Returns it with its trace id, whose spans the invocation exports, and the same context
+/// and lines for its flush, which runs after the span closed.
 fn invocation_span(
     req: &LambdaInvocation,
     trigger: &'static str,
     service_name: Option<&str>,
     cold_start: bool,
     function_attributes: bool,
-) -> (tracing::Span, TraceId, tracing::Span) {
+    lines: Arc<LineBuffer>,
+) -> (tracing::Span, TraceId, AfterSpan) {
     let ctx = &req.context;
     let config = &ctx.env_config;
     let arn = ctx.invoked_function_arn.as_str();
@@ -237,10 +237,8 @@ fn invocation_span(
         function_name: config.function_name.clone(),
         tenant_id: ctx.tenant_id.clone(),
     };
-    // A root: the flush runs after the invocation span closed, and under nothing else.
-    let flush_span = tracing::info_span!(target: FLUSH_TARGET, parent: None, "flush");
-    attach_to_each([&span, &flush_span], context);
-    (span, ids.trace_id(), flush_span)
+    let after_span = attach_invocation(&span, context, lines);
+    (span, ids.trace_id(), after_span)
 }
 
 /// `bytes` as lowercase hex (what the ids' `Display` writes, without the formatting machinery).
