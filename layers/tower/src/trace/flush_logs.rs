@@ -55,11 +55,7 @@ async fn the_warn_line_of_a_flush_that_drops_spans_has_the_request_id_and_no_spa
     let spans = exporter.0.lock().expect("lock").clone();
     let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
     names.sort_unstable();
-    assert_eq!(
-        names,
-        [FUNCTION, "work"],
-        "the flush adds no span"
-    );
+    assert_eq!(names, [FUNCTION, "work"], "the flush adds no span");
     let trace_id = spans[0].span_context.trace_id().to_string();
 
     let lines: Vec<Value> = logs

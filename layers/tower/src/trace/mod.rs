@@ -32,6 +32,7 @@ mod layer;
 #[cfg(test)]
 mod line_writes;
 mod service;
+mod xray_header;
 
 pub use flush::{FlushFuture, FlushSpans, FlushWith};
 pub use future::{MAX_LINE_DELAY, ResponseFuture};

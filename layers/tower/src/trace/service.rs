@@ -118,11 +118,42 @@ where
     }
 }
 
-/// `arn:aws:lambda:REGION:ACCOUNT:function:NAME`: the ARN without an alias or version qualifier.
-fn unqualified(arn: &str) -> &str {
-    match arn.match_indices(':').nth(6) {
-        Some((qualifier, _)) => &arn[..qualifier],
-        None => arn,
+/// What the span takes from `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`, found in
+/// one pass over its bytes (splitting it twice cost 1.2k instructions per invocation).
+struct Arn<'a> {
+    /// The fourth part; `None` when empty or missing.
+    region: Option<&'a str>,
+    /// The fifth part; `None` when empty or missing.
+    account: Option<&'a str>,
+    /// The ARN without an alias or version qualifier: its first seven parts.
+    unqualified: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    fn parse(arn: &'a str) -> Self {
+        // Where each of the first seven colons is (an ARN is ASCII; a colon is a char boundary).
+        let mut colons = [arn.len(); 7];
+        let mut found = 0;
+        for (at, byte) in arn.bytes().enumerate() {
+            if byte == b':' {
+                colons[found] = at;
+                found += 1;
+                if found == colons.len() {
+                    break;
+                }
+            }
+        }
+        // Part `n` lies between colon `n - 1` and colon `n`, when colon `n - 1` exists.
+        let part = |n: usize| {
+            (n <= found)
+                .then(|| &arn[colons[n - 1] + 1..colons.get(n).copied().unwrap_or(arn.len())])
+                .filter(|part| !part.is_empty())
+        };
+        Self {
+            region: part(3),
+            account: part(4),
+            unqualified: &arn[..colons[6]],
+        }
     }
 }
 
@@ -147,9 +178,11 @@ fn invocation_span(
     let config = &ctx.env_config;
     let arn = ctx.invoked_function_arn.as_str();
     // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
-    let mut arn_parts = arn.split(':');
-    let region = arn_parts.nth(3).filter(|r| !r.is_empty());
-    let account = arn_parts.next().filter(|a| !a.is_empty());
+    let Arn {
+        region,
+        account,
+        unqualified,
+    } = Arn::parse(arn);
     // One name for the function everywhere: the span (X-Ray's segment or subsegment name), the
     // `Service` annotation, the resource and the log lines.
     let name = service_name.unwrap_or(&config.function_name);
@@ -169,7 +202,7 @@ fn invocation_span(
                 faas.coldstart = cold_start,
                 cloud.account.id = account.unwrap_or_default(),
                 // The function's ARN: the invoked one without an alias or version qualifier.
-                cloud.resource_id = unqualified(arn),
+                cloud.resource_id = unqualified,
                 aws.lambda.invoked_arn = arn,
                 // No semantic convention names the tenant yet: this follows
                 // `aws.lambda.invoked_arn`.
@@ -207,7 +240,7 @@ fn invocation_span(
     match ctx
         .xray_trace_id
         .as_deref()
-        .and_then(opentelemetry_aws::trace::xray_propagator::span_context_from_str)
+        .and_then(super::xray_header::parent_from_header)
         // A `Root` without a usable `Parent` parses to a context with no span id: nothing to
         // hang under, and as a parent it would have the sampler drop the invocation's spans.
         .filter(opentelemetry::trace::SpanContext::is_valid)
@@ -252,7 +285,11 @@ fn hex_string(bytes: &[u8]) -> String {
 mod tests {
     use proptest::prelude::*;
 
-    use super::{hex_string, unqualified};
+    use super::{Arn, hex_string};
+
+    fn unqualified(arn: &str) -> &str {
+        Arn::parse(arn).unqualified
+    }
 
     #[test]
     fn the_qualifier_is_cut_from_the_arn() {
@@ -280,6 +317,15 @@ mod tests {
         fn it_keeps_the_first_seven_parts(arn in "[a-z0-9:]{0,40}") {
             let seven = arn.split(':').take(7).collect::<Vec<_>>().join(":");
             prop_assert_eq!(unqualified(&arn), seven.as_str());
+        }
+
+        #[test]
+        fn region_and_account_are_the_fourth_and_fifth_parts(arn in "[a-z0-9:]{0,40}") {
+            let mut parts = arn.split(':');
+            let region = parts.nth(3).filter(|r| !r.is_empty());
+            let account = parts.next().filter(|a| !a.is_empty());
+            let parsed = Arn::parse(&arn);
+            prop_assert_eq!((parsed.region, parsed.account), (region, account));
         }
     }
 }
