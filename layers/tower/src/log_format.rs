@@ -884,6 +884,50 @@ struct Fields {
     message: String,
     rest: String,
     names: Names,
+    escapes: Escapes,
+}
+
+/// The JSON strings of the last few long values recorded, with the values: a value logged at
+/// every invocation (the example's reserved variables, a JSON document with a quote every few
+/// bytes) is escaped once and copied after that, where escaping it took 3k instructions per
+/// invocation. A value seen once costs two copies more than escaping it.
+#[derive(Default)]
+struct Escapes {
+    /// (value, its JSON string), at most [`KEPT_ESCAPES`].
+    kept: Vec<(String, String)>,
+    /// The one replaced next when all are taken.
+    next: usize,
+}
+
+/// Values shorter than this are escaped each time: comparing them costs about what escaping does.
+const MIN_KEPT_ESCAPE: usize = 128;
+/// Values longer than this are escaped each time: a bound on what a thread keeps.
+const MAX_KEPT_ESCAPE: usize = 4096;
+const KEPT_ESCAPES: usize = 4;
+
+impl Escapes {
+    /// Appends `value` as a JSON string, copied from the one kept when it was recorded lately.
+    fn push_json_string(&mut self, out: &mut String, value: &str) {
+        if !(MIN_KEPT_ESCAPE..=MAX_KEPT_ESCAPE).contains(&value.len()) {
+            return push_json_string(out, value);
+        }
+        if let Some((_, escaped)) = self.kept.iter().find(|(kept, _)| kept == value) {
+            return out.push_str(escaped);
+        }
+        let start = out.len();
+        push_json_string(out, value);
+        let escaped = &out[start..];
+        if self.kept.len() < KEPT_ESCAPES {
+            self.kept.push((value.to_owned(), escaped.to_owned()));
+        } else {
+            let (kept, kept_escaped) = &mut self.kept[self.next];
+            kept.clear();
+            kept.push_str(value);
+            kept_escaped.clear();
+            kept_escaped.push_str(escaped);
+            self.next = (self.next + 1) % KEPT_ESCAPES;
+        }
+    }
 }
 
 /// What a field's name decides (left out, redacted, its JSON key), worked out the first time the
@@ -1060,7 +1104,7 @@ impl Fields {
                 }
                 known.push_json_key(name, &mut self.rest);
                 match value {
-                    Recorded::Text(text) => push_json_string(&mut self.rest, text),
+                    Recorded::Text(text) => self.escapes.push_json_string(&mut self.rest, text),
                     Recorded::Formatted(args) => {
                         self.rest.push('"');
                         JsonEscaped(&mut self.rest).write_fmt(args).ok();
@@ -1364,6 +1408,46 @@ mod tests {
             });
             proptest::prop_assert_eq!(is_secret_name(&name), reference);
         }
+    }
+
+    #[test]
+    fn a_long_value_recorded_again_is_written_as_escaping_it_writes() {
+        // More long values than are kept, several rounds, equal lengths with other contents,
+        // values at the bounds and past them: each is written as escaping it afresh writes.
+        let value = |i: usize, len: usize| {
+            let mut value = format!("{{\"n\":{i},\"text\":\"a\\tb\"}}\n");
+            while value.len() < len {
+                value.push(char::from(b'a' + (i % 26) as u8));
+            }
+            value.truncate(len);
+            value
+        };
+        let values: Vec<String> = (0..KEPT_ESCAPES + 2)
+            .flat_map(|i| {
+                [
+                    MIN_KEPT_ESCAPE - 1,
+                    MIN_KEPT_ESCAPE,
+                    300,
+                    MAX_KEPT_ESCAPE,
+                    MAX_KEPT_ESCAPE + 1,
+                ]
+                .map(|len| value(i, len))
+            })
+            .collect();
+        let mut escapes = Escapes::default();
+        for round in 0..3 {
+            for (at, value) in values.iter().enumerate() {
+                // Twice in a row (the second from what is kept), then on with the next one.
+                for _ in 0..2 {
+                    let mut out = String::from("before");
+                    escapes.push_json_string(&mut out, value);
+                    let mut fresh = String::from("before");
+                    push_json_string(&mut fresh, value);
+                    assert_eq!(out, fresh, "value {at} in round {round}");
+                }
+            }
+        }
+        assert!(escapes.kept.len() <= KEPT_ESCAPES);
     }
 
     #[test]
