@@ -304,7 +304,11 @@ impl AfterSpan {
                 let _ = AFTER_SPAN.try_with(|after| after.set(self.0.take()));
             }
         }
-        let _restore = Restore(AFTER_SPAN.with(|after| after.replace(Some(self.clone()))));
+        // Without the thread-local (a poll while the thread exits), the lines go without keys.
+        let Ok(previous) = AFTER_SPAN.try_with(|after| after.replace(Some(self.clone()))) else {
+            return f();
+        };
+        let _restore = Restore(previous);
         f()
     }
 
