@@ -131,7 +131,7 @@ struct Arn<'a> {
 
 impl<'a> Arn<'a> {
     fn parse(arn: &'a str) -> Self {
-        // Where each of the first seven colons is (an ARN is ASCII; a colon is a char boundary).
+        // Where each of the first seven colons is (a `:` byte is always a char boundary).
         let mut colons = [arn.len(); 7];
         let mut found = 0;
         for (at, byte) in arn.bytes().enumerate() {
