@@ -224,9 +224,8 @@ where
 }
 
 /// The OpenTelemetry layer `L`, shown only the spans that become OpenTelemetry spans: `INFO` and
-/// above. No event reaches it (log lines carry `traceId`
-/// and `spanId`; copying them into span events would double what each invocation sends), and it
-/// disables nothing for the other layers.
+/// above. No event reaches it (log lines carry `traceId` and `spanId`; copying them into span
+/// events would double what each invocation sends), and it disables nothing for the other layers.
 ///
 /// The callbacks of a span it was not shown (enter, exit, record, close) still reach it: it looks
 /// the span up, finds none of its data, and does nothing, which costs what the filter's own

@@ -278,9 +278,10 @@ pub(crate) struct AfterSpan {
 }
 
 thread_local! {
-    /// The [`AfterSpan`] whose [`scope`](AfterSpan::scope) runs on this thread: an event no
-    /// invocation span carries keys for takes them from here. A poll is synchronous, so nothing
-    /// else runs on the thread while it is set.
+    /// The [`AfterSpan`] whose [`scope`](AfterSpan::scope) runs on this thread: an event in the
+    /// current context that no span of an invocation carries keys for takes them from here. It
+    /// is set only while the flush's own poll runs (a poll is synchronous: another task's events
+    /// come from its own poll, after this one returned).
     static AFTER_SPAN: std::cell::Cell<Option<AfterSpan>> = const { std::cell::Cell::new(None) };
 }
 
@@ -600,7 +601,9 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         // The innermost span carrying an invocation's keys: walked from the event's span out,
         // which stops at the first (the invocation span itself, for most lines) instead of
-        // collecting the whole scope to walk it from the root.
+        // collecting the whole scope to walk it from the root. Without one, an event in the
+        // current context takes the keys of the flush running on the thread, if any; one given
+        // its parent (or none) explicitly does not.
         let (invocation, lines) = ctx
             .event_scope(event)
             .and_then(|mut scope| {
@@ -611,7 +614,7 @@ where
                 })
             })
             .map_or_else(
-                || match AfterSpan::current() {
+                || match AfterSpan::current().filter(|_| event.is_contextual()) {
                     Some(after) => (Some(after.keys), Some(after.lines)),
                     None => (None, None),
                 },
@@ -896,7 +899,9 @@ struct Escapes {
 
 /// Values shorter than this are escaped each time: comparing them costs about what escaping does.
 const MIN_KEPT_ESCAPE: usize = 128;
-/// Values longer than this are escaped each time: a bound on what a thread keeps.
+/// Values longer than this are escaped each time: a bound on what a thread keeps, at most
+/// [`KEPT_ESCAPES`] values and their JSON strings (up to six times as long: a control byte is
+/// written `\u00XX`), 112 KB. They are copies of what was logged, which stdout has already.
 const MAX_KEPT_ESCAPE: usize = 4096;
 const KEPT_ESCAPES: usize = 4;
 

@@ -33,6 +33,17 @@ pin_project! {
         #[pin]
         line_timer: Option<tokio::time::Sleep>,
     }
+
+    impl<F: Future> PinnedDrop for ResponseFuture<F> {
+        // A flush dropped before its deliveries were in (the drain cut the invocation off at
+        // SIGTERM) logs the spans it leaves: with the invocation's keys, like its other lines.
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(flush) = this.flush.take() {
+                this.after_span.scope(|| drop(flush));
+            }
+        }
+    }
 }
 
 /// How long an invocation's gathered log lines may wait while it waits on I/O (a call that
