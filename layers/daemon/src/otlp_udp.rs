@@ -403,16 +403,17 @@ const MAX_KEPT_BUFFER: usize = MAX_DATAGRAM_BYTES;
 
 impl Buffers {
     /// Runs `f` with this thread's buffers (new ones, should they be in use or gone).
-    fn with<R>(f: impl FnOnce(&mut Self) -> R) -> R {
+    fn with(f: impl FnOnce(&mut Self)) {
         let mut f = Some(f);
-        let kept = BUFFERS.try_with(|buffers| {
-            let mut buffers = buffers.try_borrow_mut().ok()?;
-            f.take().map(|f| f(&mut buffers))
+        let _ = BUFFERS.try_with(|buffers| {
+            if let Ok(mut buffers) = buffers.try_borrow_mut()
+                && let Some(f) = f.take()
+            {
+                f(&mut buffers);
+            }
         });
-        match (kept, f) {
-            (Ok(Some(result)), _) => result,
-            (_, Some(f)) => f(&mut Self::default()),
-            (_, None) => unreachable!("`f` ran only if it returned"),
+        if let Some(f) = f {
+            f(&mut Self::default());
         }
     }
 

@@ -613,13 +613,12 @@ where
                     Some((context, extensions.get::<Arc<LineBuffer>>().cloned()))
                 })
             })
-            .map_or_else(
-                || match AfterSpan::current().filter(|_| event.is_contextual()) {
-                    Some(after) => (Some(after.keys), Some(after.lines)),
-                    None => (None, None),
-                },
-                |(context, lines)| (Some(context), lines),
-            );
+            .or_else(|| {
+                AfterSpan::current()
+                    .filter(|_| event.is_contextual())
+                    .map(|after| (after.keys, Some(after.lines)))
+            })
+            .map_or((None, None), |(context, lines)| (Some(context), lines));
         let level = event.metadata().level();
         Scratch::with(|scratch| {
             scratch.fields.clear(self.format);

@@ -19,8 +19,30 @@ use tower::{Layer, ServiceExt, service_fn};
 use super::TraceLayer;
 use crate::{
     export::Telemetry,
-    test_support::{FUNCTION, TRACE_HEADER, capturing_subscriber, invocation, json_logs},
+    test_support::{
+        FUNCTION, SharedBuf, TRACE_HEADER, capturing_subscriber, invocation, json_logs,
+    },
 };
+
+/// A pipeline exporting to `exporter` (with a 2 s export bound) and the production subscriber
+/// logging JSON lines into the returned buffer, its spans through that pipeline.
+fn pipeline_to(exporter: impl SpanExporter + 'static) -> (Telemetry, SharedBuf, tracing::Dispatch) {
+    let telemetry = Telemetry::with_exporter(
+        exporter,
+        Resource::builder_empty().build(),
+        Duration::from_secs(2),
+    );
+    let (logs, subscriber) = capturing_subscriber(&json_logs(), telemetry.tracer());
+    (telemetry, logs, tracing::Dispatch::new(subscriber))
+}
+
+/// Each line written, parsed.
+fn json_lines(logs: &SharedBuf) -> Vec<Value> {
+    logs.lines()
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect()
+}
 
 /// Records every span it is given, and refuses them: each flush drops its spans.
 #[derive(Debug, Clone, Default)]
@@ -36,13 +58,8 @@ impl SpanExporter for Refusing {
 #[tokio::test]
 async fn the_warn_line_of_a_flush_that_drops_spans_has_the_request_id_and_no_span_is_added() {
     let exporter = Refusing::default();
-    let telemetry = Telemetry::with_exporter(
-        exporter.clone(),
-        Resource::builder_empty().build(),
-        Duration::from_secs(2),
-    );
-    let (logs, subscriber) = capturing_subscriber(&json_logs(), telemetry.tracer());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (telemetry, logs, dispatch) = pipeline_to(exporter.clone());
+    let _guard = tracing::dispatcher::set_default(&dispatch);
     TraceLayer::new(telemetry.flusher())
         .layer(service_fn(|_: LambdaInvocation| async {
             tracing::info_span!("work").in_scope(|| tracing::info!("working"));
@@ -58,11 +75,7 @@ async fn the_warn_line_of_a_flush_that_drops_spans_has_the_request_id_and_no_spa
     assert_eq!(names, [FUNCTION, "work"], "the flush adds no span");
     let trace_id = spans[0].span_context.trace_id().to_string();
 
-    let lines: Vec<Value> = logs
-        .lines()
-        .iter()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect();
+    let lines = json_lines(&logs);
     let warnings: Vec<&Value> = lines
         .iter()
         .filter(|line| line["level"] == "WARN")
@@ -88,13 +101,8 @@ impl SpanExporter for Chatty {
 
 #[tokio::test]
 async fn an_info_line_of_the_flush_is_gathered_with_the_invocations_lines() {
-    let telemetry = Telemetry::with_exporter(
-        Chatty,
-        Resource::builder_empty().build(),
-        Duration::from_secs(2),
-    );
-    let (logs, subscriber) = capturing_subscriber(&json_logs(), telemetry.tracer());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (telemetry, logs, dispatch) = pipeline_to(Chatty);
+    let _guard = tracing::dispatcher::set_default(&dispatch);
     TraceLayer::new(telemetry.flusher())
         .layer(service_fn(|_: LambdaInvocation| async {
             tracing::info!("working");
@@ -152,13 +160,7 @@ impl SpanExporter for Yielding {
 async fn flushes_in_flight_together_each_log_with_their_own_invocations_keys() {
     use tracing::instrument::WithSubscriber;
 
-    let telemetry = Telemetry::with_exporter(
-        Yielding,
-        Resource::builder_empty().build(),
-        Duration::from_secs(2),
-    );
-    let (logs, subscriber) = capturing_subscriber(&json_logs(), telemetry.tracer());
-    let dispatch = tracing::Dispatch::new(subscriber);
+    let (telemetry, logs, dispatch) = pipeline_to(Yielding);
     // Eight invocations in flight at once: four tasks of their own (on both threads), four
     // joined in one task (their flushes take turns on one thread).
     let call = |n: u32| {
@@ -185,11 +187,7 @@ async fn flushes_in_flight_together_each_log_with_their_own_invocations_keys() {
         task.await.expect("joined").expect("ok");
     }
 
-    let lines: Vec<Value> = logs
-        .lines()
-        .iter()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect();
+    let lines = json_lines(&logs);
     let exporting: Vec<&Value> = lines
         .iter()
         .filter(|line| line["message"] == "exporting")
@@ -223,13 +221,8 @@ impl SpanExporter for Hanging {
 
 #[tokio::test]
 async fn the_warn_line_of_a_flush_cut_off_mid_export_has_the_request_id() {
-    let telemetry = Telemetry::with_exporter(
-        Hanging,
-        Resource::builder_empty().build(),
-        Duration::from_secs(2),
-    );
-    let (logs, subscriber) = capturing_subscriber(&json_logs(), telemetry.tracer());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (telemetry, logs, dispatch) = pipeline_to(Hanging);
+    let _guard = tracing::dispatcher::set_default(&dispatch);
     let mut call = Box::pin(
         TraceLayer::new(telemetry.flusher())
             .layer(service_fn(|_: LambdaInvocation| async {
@@ -244,11 +237,7 @@ async fn the_warn_line_of_a_flush_cut_off_mid_export_has_the_request_id() {
     // What the drain does to an invocation still in flight at the end of its grace.
     drop(call);
 
-    let lines: Vec<Value> = logs
-        .lines()
-        .iter()
-        .map(|line| serde_json::from_str(line).expect("a JSON line"))
-        .collect();
+    let lines = json_lines(&logs);
     let cut_off: Vec<&Value> = lines
         .iter()
         .filter(|line| line["level"] == "WARN" && line["cut_off"].as_u64() > Some(0))

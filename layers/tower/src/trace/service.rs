@@ -143,10 +143,11 @@ impl<'a> Arn<'a> {
                 }
             }
         }
-        // Part `n` lies between colon `n - 1` and colon `n`, when colon `n - 1` exists.
+        // Part `n` (at most 6) lies between colon `n - 1` and colon `n` (the end when there is
+        // none), when colon `n - 1` exists.
         let part = |n: usize| {
             (n <= found)
-                .then(|| &arn[colons[n - 1] + 1..colons.get(n).copied().unwrap_or(arn.len())])
+                .then(|| &arn[colons[n - 1] + 1..colons[n]])
                 .filter(|part| !part.is_empty())
         };
         Self {
