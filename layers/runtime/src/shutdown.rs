@@ -56,40 +56,62 @@ impl fmt::Display for Drained {
 /// signal's name. Pass it to [`Runtime::run_until`](crate::Runtime::run_until). Needs a tokio
 /// runtime with I/O (not tokio's `signal` feature).
 pub fn shutdown_signal() -> std::io::Result<impl Future<Output = String> + Send + 'static> {
-    let term = SelfPipe::register(signal_hook::consts::SIGTERM)?;
-    let int = SelfPipe::register(signal_hook::consts::SIGINT)?;
-    Ok(async move {
-        tokio::select! {
-            () = term.arrived() => "SIGTERM".to_owned(),
-            () = int.arrived() => "SIGINT".to_owned(),
-        }
-    })
+    let pipe = SelfPipe::register()?;
+    Ok(async move { pipe.arrived().await.to_owned() })
 }
 
-/// One signal's self-pipe: signal-hook's handler writes to one end of a socket pair (about all a
-/// signal handler may do), the runtime reads the other. Not tokio's `signal` feature: tokio builds
-/// its signal driver with every runtime, ready for every signal whether or not one is awaited,
-/// which cost each cold start 25k instructions and a socket pair (docs/cold-start-levers.md).
+/// The signals that stop the runtime, and their names; a signal's index is the byte its handler
+/// writes.
+const SIGNALS: [(std::ffi::c_int, &str); 2] = [
+    (signal_hook::consts::SIGTERM, "SIGTERM"),
+    (signal_hook::consts::SIGINT, "SIGINT"),
+];
+
+/// One self-pipe for both signals: each handler writes its signal's byte to one end of a socket
+/// pair (about all a signal handler may do), the runtime reads the other. Not tokio's `signal`
+/// feature: tokio builds its signal driver with every runtime, ready for every signal whether or
+/// not one is awaited, which cost each cold start 25k instructions and a socket pair
+/// (docs/cold-start-levers.md). One pair, not one per signal as signal-hook's `pipe` makes: five
+/// system calls fewer at init (a socket pair, its non-blocking flag, its epoll registration and
+/// signal-hook's probing `send`) and two at exit.
 struct SelfPipe(tokio::net::UnixStream);
 
 impl SelfPipe {
-    fn register(signal: std::ffi::c_int) -> std::io::Result<Self> {
+    #[allow(unsafe_code)]
+    fn register() -> std::io::Result<Self> {
         let (read, write) = std::os::unix::net::UnixStream::pair()?;
         read.set_nonblocking(true)?;
-        signal_hook::low_level::pipe::register(signal, write)?;
+        // The handlers write for the rest of the process: the write end is never closed.
+        let write = std::os::fd::IntoRawFd::into_raw_fd(write);
+        for (byte, (signal, _)) in (0u8..).zip(SIGNALS) {
+            let action = move || {
+                // Errors are dropped on purpose: a full pipe already holds a byte to wake on.
+                // SAFETY: `send` on a descriptor that stays open, from a buffer on this stack.
+                unsafe {
+                    libc::send(write, (&raw const byte).cast(), 1, libc::MSG_DONTWAIT);
+                }
+            };
+            // SAFETY: the action is async-signal-safe: one `send(2)`, no allocation, no lock
+            // (signal-hook keeps `errno` around it).
+            unsafe { signal_hook::low_level::register(signal, action) }?;
+        }
         Ok(Self(tokio::net::UnixStream::from_std(read)?))
     }
 
-    /// Resolves once the signal has arrived (never, should the pipe fail).
-    async fn arrived(&self) {
-        let mut bytes = [0; 8];
+    /// Resolves with the name of the first signal that arrives (never, should the pipe fail).
+    async fn arrived(&self) -> &'static str {
+        let mut byte = [0; 1];
         loop {
             if self.0.readable().await.is_err() {
                 break;
             }
-            match self.0.try_read(&mut bytes) {
+            match self.0.try_read(&mut byte) {
                 Ok(0) => break,
-                Ok(_) => return,
+                Ok(_) => {
+                    if let Some((_, name)) = SIGNALS.get(usize::from(byte[0])) {
+                        return name;
+                    }
+                }
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(_) => break,
             }
