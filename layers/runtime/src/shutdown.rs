@@ -81,21 +81,32 @@ impl SelfPipe {
     fn register() -> std::io::Result<Self> {
         let (read, write) = std::os::unix::net::UnixStream::pair()?;
         read.set_nonblocking(true)?;
+        // The read end first: once a handler is registered, nothing may fail before its reader
+        // exists (a registered handler cannot be taken back: signal-hook does not restore the
+        // default action).
+        let read = tokio::net::UnixStream::from_std(read)?;
         // The handlers write for the rest of the process: the write end is never closed.
         let write = std::os::fd::IntoRawFd::into_raw_fd(write);
         for (byte, (signal, _)) in (0u8..).zip(SIGNALS) {
             let action = move || {
-                // Errors are dropped on purpose: a full pipe already holds a byte to wake on.
-                // SAFETY: `send` on a descriptor that stays open, from a buffer on this stack.
+                // Errors are dropped on purpose: a full pipe already holds a byte to wake on, and
+                // a reader gone (the runtime has stopped) has nothing left to stop.
+                // SAFETY: `send` on a descriptor that stays open, of one byte the closure owns
+                // (signal-hook keeps the closure for the life of the process).
                 unsafe {
-                    libc::send(write, (&raw const byte).cast(), 1, libc::MSG_DONTWAIT);
+                    libc::send(
+                        write,
+                        (&raw const byte).cast(),
+                        1,
+                        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                    );
                 }
             };
             // SAFETY: the action is async-signal-safe: one `send(2)`, no allocation, no lock
             // (signal-hook keeps `errno` around it).
             unsafe { signal_hook::low_level::register(signal, action) }?;
         }
-        Ok(Self(tokio::net::UnixStream::from_std(read)?))
+        Ok(Self(read))
     }
 
     /// Resolves with the name of the first signal that arrives (never, should the pipe fail).
@@ -254,6 +265,26 @@ mod tests {
         assert_eq!(stopping.in_flight(), 1);
         drop(second);
         assert_eq!(stopping.in_flight(), 0);
+    }
+
+    /// Both signals come through the one pipe with their own names, a signal raised before the
+    /// future is polled included, and the first one to arrive is the one given. The handlers
+    /// stay installed for the rest of this test process, so SIGTERM and SIGINT no longer end it.
+    #[tokio::test]
+    async fn each_signal_is_named_and_the_first_to_arrive_wins() {
+        use signal_hook::{consts, low_level::raise};
+        for (signal, name) in [(consts::SIGTERM, "SIGTERM"), (consts::SIGINT, "SIGINT")] {
+            let arrived = shutdown_signal().expect("the handlers install");
+            raise(signal).expect("raised");
+            let got = tokio::time::timeout(Duration::from_secs(5), arrived)
+                .await
+                .expect("the signal arrives");
+            assert_eq!(got, name);
+        }
+        let arrived = shutdown_signal().expect("the handlers install");
+        raise(consts::SIGINT).expect("raised");
+        raise(consts::SIGTERM).expect("raised");
+        assert_eq!(arrived.await, "SIGINT");
     }
 
     /// The runtime's last log line, and what an embedder may print: the invocations in flight
