@@ -169,61 +169,52 @@ impl Function {
         // On the heap: the caller's frame (`main`, and `block_on` inlined into it) holds a box,
         // not copies of the whole state, so init reaches fewer fresh stack pages (three page
         // faults fewer per cold start; docs/cold-start-levers.md).
-        Box::pin(self.serve(init)).await
-    }
-
-    /// [`run`](Self::run)'s body.
-    async fn serve<F, S, T>(self, init: F) -> ExitCode
-    where
-        F: FnOnce(&Init<'_>) -> Result<S, BoxError>,
-        S: Service<LambdaEvent<T>> + Clone + 'static,
-        S::Response: Serialize,
-        S::Error: FunctionError + From<MalformedEvent>,
-        T: DeserializeOwned + 'static,
-    {
-        // Where invocations come from and init errors go: read first, on its own, because even
-        // a configuration error is reported there. Without it there is no one to report to.
-        let Ok(endpoint) = std::env::var(RUNTIME_API_VARIABLE) else {
-            eprintln!(
-                "init failed: {RUNTIME_API_VARIABLE} is not set (not on Lambda or an emulator)"
-            );
-            return ExitCode::FAILURE;
-        };
-        let runtime = match self.init(&endpoint, init) {
-            Ok(runtime) => runtime,
-            Err(error) => {
-                // One line here, the typed error to Lambda, a non-zero exit.
-                eprintln!("init failed: {error}");
-                if let Err(report) = report_init_error(&endpoint, &error).await {
-                    eprintln!("the init error could not be reported: {report}");
-                }
+        Box::pin(async move {
+            // Where invocations come from and init errors go: read first, on its own, because even
+            // a configuration error is reported there. Without it there is no one to report to.
+            let Ok(endpoint) = std::env::var(RUNTIME_API_VARIABLE) else {
+                eprintln!(
+                    "init failed: {RUNTIME_API_VARIABLE} is not set (not on Lambda or an emulator)"
+                );
                 return ExitCode::FAILURE;
+            };
+            let runtime = match self.init(&endpoint, init) {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    // One line here, the typed error to Lambda, a non-zero exit.
+                    eprintln!("init failed: {error}");
+                    if let Err(report) = report_init_error(&endpoint, &error).await {
+                        eprintln!("the init error could not be reported: {report}");
+                    }
+                    return ExitCode::FAILURE;
+                }
+            };
+            let Serving {
+                runtime,
+                telemetry,
+                metrics,
+            } = runtime;
+            // Every invocation goes through it until a signal, or until the Runtime API goes away.
+            let outcome = runtime.await;
+            let bound = match &outcome {
+                Ok(drained) => shutdown_bound_after(drained.took),
+                Err(_) => SHUTDOWN_FLUSH_BOUND,
+            };
+            tracing::info!(
+                bound_ms = bound.as_millis() as u64,
+                "shutting down: exporting pending spans"
+            );
+            telemetry.shutdown_within(bound).await;
+            telemetry.flusher().report_dropped(&metrics);
+            match outcome {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(error) => {
+                    tracing::error!("the runtime stopped: {error}");
+                    ExitCode::FAILURE
+                }
             }
-        };
-        let Serving {
-            runtime,
-            telemetry,
-            metrics,
-        } = runtime;
-        // Every invocation goes through it until a signal, or until the Runtime API goes away.
-        let outcome = runtime.await;
-        let bound = match &outcome {
-            Ok(drained) => shutdown_bound_after(drained.took),
-            Err(_) => SHUTDOWN_FLUSH_BOUND,
-        };
-        tracing::info!(
-            bound_ms = bound.as_millis() as u64,
-            "shutting down: exporting pending spans"
-        );
-        telemetry.shutdown_within(bound).await;
-        telemetry.flusher().report_dropped(&metrics);
-        match outcome {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(error) => {
-                tracing::error!("the runtime stopped: {error}");
-                ExitCode::FAILURE
-            }
-        }
+        })
+        .await
     }
 
     /// Everything done once per execution environment; returns the serving loop. Not inlined:
