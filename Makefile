@@ -35,7 +35,7 @@ crates: ## Package and verify the five library crates together (cargo package --
 	@# this tree's, so both go first (the verification builds in its own target directory).
 	rm -rf target/crates "$${CARGO_HOME:-$$HOME/.cargo}"/registry/src/*/lambda-observability-*-0.1.0
 	$(CARGO) package --workspace --exclude hello-lambda --exclude lambda-observability-test-support \
-	  --exclude bare-work --exclude bare-hello --exclude lr-otel --target-dir target/crates
+	  --exclude bare-work --exclude bare-hello --exclude lr-otel --exclude lr-logs --target-dir target/crates
 
 .PHONY: fuzz
 fuzz: ## The proptest fuzzers of every boundary (Runtime API headers, event decoder, environment, X-Ray header), 20,000 cases each (make test runs 256)

@@ -17,6 +17,7 @@ import sys
 from xml.sax.saxutils import escape
 
 WIDTH = 980
+OFF_SCALE = 3.0  # a role slower than this × the baseline is drawn cut at the axis
 LEFT = 150  # room for the role names
 RIGHT = 320  # room for the value labels
 BAR = 22
@@ -72,8 +73,12 @@ def linear_panel(roles, baseline, top):
     if not rows:
         return out, 0
     plot_w = WIDTH - LEFT - RIGHT
-    highest = max(r["total_ms"]["p90"] for r in rows)
     base_total = median(baseline, "total") if baseline else None
+    # A role over OFF_SCALE × the baseline (lr-otel, about 5×) would squash every other bar into
+    # the left fifth: the scale is set by the rest, and its bar is cut at the axis, labelled with
+    # its own figures.
+    on_scale = [r for r in rows if not base_total or median(r, "total") <= base_total * OFF_SCALE] or rows
+    highest = max(r["total_ms"]["p90"] for r in on_scale)
     if base_total:
         highest = max(highest, base_total * 1.10)
     step = nice_step(highest)
@@ -93,6 +98,22 @@ def linear_panel(roles, baseline, top):
         dark, light = COLORS.get(r["kind"], COLORS["ours"])
         init, total = median(r, "init"), median(r, "total")
         out.append(text(LEFT - 8, y + BAR * 0.7, r["name"], 12, "end"))
+        if r not in on_scale:
+            cut = axis_max * scale
+            out.append(rect(LEFT, y, min(init * scale, cut), BAR, dark, f"{r['name']}: init {init:.3f} ms"))
+            if init * scale < cut:
+                out.append(rect(LEFT + init * scale, y, cut - init * scale, BAR, light,
+                                f"{r['name']}: first invocation {total - init:.3f} ms"))
+            # Two slashes across the end of the bar: cut, not to scale.
+            for dx in (-10, -4):
+                out.append(line(LEFT + cut + dx, y + BAR + 3, LEFT + cut + dx + 6, y - 3, "#fff", 3))
+            ratio = r["ratios"].get("total_over_bare_work")
+            label = f"{total:.2f} ms (init {init:.2f}), off the scale"
+            if ratio:
+                label += f" · {ratio:.2f}× bare work"
+            out.append(text(LEFT + cut + 6, y + BAR * 0.7, label, 11))
+            y += BAR + GAP
+            continue
         out.append(rect(LEFT, y, init * scale, BAR, dark, f"{r['name']}: init {init:.3f} ms"))
         out.append(
             rect(LEFT + init * scale, y, (total - init) * scale, BAR, light,
@@ -105,7 +126,7 @@ def linear_panel(roles, baseline, top):
         out.append(line(LEFT + p90 * scale, mid - 4, LEFT + p90 * scale, mid + 4, "#222"))
         label = f"{total:.2f} ms"
         ratio = r["ratios"].get("total_over_bare_work")
-        if r["kind"] == "ours" and ratio:
+        if r["kind"] in ("ours", "reference") and ratio:
             init_ratio = r["ratios"].get("init_over_bare_work") or 0
             label += f" · {ratio:.2f}× bare work (init {init_ratio:.2f}×)"
         exports = r.get("received", {}).get("expected_exports")

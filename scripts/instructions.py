@@ -12,10 +12,10 @@ the process dies there, callgrind writes its counts, `wait4` returns its page fa
                             [--bootstrap-segments target/release/bench-executables/bootstrap-segments]
                             [--no-callgrind] [role ...]
 
-Roles: bare-work bare-hello bare-work-in-bench segments otlp-udp otlp-http otlp-http-signed
-console none (default: bare-work segments otlp-udp otlp-http none). `bare-work` and `bare-hello`
-are their own release binaries, target/release/bare-work and target/release/bare-hello, as the
-bench runs them; `bare-work-in-bench` is the control role played by the cold_start bench executable
+Roles: bare-work bare-hello bare-work-in-bench lr-logs lr-otel segments otlp-udp otlp-http
+otlp-http-signed console none (default: bare-work segments otlp-udp otlp-http none). `bare-work`,
+`bare-hello` and the two `lambda_runtime` stacks `lr-logs` and `lr-otel` are their own release
+binaries beside `--bootstrap` (target/release/bare-work and so on), as the bench runs them; `bare-work-in-bench` is the control role played by the cold_start bench executable
 (`--bench`; default: the newest target/release/deps/cold_start-*). Standard library only. Page
 faults are the median of N native runs (default 5).
 """
@@ -182,6 +182,10 @@ def environment(role, api, sinks):
     }
     if role == "bare-work-in-bench":
         env["HELLO_LAMBDA_BENCH_ROLE"] = role
+    elif role == "lr-otel":
+        env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = sinks["otlp"] + "/v1/traces"
+    elif role == "lr-logs":
+        pass
     elif not role.startswith("bare-"):
         env.update(EXPORTERS[role])
         if role.startswith("otlp-http"):
@@ -250,7 +254,7 @@ def main():
     for role in args.roles:
         if role == "bare-work-in-bench":
             exe = bench
-        elif role.startswith("bare-"):
+        elif role.startswith("bare-") or role in ("lr-logs", "lr-otel"):
             exe = os.path.join(os.path.dirname(args.bootstrap), role)
         elif role == "segments":
             exe = args.bootstrap_segments

@@ -14,7 +14,9 @@
 //! Roles (see [`roles`]): `bare-work` (the baseline: greeting + one reqwest GET on plain
 //! `lambda_runtime`, no observability; its own package, `benches/baselines/bare-work`),
 //! `bare-work-in-bench` (the control: the same code played by this bench executable, the old
-//! baseline, [`bare_work`]), `bare-hello` (`benches/baselines/bare-hello`), `bootstrap` with each
+//! baseline, [`bare_work`]), `bare-hello` (`benches/baselines/bare-hello`), the same handler on
+//! `lambda_runtime` with its documented logging (`lr-logs`) and with its own OpenTelemetry stack
+//! (`lr-otel`), both references, not baselines (`benches/baselines/`), `bootstrap` with each
 //! exporter (`segments`, `otlp-udp`, `otlp-http`, `otlp-http-signed`, `console`, `none`), and
 //! `python` (`benches/python` under `awslambdaric`, with `--bench` only, skipped with a message
 //! when `.venv` lacks its packages; `COLD_START_PYTHON=/path/to/python` picks another
@@ -322,8 +324,8 @@ fn bench_executable() -> PathBuf {
 /// three runs) from the linker's file and 0.98–0.99× (paired) from a copy: copying every
 /// executable the same way keeps where a file came from out of the comparison.
 ///
-/// `bootstrap`, `bare-work` and `bare-hello` are built by `cargo build` at the start of the bench
-/// (`benches/common/executables.rs`), each on its own, with the release profile `bootstrap` ships
+/// `bootstrap`, `bare-work`, `bare-hello`, `lr-logs` and `lr-otel` are built by `cargo build` at
+/// the start of the bench (`benches/common/executables.rs`), each on its own, with the release profile `bootstrap` ships
 /// with; the bench executable itself is staged too, for the control role `bare-work-in-bench`.
 struct Executables {
     dir: PathBuf,
@@ -332,11 +334,16 @@ struct Executables {
     bench: PathBuf,
     bare_work: PathBuf,
     bare_hello: PathBuf,
+    lr_logs: PathBuf,
+    lr_otel: PathBuf,
 }
 
 impl Executables {
     fn stage() -> Self {
         let built = executables::build(true).unwrap_or_else(|err| panic!("{err}"));
+        let [lr_logs, lr_otel] = ["lr-logs", "lr-otel"].map(|package| {
+            executables::build_lambda_runtime_stack(package).unwrap_or_else(|err| panic!("{err}"))
+        });
         let dir =
             std::env::temp_dir().join(format!("hello-lambda-cold-start-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a directory for the executables");
@@ -357,6 +364,8 @@ impl Executables {
             bench: executables::stage(&bench_executable(), &dir, "bench"),
             bare_work,
             bare_hello: executables::stage(&built.bare_hello, &dir, "bare-hello"),
+            lr_logs: executables::stage(&lr_logs, &dir, "lr-logs"),
+            lr_otel: executables::stage(&lr_otel, &dir, "lr-otel"),
             dir,
         }
     }
@@ -370,6 +379,8 @@ impl Executables {
             Role::BareWork => Some(&self.bare_work),
             Role::BareWorkInBench => Some(&self.bench),
             Role::BareHello => Some(&self.bare_hello),
+            Role::LrLogs => Some(&self.lr_logs),
+            Role::LrOtel => Some(&self.lr_otel),
             Role::Python => None,
         }
     }

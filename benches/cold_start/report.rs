@@ -268,12 +268,14 @@ impl Report {
         };
         println!(
             "  executables: bootstrap {} (with xray-segments, the segments role: {}), bare-work {}, \
-             bare-hello {} (each `cargo build --release` on its own); the bench executable \
-             (bare-work-in-bench) {}",
+             bare-hello {}, lr-logs {}, lr-otel {} (each `cargo build --release` on its own); the \
+             bench executable (bare-work-in-bench) {}",
             size(Role::Ours(crate::roles::Exporter::OtlpUdp)),
             size(Role::Ours(crate::roles::Exporter::Segments)),
             size(Role::BareWork),
             size(Role::BareHello),
+            size(Role::LrLogs),
+            size(Role::LrOtel),
             size(Role::BareWorkInBench),
         );
     }

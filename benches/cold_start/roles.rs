@@ -40,6 +40,15 @@ pub(crate) enum Role {
     BareWorkInBench,
     /// The smallest `lambda_runtime` hello world.
     BareHello,
+    /// The function's own handler on plain `lambda_runtime` with the logging its documentation
+    /// sets up (`lambda_runtime::tracing::init_default_subscriber`: tracing-subscriber's JSON
+    /// lines), no spans exported (`benches/baselines/lr-logs`): what logging through `tracing`
+    /// alone costs.
+    LrLogs,
+    /// The same handler on `lambda_runtime`'s own OpenTelemetry stack, as in the throughput bench
+    /// (`benches/baselines/lr-otel`: `TracingLayer`, JSON lines, tracing-opentelemetry, a batch
+    /// processor with OTLP/HTTP, `force_flush` in the handler).
+    LrOtel,
     /// `bootstrap`, full observability, one exporter.
     Ours(Exporter),
     /// The Python original under `awslambdaric` (optional).
@@ -48,10 +57,12 @@ pub(crate) enum Role {
 
 impl Role {
     /// Every Rust role, baselines first.
-    pub(crate) const RUST: [Role; 9] = [
+    pub(crate) const RUST: [Role; 11] = [
         Role::BareWork,
         Role::BareWorkInBench,
         Role::BareHello,
+        Role::LrLogs,
+        Role::LrOtel,
         Role::Ours(Exporter::Segments),
         Role::Ours(Exporter::OtlpUdp),
         Role::Ours(Exporter::OtlpHttp),
@@ -66,6 +77,8 @@ impl Role {
             Role::BareWork => "bare-work",
             Role::BareWorkInBench => "bare-work-in-bench",
             Role::BareHello => "bare-hello",
+            Role::LrLogs => "lr-logs",
+            Role::LrOtel => "lr-otel",
             Role::Ours(Exporter::Segments) => "segments",
             Role::Ours(Exporter::OtlpUdp) => "otlp-udp",
             Role::Ours(Exporter::OtlpHttp) => "otlp-http",
@@ -81,7 +94,7 @@ impl Role {
         match self {
             Role::BareWork => "baseline",
             Role::BareWorkInBench => "control",
-            Role::BareHello => "reference",
+            Role::BareHello | Role::LrLogs | Role::LrOtel => "reference",
             Role::Ours(_) => "ours",
             Role::Python => "python",
         }
@@ -97,6 +110,12 @@ impl Role {
                 "control: bare-work's code played by the bench executable (criterion linked in), the baseline before issue 16"
             }
             Role::BareHello => "the smallest lambda_runtime hello world; its own release binary",
+            Role::LrLogs => {
+                "the same handler on lambda_runtime with its documented logging (init_default_subscriber), no span export"
+            }
+            Role::LrOtel => {
+                "the same handler on lambda_runtime's OpenTelemetry stack: TracingLayer, JSON lines, tracing-opentelemetry, OTLP/HTTP, force_flush per call"
+            }
             Role::Ours(Exporter::Segments) => {
                 "bootstrap, X-Ray segment documents over UDP to the daemon"
             }
@@ -115,7 +134,12 @@ impl Role {
     pub(crate) fn role_value(self) -> Option<&'static str> {
         match self {
             Role::BareWorkInBench => Some("bare-work-in-bench"),
-            Role::BareWork | Role::BareHello | Role::Ours(_) | Role::Python => None,
+            Role::BareWork
+            | Role::BareHello
+            | Role::LrLogs
+            | Role::LrOtel
+            | Role::Ours(_)
+            | Role::Python => None,
         }
     }
 }
@@ -192,12 +216,13 @@ impl Received {
         match role {
             Role::Ours(Exporter::Segments) | Role::Python => Some(self.segment_datagrams),
             Role::Ours(Exporter::OtlpUdp) => Some(self.otlp_datagrams),
-            Role::Ours(Exporter::OtlpHttp) => Some(self.otlp_posts),
+            Role::Ours(Exporter::OtlpHttp) | Role::LrOtel => Some(self.otlp_posts),
             Role::Ours(Exporter::OtlpHttpSigned) => Some(self.signed_posts),
             Role::Ours(Exporter::Console | Exporter::None)
             | Role::BareWork
             | Role::BareWorkInBench
-            | Role::BareHello => None,
+            | Role::BareHello
+            | Role::LrLogs => None,
         }
     }
 
@@ -292,10 +317,20 @@ pub(crate) fn configure(command: &mut Command, role: Role, runtime_api: &str, si
                 .env("PYTHONPYCACHEPREFIX", cache);
             return;
         }
-        Role::BareWork | Role::BareWorkInBench | Role::BareHello => {
+        Role::BareWork | Role::BareWorkInBench | Role::BareHello | Role::LrLogs => {
             command
                 .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
                 .env("PACKAGE_MANAGEMENT_SYSTEM", "cargo");
+            return;
+        }
+        Role::LrOtel => {
+            command
+                .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
+                .env("PACKAGE_MANAGEMENT_SYSTEM", "cargo")
+                .env(
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    sinks.otlp.url("/v1/traces"),
+                );
             return;
         }
     };

@@ -2,8 +2,8 @@
 //! by `cargo build -p hello-lambda --bin bootstrap` (the shipped default features; the cold-start
 //! bench's `segments` role also gets `bootstrap-segments`, the same with `--features
 //! xray-segments`), the baselines by `cargo build -p bare-work`,
-//! `cargo build -p bare-hello` and (the throughput bench only) `cargo build -p lr-otel`
-//! (`benches/baselines/`), each in its own cargo invocation, with
+//! `cargo build -p bare-hello` and (the cold-start and throughput benches) `cargo build -p lr-otel`
+//! and `cargo build -p lr-logs` (`benches/baselines/`), each in its own cargo invocation, with
 //! the profile this bench executable was built with (`cargo bench`: `--release`, the workspace's
 //! `[profile.release]`, the one `bootstrap` ships with; `cargo test`: the dev profile).
 //!
@@ -130,11 +130,13 @@ fn keep_as(built: &Path, name: &str) -> Result<PathBuf, String> {
     Ok(kept)
 }
 
-/// Builds `lr-otel` (`benches/baselines/lr-otel`, `lambda_runtime`'s own OpenTelemetry stack) in
-/// its own cargo invocation, unless `BENCH_BUILD=no`; returns where it is.
-pub(crate) fn build_lr_otel() -> Result<PathBuf, String> {
-    cargo_build(&["-p", "lr-otel"])?;
-    keep(&profile_dir().join("lr-otel"))
+/// Builds one of the `lambda_runtime` stacks the benches compare ours with (`lr-otel`: its own
+/// OpenTelemetry stack; `lr-logs`: its documented logging alone), each a package and a binary of
+/// that name in `benches/baselines/`, in its own cargo invocation, unless `BENCH_BUILD=no`;
+/// returns where it is.
+pub(crate) fn build_lambda_runtime_stack(package: &str) -> Result<PathBuf, String> {
+    cargo_build(&["-p", package])?;
+    keep(&profile_dir().join(package))
 }
 
 fn present(path: &Path) -> Result<(), String> {

@@ -13,7 +13,9 @@
 //!
 //! Cases (each at concurrency 1 and 64, `AWS_LAMBDA_MAX_CONCURRENCY=64` with 64 `/next`s served
 //! at once): `bare-work` (`benches/baselines/bare-work`: the same work, plain `lambda_runtime`;
-//! `run_concurrent` at 64), and `bootstrap` with OTLP over UDP, the same with
+//! `run_concurrent` at 64), `lr-logs` (`benches/baselines/lr-logs`: the function's handler on
+//! the same `lambda_runtime` with its documented logging, no span export: a reference), and
+//! `bootstrap` with OTLP over UDP, the same with
 //! `LOG_BUFFERING=false` (one `write` per log line), with `AWS_LAMBDA_LOG_LEVEL=WARN`, with
 //! `OTEL_SDK_DISABLED=true`, with all three levers that remove work (SDK disabled, WARN,
 //! `POWERTOOLS_METRICS_DISABLED=true`), and with OTLP/HTTP to a local receiver. Every case runs `CPU_REPEATS` times (default 3), the cases interleaved in a shuffled
@@ -73,17 +75,24 @@ const PHASE_TIMEOUT: Duration = Duration::from_secs(300);
 struct Case {
     name: &'static str,
     what: &'static str,
-    /// `BareWork` or `Ours(exporter)`: which executable and base environment (`roles::configure`).
+    /// `BareWork`, `LrLogs` or `Ours(exporter)`: which executable and base environment
+    /// (`roles::configure`).
     role: Role,
     /// Variables set on top of the role's.
     extra: &'static [(&'static str, &'static str)],
 }
 
-const CASES: [Case; 7] = [
+const CASES: [Case; 8] = [
     Case {
         name: "bare-work",
         what: "the same work, plain lambda_runtime, no observability (its own release binary)",
         role: Role::BareWork,
+        extra: &[],
+    },
+    Case {
+        name: "lr-logs",
+        what: "the same handler on lambda_runtime with its documented logging (init_default_subscriber), no span export",
+        role: Role::LrLogs,
         extra: &[],
     },
     Case {
@@ -260,6 +269,15 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("a directory for the executables");
     let bootstrap = executables::stage(&built.bootstrap, &dir, "bootstrap");
     let bare_work = executables::stage(&built.bare_work, &dir, "bare-work");
+    let lr_logs = settings
+        .cases
+        .iter()
+        .any(|case| case.role == Role::LrLogs)
+        .then(|| {
+            let built = executables::build_lambda_runtime_stack("lr-logs")
+                .unwrap_or_else(|err| panic!("{err}"));
+            executables::stage(&built, &dir, "lr-logs")
+        });
     let tick_us = micros_per_tick();
     let sinks = Sinks::start();
     let load_before = load_average();
@@ -277,6 +295,7 @@ fn main() {
                 let case = settings.cases[i];
                 let executable = match case.role {
                     Role::BareWork => &bare_work,
+                    Role::LrLogs => lr_logs.as_ref().expect("built when selected"),
                     _ => &bootstrap,
                 };
                 match run_case(case, concurrency, &settings, executable, &sinks, tick_us) {

@@ -113,7 +113,7 @@ struct Case {
     name: &'static str,
     what: &'static str,
     executable: Executable,
-    /// The environment (`roles::configure`); `lr-otel` gets bare-work's plus the OTLP endpoint.
+    /// The environment (`roles::configure`).
     role: Role,
     /// Variables set on top of the role's.
     extra: &'static [(&'static str, &'static str)],
@@ -173,7 +173,7 @@ const CASES: [Case; 6] = [
         name: "lr-otel",
         what: "the same handler on lambda_runtime's stack: run_concurrent + TracingLayer, JSON fmt, tracing-opentelemetry, OTLP/HTTP, force_flush per call",
         executable: Executable::LrOtel,
-        role: Role::BareWork,
+        role: Role::LrOtel,
         extra: &[],
         sink: SpanSink::Http,
         // TracingLayer's `Lambda runtime invoke` span, the handler's `getRuntimeInfo` and the
@@ -272,12 +272,6 @@ impl Environment {
         let mut command = Command::new(executable);
         roles::configure(&mut command, case.role, &api.address.to_string(), sinks);
         command.envs(case.extra.iter().copied());
-        if case.executable == Executable::LrOtel {
-            command.env(
-                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                sinks.otlp.url("/v1/traces"),
-            );
-        }
         if concurrency > 1 {
             command.env("AWS_LAMBDA_MAX_CONCURRENCY", concurrency.to_string());
         }
@@ -536,7 +530,8 @@ fn main() {
     let started = Instant::now();
     let settings = Settings::from_env(benchmarking);
     let built = executables::build(false).unwrap_or_else(|err| panic!("{err}"));
-    let lr_otel = executables::build_lr_otel().unwrap_or_else(|err| panic!("{err}"));
+    let lr_otel =
+        executables::build_lambda_runtime_stack("lr-otel").unwrap_or_else(|err| panic!("{err}"));
     let dir = std::env::temp_dir().join(format!("hello-lambda-throughput-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a directory for the executables");
     let executables = Executables {
