@@ -15,9 +15,10 @@ the process dies there, callgrind writes its counts, `wait4` returns its page fa
 Roles: bare-work bare-hello bare-work-in-bench lr-logs lr-otel segments otlp-udp otlp-http
 otlp-http-signed console none (default: bare-work segments otlp-udp otlp-http none). `bare-work`,
 `bare-hello` and the two `lambda_runtime` stacks `lr-logs` and `lr-otel` are their own release
-binaries beside `--bootstrap` (target/release/bare-work and so on), as the bench runs them; `bare-work-in-bench` is the control role played by the cold_start bench executable
-(`--bench`; default: the newest target/release/deps/cold_start-*). Standard library only. Page
-faults are the median of N native runs (default 5).
+binaries beside `--bootstrap` (target/release/bare-work and so on), as the bench runs them;
+`bare-work-in-bench` is the control role played by the cold_start bench executable (`--bench`;
+default: the newest target/release/deps/cold_start-*). Standard library only. Page faults are
+the median of N native runs (default 5).
 """
 
 import argparse
