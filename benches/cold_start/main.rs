@@ -26,7 +26,8 @@
 //!
 //! First a preflight: one cold start per role, run to its second `/next`, showing what arrived
 //! at its sinks. `segments` must have exported a segment; any other role that fails or exports
-//! nothing is reported and (if it failed) left out. Then criterion's group `cold_start`, one
+//! nothing is reported and (if it failed) left out under `--bench`, and fails the run under
+//! `cargo test` (the smoke run, where every role must work). Then criterion's group `cold_start`, one
 //! benchmark per Rust role. Then, with `--bench` only, `COLD_START_ROUNDS` rounds (default 60, 0
 //! skips them) in which every role runs once, in a shuffled order, for the medians and the tax
 //! ratios that drift on the machine cannot skew; the raw results go to `target/cold-start.json`
@@ -94,7 +95,10 @@ fn main() {
             Err(reason) => println!("python: skipped: {reason}"),
         }
     }
-    let roles = environment.preflight(&candidates);
+    // Under `cargo test` (the smoke run) every role must start, answer and export what it is
+    // configured for, or the smoke run fails; under `--bench` a broken role is left out and
+    // the others are still measured.
+    let roles = environment.preflight(&candidates, !benchmarking);
 
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -262,9 +266,10 @@ impl Environment {
     /// One cold start per role, to its end: prints what arrived at the role's sinks and returns
     /// the roles that work. `segments` must export (else the measurement would be without
     /// tracing); other roles that export nothing are reported, not dropped.
-    fn preflight(&self, candidates: &[Role]) -> Vec<Role> {
+    fn preflight(&self, candidates: &[Role], strict: bool) -> Vec<Role> {
         println!("cold start preflight: one run per role, what reached its local sinks:");
         let mut working = Vec::new();
+        let mut broken = Vec::new();
         for &role in candidates {
             let before = self.sinks(role).received();
             let outcome = self.cold_start(role, AfterResponse::AwaitDone);
@@ -272,7 +277,10 @@ impl Environment {
             std::thread::sleep(Duration::from_millis(50));
             let received = self.sinks(role).received().since(&before);
             match outcome {
-                Err(err) => println!("  {:<18} FAILED, left out: {err}", role.name()),
+                Err(err) => {
+                    println!("  {:<18} FAILED, left out: {err}", role.name());
+                    broken.push(format!("{}: {err}", role.name()));
+                }
                 Ok(run) => {
                     let exports = received.expected_exports(role);
                     let flag = match (exports, run.done) {
@@ -283,6 +291,9 @@ impl Environment {
                         _ => "",
                     };
                     println!("  {:<18} {}{flag}", role.name(), received.describe());
+                    if !flag.is_empty() {
+                        broken.push(format!("{}:{flag}", role.name()));
+                    }
                     if role == Role::Ours(Exporter::Segments) {
                         assert!(
                             exports.unwrap_or(0) > 0,
@@ -293,6 +304,12 @@ impl Environment {
                 }
             }
         }
+        assert!(
+            !strict || broken.is_empty(),
+            "cold start preflight: {} role(s) broken: {}",
+            broken.len(),
+            broken.join("; ")
+        );
         working
     }
 
