@@ -185,9 +185,7 @@ def environment(role, api, sinks):
         env["HELLO_LAMBDA_BENCH_ROLE"] = role
     elif role == "lr-otel":
         env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = sinks["otlp"] + "/v1/traces"
-    elif role == "lr-logs":
-        pass
-    elif not role.startswith("bare-"):
+    elif role in EXPORTERS:
         env.update(EXPORTERS[role])
         if role.startswith("otlp-http"):
             env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] = sinks["otlp"] + "/v1/traces"
@@ -255,7 +253,7 @@ def main():
     for role in args.roles:
         if role == "bare-work-in-bench":
             exe = bench
-        elif role.startswith("bare-") or role in ("lr-logs", "lr-otel"):
+        elif role not in EXPORTERS:
             exe = os.path.join(os.path.dirname(args.bootstrap), role)
         elif role == "segments":
             exe = args.bootstrap_segments

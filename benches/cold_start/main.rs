@@ -27,8 +27,8 @@
 //! First a preflight: one cold start per role, run to its second `/next`, showing what arrived
 //! at its sinks. `segments` must have exported a segment; any other role that fails or exports
 //! nothing is reported and (if it failed) left out under `--bench`, and fails the run under
-//! `cargo test` (the smoke run, where every role must work). Then criterion's group `cold_start`, one
-//! benchmark per Rust role. Then, with `--bench` only, `COLD_START_ROUNDS` rounds (default 60, 0
+//! `cargo test` (the smoke run, where every role must work). Then criterion's group
+//! `cold_start`, one benchmark per Rust role. Then, with `--bench` only, `COLD_START_ROUNDS` rounds (default 60, 0
 //! skips them) in which every role runs once, in a shuffled order, for the medians and the tax
 //! ratios that drift on the machine cannot skew; the raw results go to `target/cold-start.json`
 //! (`COLD_START_JSON` overrides the path; `scripts/chart.py` draws it).
@@ -342,8 +342,9 @@ fn bench_executable() -> PathBuf {
 /// executable the same way keeps where a file came from out of the comparison.
 ///
 /// `bootstrap`, `bare-work`, `bare-hello`, `lr-logs` and `lr-otel` are built by `cargo build` at
-/// the start of the bench (`benches/common/executables.rs`), each on its own, with the release profile `bootstrap` ships
-/// with; the bench executable itself is staged too, for the control role `bare-work-in-bench`.
+/// the start of the bench (`benches/common/executables.rs`), each on its own, with the release
+/// profile `bootstrap` ships with; the bench executable itself is staged too, for the control
+/// role `bare-work-in-bench`.
 struct Executables {
     dir: PathBuf,
     bootstrap: PathBuf,

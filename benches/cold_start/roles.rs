@@ -302,41 +302,37 @@ pub(crate) fn configure(command: &mut Command, role: Role, runtime_api: &str, si
     if let Some(value) = role.role_value() {
         command.env(ROLE_VARIABLE, value);
     }
-    let exporter = match role {
-        Role::Ours(exporter) => exporter,
-        Role::Python => {
-            let root = python_task_root();
-            let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/python-bench-cache");
-            command
-                .current_dir(&root)
-                .env("LAMBDA_TASK_ROOT", &root)
-                .env("AWS_EXECUTION_ENV", "AWS_Lambda_python3.8")
-                .env("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR")
-                .env("PACKAGE_MANAGEMENT_SYSTEM", "pip")
-                // Compiled bytecode goes to target/, not next to the sources.
-                .env("PYTHONPYCACHEPREFIX", cache);
-            return;
-        }
-        Role::BareWork | Role::BareWorkInBench | Role::BareHello | Role::LrLogs => {
-            command
-                .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-                .env("PACKAGE_MANAGEMENT_SYSTEM", "cargo");
-            return;
-        }
-        Role::LrOtel => {
-            command
-                .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
-                .env("PACKAGE_MANAGEMENT_SYSTEM", "cargo")
-                .env(
-                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                    sinks.otlp.url("/v1/traces"),
-                );
-            return;
-        }
-    };
+    if role == Role::Python {
+        let root = python_task_root();
+        let cache = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/python-bench-cache");
+        command
+            .current_dir(&root)
+            .env("LAMBDA_TASK_ROOT", &root)
+            .env("AWS_EXECUTION_ENV", "AWS_Lambda_python3.8")
+            .env("AWS_XRAY_CONTEXT_MISSING", "LOG_ERROR")
+            .env("PACKAGE_MANAGEMENT_SYSTEM", "pip")
+            // Compiled bytecode goes to target/, not next to the sources.
+            .env("PYTHONPYCACHEPREFIX", cache);
+        return;
+    }
+    // Every Rust role: the custom runtime's environment.
     command
         .env("AWS_EXECUTION_ENV", "AWS_Lambda_provided.al2023")
         .env("PACKAGE_MANAGEMENT_SYSTEM", "cargo");
+    let exporter = match role {
+        Role::Ours(exporter) => exporter,
+        // `lambda_runtime`'s OpenTelemetry stack reads the standard endpoint variable itself.
+        Role::LrOtel => {
+            command.env(
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                sinks.otlp.url("/v1/traces"),
+            );
+            return;
+        }
+        Role::BareWork | Role::BareWorkInBench | Role::BareHello | Role::LrLogs | Role::Python => {
+            return;
+        }
+    };
     match exporter {
         Exporter::Segments => {
             command.env("OTEL_TRACES_EXPORTER", "xray");
