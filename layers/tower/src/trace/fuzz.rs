@@ -14,9 +14,15 @@ use tower::{Layer, ServiceExt, service_fn};
 use super::TraceLayer;
 use crate::test_support::{TestTelemetry, invocation};
 
-/// The `key=value` fields of a header, as X-Ray writes them (`;`-separated).
+/// The `key=value` fields of a header, as X-Ray writes them (`;`-separated), read as
+/// `opentelemetry-aws` reads them: the key up to the first `=`, the value after every `=` that
+/// follows it (`Parent==x` names `x`).
 fn fields(header: &str) -> impl Iterator<Item = (&str, &str)> {
-    header.split(';').filter_map(|field| field.split_once('='))
+    header.split(';').filter_map(|field| {
+        field
+            .split_once('=')
+            .map(|(key, value)| (key, value.trim_start_matches('=')))
+    })
 }
 
 /// Whether `header` names `trace_id` in a `Root` (`version-time-id`: the time and id digits
